@@ -1,0 +1,133 @@
+//! Object keys. Every key family is built and parsed here and nowhere else. Numbers are
+//! zero-padded so lexical order is numeric order and `LIST start-after` finds what is new.
+
+use crate::ids::{ObjectId, TopicId};
+use object_store::path::Path;
+
+pub const TOPICS: &str = "topics";
+pub const SEGMENTS: &str = "segments";
+pub const JOURNAL: &str = "journal";
+pub const CHECKPOINTS: &str = "checkpoints";
+pub const INDEX: &str = "index";
+pub const DATA: &str = "data";
+pub const LEASES: &str = "leases";
+
+pub fn topic_dir(name: &str) -> Path {
+    Path::from(format!("{TOPICS}/{name}"))
+}
+pub fn topic_version(name: &str, version: u64) -> Path {
+    Path::from(format!("{TOPICS}/{name}/{version:020}"))
+}
+
+pub fn segment(id: ObjectId) -> Path {
+    Path::from(format!("{SEGMENTS}/{id}"))
+}
+
+pub fn journal_dir(shard: u32) -> Path {
+    Path::from(format!("{JOURNAL}/{shard:05}"))
+}
+pub fn journal_entry(shard: u32, seq: u64) -> Path {
+    Path::from(format!("{JOURNAL}/{shard:05}/{seq:020}"))
+}
+
+pub fn checkpoint_dir(shard: u32) -> Path {
+    Path::from(format!("{CHECKPOINTS}/{shard:05}"))
+}
+pub fn checkpoint(shard: u32, seq: u64) -> Path {
+    Path::from(format!("{CHECKPOINTS}/{shard:05}/{seq:020}"))
+}
+
+pub fn index_dir(topic: TopicId, partition: u32) -> Path {
+    Path::from(format!("{INDEX}/{topic}/{partition:05}"))
+}
+
+pub fn data_object(topic: TopicId, partition: u32, id: ObjectId) -> Path {
+    Path::from(format!("{DATA}/{topic}/{partition:05}/{id}"))
+}
+
+pub fn lease(name: &str, epoch: u64) -> Path {
+    Path::from(format!("{LEASES}/{name}/{epoch:020}"))
+}
+pub fn lease_dir(name: &str) -> Path {
+    Path::from(format!("{LEASES}/{name}"))
+}
+
+/// What an index key says about its object, without reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IndexKey {
+    pub base: u64,
+    pub end: u64,
+    pub min_ts: i64,
+    pub max_ts: i64,
+}
+
+impl IndexKey {
+    pub fn path(&self, topic: TopicId, partition: u32) -> Path {
+        Path::from(format!(
+            "{INDEX}/{topic}/{partition:05}/{:020}-{:020}-{:020}-{:020}",
+            self.base,
+            self.end,
+            self.min_ts.max(0),
+            self.max_ts.max(0)
+        ))
+    }
+
+    /// Parse the last segment of an index key; `None` for anything that is not one.
+    pub fn parse(filename: &str) -> Option<Self> {
+        let mut it = filename.split('-');
+        let mut next = || -> Option<u64> {
+            let s = it.next()?;
+            (s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse().ok())
+                .flatten()
+        };
+        let k = IndexKey {
+            base: next()?,
+            end: next()?,
+            min_ts: i64::try_from(next()?).ok()?,
+            max_ts: i64::try_from(next()?).ok()?,
+        };
+        (it.next().is_none() && k.base < k.end && k.min_ts <= k.max_ts).then_some(k)
+    }
+}
+
+/// Parse a zero-padded sequence number (the last segment of journal, checkpoint, topic and
+/// lease keys).
+pub fn parse_seq(filename: &str) -> Option<u64> {
+    (filename.len() == 20 && filename.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| filename.parse().ok())
+        .flatten()
+}
+
+/// Last segment of a path.
+pub fn filename(p: &Path) -> &str {
+    p.filename().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_key_round_trip_and_order() {
+        let t = TopicId([3; 16]);
+        let a = IndexKey {
+            base: 5,
+            end: 9,
+            min_ts: 100,
+            max_ts: 200,
+        };
+        let p = a.path(t, 1);
+        assert_eq!(IndexKey::parse(filename(&p)), Some(a));
+        let b = IndexKey { base: 10, ..a };
+        assert!(filename(&a.path(t, 1)) < filename(&IndexKey { end: 11, ..b }.path(t, 1)));
+        assert_eq!(IndexKey::parse("garbage"), None);
+        assert_eq!(IndexKey::parse("00000000000000000009-00000000000000000005-00000000000000000000-00000000000000000000"), None);
+    }
+
+    #[test]
+    fn seq_parse() {
+        assert_eq!(parse_seq(filename(&journal_entry(0, 42))), Some(42));
+        assert_eq!(parse_seq("42"), None);
+    }
+}

@@ -1,0 +1,301 @@
+//! A wrapper store that counts requests and injects faults, deterministically from a seed.
+//! Tests use it to count GETs, to fail a given fraction of calls, to lose the answer of a PUT
+//! that did succeed, and to "crash" a component at its N-th store call.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt};
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
+};
+use std::fmt;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What to inject. Rates are probabilities per call in `0.0..=1.0`.
+#[derive(Clone, Debug, Default)]
+pub struct FaultConfig {
+    /// Fail the call before it reaches the store.
+    pub error_rate: f64,
+    /// Let a PUT or DELETE reach the store, then report an error anyway (the answer was lost).
+    pub lost_reply_rate: f64,
+    /// Added latency per call: uniformly between the two bounds.
+    pub latency: Option<(Duration, Duration)>,
+    /// Only calls whose key starts with this are faulted (`None` = all).
+    pub only_prefix: Option<String>,
+    /// Crash: every call numbered above this (1-based, counting all calls) fails.
+    pub crash_after_calls: Option<u64>,
+}
+
+/// Requests seen by the wrapper, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub put: u64,
+    pub get: u64,
+    pub list: u64,
+    pub delete: u64,
+    pub put_bytes: u64,
+    pub get_bytes: u64,
+}
+
+impl Counts {
+    pub fn total(&self) -> u64 {
+        self.put + self.get + self.list + self.delete
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    put: AtomicU64,
+    get: AtomicU64,
+    list: AtomicU64,
+    delete: AtomicU64,
+    put_bytes: AtomicU64,
+    get_bytes: AtomicU64,
+    calls: AtomicU64,
+}
+
+pub struct Instrumented {
+    inner: Arc<dyn ObjectStore>,
+    state: Arc<State>,
+}
+
+/// Shared by the store and the streams it hands out.
+struct State {
+    config: Mutex<FaultConfig>,
+    rng: Mutex<u64>,
+    counters: Counters,
+}
+
+impl fmt::Debug for Instrumented {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Instrumented({})", self.inner)
+    }
+}
+impl fmt::Display for Instrumented {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Instrumented({})", self.inner)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Put,
+    Get,
+    List,
+    Delete,
+}
+
+fn injected(what: &str) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "Instrumented",
+        source: format!("injected fault: {what}").into(),
+    }
+}
+
+impl Instrumented {
+    pub fn new(inner: Arc<dyn ObjectStore>, seed: u64) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            state: Arc::new(State {
+                config: Mutex::new(FaultConfig::default()),
+                rng: Mutex::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    pub fn set_faults(&self, config: FaultConfig) {
+        *self.state.config.lock().unwrap_or_else(|e| e.into_inner()) = config;
+    }
+
+    pub fn counts(&self) -> Counts {
+        let c = &self.state.counters;
+        Counts {
+            put: c.put.load(Ordering::Relaxed),
+            get: c.get.load(Ordering::Relaxed),
+            list: c.list.load(Ordering::Relaxed),
+            delete: c.delete.load(Ordering::Relaxed),
+            put_bytes: c.put_bytes.load(Ordering::Relaxed),
+            get_bytes: c.get_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Number of store calls so far (what `crash_after_calls` counts).
+    pub fn calls(&self) -> u64 {
+        self.state.counters.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl State {
+    fn random(&self) -> f64 {
+        let mut s = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        // xorshift64*
+        *s ^= *s >> 12;
+        *s ^= *s << 25;
+        *s ^= *s >> 27;
+        (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Count the call and decide its fate: `Err` = fail before the store, `Ok(true)` = run it
+    /// but lose the answer.
+    async fn before(&self, kind: Kind, key: &str) -> Result<bool> {
+        let n = self.counters.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let c = &self.counters;
+        match kind {
+            Kind::Put => &c.put,
+            Kind::Get => &c.get,
+            Kind::List => &c.list,
+            Kind::Delete => &c.delete,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        let cfg = self.config.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if cfg.crash_after_calls.is_some_and(|limit| n > limit) {
+            return Err(injected("crashed"));
+        }
+        if cfg.only_prefix.as_ref().is_some_and(|p| !key.starts_with(p.as_str())) {
+            return Ok(false);
+        }
+        if let Some((lo, hi)) = cfg.latency {
+            let extra = (hi.saturating_sub(lo)).mul_f64(self.random());
+            tokio::time::sleep(lo + extra).await;
+        }
+        if cfg.error_rate > 0.0 && self.random() < cfg.error_rate {
+            return Err(injected("error"));
+        }
+        Ok(matches!(kind, Kind::Put | Kind::Delete)
+            && cfg.lost_reply_rate > 0.0
+            && self.random() < cfg.lost_reply_rate)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Instrumented {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        let lose = self.state.before(Kind::Put, location.as_ref()).await?;
+        self.state
+            .counters
+            .put_bytes
+            .fetch_add(payload.content_length() as u64, Ordering::Relaxed);
+        let r = self.inner.put_opts(location, payload, opts).await?;
+        if lose {
+            return Err(injected("put succeeded, answer lost"));
+        }
+        Ok(r)
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.state.before(Kind::Put, location.as_ref()).await?;
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.state.before(Kind::Get, location.as_ref()).await?;
+        let r = self.inner.get_opts(location, options).await?;
+        let len = r.range.end - r.range.start;
+        self.state.counters.get_bytes.fetch_add(len, Ordering::Relaxed);
+        Ok(r)
+    }
+
+    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        self.state.before(Kind::Get, location.as_ref()).await?;
+        let r = self.inner.get_ranges(location, ranges).await?;
+        let len: usize = r.iter().map(Bytes::len).sum();
+        self.state
+            .counters
+            .get_bytes
+            .fetch_add(len as u64, Ordering::Relaxed);
+        Ok(r)
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        // Route every delete through `before` one by one so each is counted and faulted.
+        let state = self.state.clone();
+        let inner = self.inner.clone();
+        locations
+            .then(move |loc| {
+                let state = state.clone();
+                let inner = inner.clone();
+                async move {
+                    let loc = loc?;
+                    let lose = state.before(Kind::Delete, loc.as_ref()).await?;
+                    let mut out = inner
+                        .delete_stream(stream::iter([Ok(loc.clone())]).boxed());
+                    let r = out.next().await.unwrap_or(Ok(loc))?;
+                    if lose {
+                        return Err(injected("delete succeeded, answer lost"));
+                    }
+                    Ok(r)
+                }
+            })
+            .boxed()
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.list_impl(prefix, None)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&Path>,
+        offset: &Path,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.list_impl(prefix, Some(offset.clone()))
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        let key = prefix.map(|p| p.to_string()).unwrap_or_default();
+        self.state.before(Kind::List, &key).await?;
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.state.before(Kind::Put, to.as_ref()).await?;
+        self.inner.copy_opts(from, to, options).await
+    }
+
+    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
+        self.state.before(Kind::Put, to.as_ref()).await?;
+        self.inner.rename_opts(from, to, options).await
+    }
+}
+
+impl Instrumented {
+    fn list_impl(
+        &self,
+        prefix: Option<&Path>,
+        offset: Option<Path>,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        let key = prefix.map(|p| p.to_string()).unwrap_or_default();
+        let inner = self.inner.clone();
+        let prefix = prefix.cloned();
+        let state = self.state.clone();
+        stream::once(async move {
+            match state.before(Kind::List, &key).await {
+                Err(e) => stream::iter([Err(e)]).boxed(),
+                Ok(_) => match offset {
+                    Some(o) => inner.list_with_offset(prefix.as_ref(), &o),
+                    None => inner.list(prefix.as_ref()),
+                },
+            }
+        })
+        .flatten()
+        .boxed()
+    }
+}

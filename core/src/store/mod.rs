@@ -1,0 +1,199 @@
+//! Everything Sluice stores goes through `Arc<dyn ObjectStore>` (object_store crate). This
+//! module opens stores from URLs and holds the few helpers every component uses: create-only
+//! put, get-or-none, sorted listing. Compare-and-swap is always a create-only write of the next
+//! numbered key, which `InMemory`, `LocalFileSystem` and S3 all support.
+
+mod instrumented;
+
+pub use instrumented::{Counts, FaultConfig, Instrumented};
+
+use crate::error::{Error, Result};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use std::ops::Range;
+use std::sync::Arc;
+
+pub type DynStore = Arc<dyn ObjectStore>;
+
+/// How to reach an S3-compatible endpoint; credentials and region come from the usual AWS
+/// environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`).
+#[derive(Clone, Debug, Default)]
+pub struct S3Options {
+    /// e.g. `http://127.0.0.1:4566` for LocalStack; `None` for AWS itself.
+    pub endpoint: Option<String>,
+}
+
+/// Open a store from a URL: `memory://`, `file:///abs/dir` (or a plain directory path), or
+/// `s3://bucket[/prefix]`.
+pub fn open(url: &str, s3: &S3Options) -> Result<DynStore> {
+    let invalid = |m: String| Error::Invalid(m);
+    if url == "memory://" || url == "memory:" {
+        return Ok(Arc::new(object_store::memory::InMemory::new()));
+    }
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(invalid(format!("{url}: missing bucket name")));
+        }
+        let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if let Some(ep) = &s3.endpoint {
+            b = b
+                .with_endpoint(ep)
+                .with_allow_http(ep.starts_with("http://"))
+                .with_virtual_hosted_style_request(false);
+        }
+        if std::env::var_os("AWS_REGION").is_none()
+            && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+        {
+            b = b.with_region("us-east-1");
+        }
+        let store = b
+            .build()
+            .map_err(|e| invalid(format!("{url}: {e}")))?;
+        let prefix = prefix.trim_matches('/');
+        return Ok(if prefix.is_empty() {
+            Arc::new(store)
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+        });
+    }
+    let dir = url.strip_prefix("file://").unwrap_or(url);
+    if dir.is_empty() || dir.contains("://") {
+        return Err(invalid(format!(
+            "unsupported store URL {url:?}: use memory://, file:///dir or s3://bucket/prefix"
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| invalid(format!("cannot create {dir}: {e}")))?;
+    let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
+        .map_err(|e| invalid(format!("{dir}: {e}")))?;
+    Ok(Arc::new(fs))
+}
+
+/// Result of a create-only put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Yes,
+    /// Something was already at the key (maybe our own earlier write whose answer was lost).
+    AlreadyExists,
+}
+
+pub async fn put_create(store: &dyn ObjectStore, key: &Path, bytes: Bytes) -> Result<Created> {
+    let opts = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    match store.put_opts(key, PutPayload::from(bytes), opts).await {
+        Ok(_) => Ok(Created::Yes),
+        Err(object_store::Error::AlreadyExists { .. }) => Ok(Created::AlreadyExists),
+        // Some servers answer a lost If-None-Match race with 409 instead of 412.
+        Err(object_store::Error::Precondition { .. }) => Ok(Created::AlreadyExists),
+        Err(e) => Err(Error::store("put", key, e)),
+    }
+}
+
+/// GET a whole object; `None` if it does not exist.
+pub async fn get_opt(store: &dyn ObjectStore, key: &Path) -> Result<Option<Bytes>> {
+    match store.get(key).await {
+        Ok(r) => r
+            .bytes()
+            .await
+            .map(Some)
+            .map_err(|e| Error::store("get", key, e)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(Error::store("get", key, e)),
+    }
+}
+
+pub async fn get_range(store: &dyn ObjectStore, key: &Path, range: Range<u64>) -> Result<Bytes> {
+    store
+        .get_range(key, range)
+        .await
+        .map_err(|e| Error::store("get", key, e))
+}
+
+pub fn is_not_found(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Store {
+            source: object_store::Error::NotFound { .. },
+            ..
+        }
+    )
+}
+
+/// Names (last path segment) of the objects directly under `dir`, sorted, optionally only those
+/// after `after`.
+pub async fn list_names(
+    store: &dyn ObjectStore,
+    dir: &Path,
+    after: Option<&str>,
+) -> Result<Vec<String>> {
+    let stream = match after {
+        Some(a) => store.list_with_offset(Some(dir), &dir.clone().join(a)),
+        None => store.list(Some(dir)),
+    };
+    let metas: Vec<_> = stream
+        .try_collect()
+        .await
+        .map_err(|e| Error::store("list", dir, e))?;
+    let depth = dir.parts().count() + 1;
+    let mut names: Vec<String> = metas
+        .into_iter()
+        .filter(|m| m.location.parts().count() == depth)
+        .filter_map(|m| m.location.filename().map(str::to_string))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Names of the "directories" directly under `dir`, sorted.
+pub async fn list_dirs(store: &dyn ObjectStore, dir: &Path) -> Result<Vec<String>> {
+    let r = store
+        .list_with_delimiter(Some(dir))
+        .await
+        .map_err(|e| Error::store("list", dir, e))?;
+    let mut names: Vec<String> = r
+        .common_prefixes
+        .iter()
+        .filter_map(|p| p.filename().map(str::to_string))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+pub async fn delete(store: &dyn ObjectStore, key: &Path) -> Result<()> {
+    match store.delete(key).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(Error::store("delete", key, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn create_only_on_memory_and_local_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let stores = [
+            open("memory://", &S3Options::default()).unwrap(),
+            open(dir.path().to_str().unwrap(), &S3Options::default()).unwrap(),
+        ];
+        for s in stores {
+            let k = Path::from("journal/00000/00000000000000000001");
+            assert_eq!(put_create(&*s, &k, Bytes::from("a")).await.unwrap(), Created::Yes);
+            assert_eq!(
+                put_create(&*s, &k, Bytes::from("b")).await.unwrap(),
+                Created::AlreadyExists
+            );
+            assert_eq!(get_opt(&*s, &k).await.unwrap().unwrap(), Bytes::from("a"));
+            let names = list_names(&*s, &Path::from("journal/00000"), None).await.unwrap();
+            assert_eq!(names, vec!["00000000000000000001"]);
+            assert_eq!(list_dirs(&*s, &Path::from("journal")).await.unwrap(), vec!["00000"]);
+            assert!(get_opt(&*s, &Path::from("nope")).await.unwrap().is_none());
+        }
+        assert!(open("ftp://x", &S3Options::default()).is_err());
+    }
+}
