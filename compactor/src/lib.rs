@@ -1,1 +1,496 @@
+//! The compactor: folds journal entries into per-partition index and data objects, writes
+//! checkpoints, truncates the journal far behind them, deletes garbage segments and applies
+//! retention. One instance is active at a time (see [`lease`]); every step is idempotent, so a
+//! compactor that crashes anywhere and restarts converges to the same state.
+//!
+//! One pass over a shard:
+//! 1. load the newest checkpoint `C` and read journal entries `C+1 ..` until the first missing;
+//! 2. per partition, copy the new batches' frames (CRC-checked) from their flush segments into
+//!    one data object `data/{topic}/{p}/{base}-{end}` and write its index object (both
+//!    create-only; an existing one from an earlier attempt is kept);
+//! 3. write checkpoint `checkpoints/{shard}/{last seq}`;
+//! 4. delete journal entries that are both `truncate_keep_entries` behind the checkpoint and
+//!    older than `truncate_min_age_ms`.
+//!
+//! After a pass that folded every shard to its end, flush segments older than `gc_grace_ms` are
+//! unreferenced (writers never commit a segment older than the commit deadline) and deleted.
 
+pub mod lease;
+
+use bytes::{Bytes, BytesMut};
+use lease::Lease;
+use sluice_core::clock::Clock;
+use sluice_core::error::{Error, Result};
+use sluice_core::format::checkpoint::Checkpoint;
+use sluice_core::format::index::{IndexEntry, IndexObject};
+use sluice_core::format::journal::{BatchRef, JournalEntry};
+use sluice_core::format::segment::{segment_header, verify_frame, SEGMENT_HEADER_LEN};
+use sluice_core::head::HeadState;
+use sluice_core::ids::{new_ulid, ObjectId, PartitionId};
+use sluice_core::keys::{self, IndexKey};
+use sluice_core::store::{self, DynStore};
+use sluice_core::topic::Topics;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug)]
+pub struct CompactorConfig {
+    pub lease_duration: Duration,
+    /// Pause between passes.
+    pub interval: Duration,
+    /// Most journal entries folded per shard per pass.
+    pub max_entries_per_pass: usize,
+    /// Dedup window written into checkpoints (must match the gateways').
+    pub dedup_window_ms: i64,
+    /// Unreferenced segments younger than this are never deleted. Must exceed the writers'
+    /// commit deadline by a wide margin.
+    pub gc_grace_ms: i64,
+    /// Journal entries kept behind the newest checkpoint, whatever their age.
+    pub truncate_keep_entries: u64,
+    /// Journal entries younger than this are never deleted. Must exceed the writers'
+    /// `max_head_age` by a wide margin.
+    pub truncate_min_age_ms: i64,
+    /// How often retention runs.
+    pub retention_interval: Duration,
+}
+
+impl Default for CompactorConfig {
+    fn default() -> Self {
+        Self {
+            lease_duration: Duration::from_secs(30),
+            interval: Duration::from_millis(1000),
+            max_entries_per_pass: 10_000,
+            dedup_window_ms: 10 * 60_000,
+            gc_grace_ms: 10 * 60_000,
+            truncate_keep_entries: 1000,
+            truncate_min_age_ms: 15 * 60_000,
+            retention_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What one pass did (for logs, metrics and tests).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PassReport {
+    pub leader: bool,
+    pub entries_folded: u64,
+    pub index_objects: u64,
+    pub checkpoints: u64,
+    pub journal_deleted: u64,
+    pub segments_deleted: u64,
+    pub retention_deleted: u64,
+}
+
+pub struct Compactor {
+    store: DynStore,
+    clock: Arc<dyn Clock>,
+    cfg: CompactorConfig,
+    lease: Lease,
+    topics: Topics,
+    /// End of the newest index object per partition (from LIST, then kept up to date).
+    index_end: HashMap<PartitionId, u64>,
+    /// Per shard: (checkpoint seq, its last append ts), oldest first, for truncation.
+    checkpoints: HashMap<u32, VecDeque<(u64, i64)>>,
+    last_retention: Option<Instant>,
+}
+
+impl Compactor {
+    pub fn new(store: DynStore, clock: Arc<dyn Clock>, cfg: CompactorConfig) -> Self {
+        let holder = new_ulid(clock.now_ms()).to_string();
+        Self {
+            lease: Lease::new(store.clone(), "compactor", holder, cfg.lease_duration),
+            topics: Topics::new(store.clone(), clock.clone(), Duration::ZERO),
+            store,
+            clock,
+            cfg,
+            index_end: HashMap::new(),
+            checkpoints: HashMap::new(),
+            last_retention: None,
+        }
+    }
+
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
+    /// Run passes until `shutdown` resolves. Errors are logged and the pass retried later.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            match self.run_once().await {
+                Ok(r)
+                    if r.entries_folded > 0
+                        || r.segments_deleted > 0
+                        || r.retention_deleted > 0 =>
+                {
+                    tracing::debug!(?r, "compaction pass")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "compaction pass failed; will retry"),
+            }
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(self.cfg.interval) => {}
+            }
+        }
+    }
+
+    /// Fail unless the lease is held with margin: every write and delete checks this first,
+    /// so a compactor that lost its lease (paused, partitioned) stops touching the bucket.
+    fn fence(&self) -> Result<()> {
+        match self.lease.epoch() {
+            Some(_) => Ok(()),
+            None => Err(Error::Conflict("compactor lease lost; fenced".into())),
+        }
+    }
+
+    /// One pass over every shard, then GC and (when due) retention.
+    pub async fn run_once(&mut self) -> Result<PassReport> {
+        let mut report = PassReport::default();
+        let shards: Vec<u32> =
+            store::list_dirs(&*self.store, &object_store::path::Path::from(keys::JOURNAL))
+                .await?
+                .iter()
+                .filter_map(|s| s.parse().ok())
+                .collect();
+        // Only take the lease when there is work, so an idle deployment makes no PUTs.
+        let mut work = Vec::new();
+        for &shard in &shards {
+            let cp = self.latest_checkpoint(shard).await?;
+            let seq = cp.as_ref().map_or(0, |c| c.seq);
+            if store::get_opt(&*self.store, &keys::journal_entry(shard, seq + 1))
+                .await?
+                .is_some()
+            {
+                work.push((shard, cp));
+            }
+        }
+        let retention_due = self
+            .last_retention
+            .is_none_or(|t| t.elapsed() >= self.cfg.retention_interval);
+        if work.is_empty() && !retention_due {
+            return Ok(report);
+        }
+        if !self.lease.acquire().await? {
+            return Ok(report);
+        }
+        report.leader = true;
+        let mut complete = true;
+        for (shard, cp) in work {
+            let done = self.fold_shard(shard, cp, &mut report).await?;
+            complete &= done;
+        }
+        for &shard in &shards {
+            self.truncate(shard, &mut report).await?;
+        }
+        if complete {
+            self.gc_segments(&mut report).await?;
+        }
+        if retention_due {
+            self.retention(&mut report).await?;
+            self.last_retention = Some(Instant::now());
+        }
+        Ok(report)
+    }
+
+    async fn latest_checkpoint(&self, shard: u32) -> Result<Option<Checkpoint>> {
+        let names = store::list_names(&*self.store, &keys::checkpoint_dir(shard), None).await?;
+        for seq in names.iter().rev().filter_map(|n| keys::parse_seq(n)) {
+            let key = keys::checkpoint(shard, seq);
+            let Some(bytes) = store::get_opt(&*self.store, &key).await? else {
+                continue;
+            };
+            match Checkpoint::decode(&bytes) {
+                Ok(cp) if cp.seq == seq && cp.shard == shard => return Ok(Some(cp)),
+                Ok(_) => tracing::error!(%key, "checkpoint does not match its key; skipped"),
+                Err(e) => tracing::error!(%key, error = %e, "corrupt checkpoint; skipped"),
+            }
+        }
+        Ok(None)
+    }
+
+    async fn index_end(&mut self, p: &PartitionId) -> Result<u64> {
+        if let Some(e) = self.index_end.get(p) {
+            return Ok(*e);
+        }
+        let names =
+            store::list_names(&*self.store, &keys::index_dir(p.topic, p.partition), None).await?;
+        let end = names
+            .iter()
+            .filter_map(|n| IndexKey::parse(n))
+            .map(|k| k.end)
+            .max()
+            .unwrap_or(0);
+        self.index_end.insert(*p, end);
+        Ok(end)
+    }
+
+    /// Fold one shard from checkpoint `cp`. Returns whether it reached the end of the journal.
+    async fn fold_shard(
+        &mut self,
+        shard: u32,
+        cp: Option<Checkpoint>,
+        report: &mut PassReport,
+    ) -> Result<bool> {
+        let mut head = match &cp {
+            Some(cp) => HeadState::from_checkpoint(cp, self.cfg.dedup_window_ms),
+            None => HeadState::new(shard, self.cfg.dedup_window_ms),
+        };
+        if let Some(cp) = &cp {
+            let q = self.checkpoints.entry(shard).or_default();
+            if q.back().is_none_or(|(s, _)| *s < cp.seq) {
+                q.push_back((cp.seq, cp.last_append_ts));
+            }
+        }
+        // 1. Read the entries after the checkpoint.
+        let mut entries = Vec::new();
+        let mut complete = false;
+        while entries.len() < self.cfg.max_entries_per_pass {
+            let seq = head.seq + 1;
+            let key = keys::journal_entry(shard, seq);
+            let Some(bytes) = store::get_opt(&*self.store, &key).await? else {
+                complete = true;
+                break;
+            };
+            let entry = JournalEntry::decode(&bytes).map_err(|e| Error::corrupt(&key, e))?;
+            if entry.seq != seq || entry.shard != shard {
+                return Err(Error::corrupt(
+                    &key,
+                    sluice_core::codec::invalid("journal.seq", "does not match its key"),
+                ));
+            }
+            head.apply(&entry)
+                .map_err(|source| Error::Inconsistent { shard, source })?;
+            entries.push(entry);
+        }
+        if entries.is_empty() {
+            return Ok(complete);
+        }
+        // 2. Group batches per partition, in offset order.
+        let mut by_partition: BTreeMap<PartitionId, Vec<(BatchRef, i64)>> = BTreeMap::new();
+        for e in &entries {
+            for (p, b) in e.batches() {
+                by_partition.entry(p).or_default().push((*b, e.append_ts));
+            }
+        }
+        let through = head.seq;
+        for (p, batches) in by_partition {
+            let end = self.index_end(&p).await?;
+            let todo: Vec<(BatchRef, i64)> = batches
+                .into_iter()
+                .filter(|(b, _)| b.base_offset >= end)
+                .collect();
+            if let Some((b, _)) = todo.first() {
+                if b.base_offset != end {
+                    return Err(Error::Inconsistent {
+                        shard,
+                        source: sluice_core::head::ApplyError::OffsetGap {
+                            seq: through,
+                            partition: p,
+                            got: b.base_offset,
+                            expected: end,
+                        },
+                    });
+                }
+            } else {
+                continue;
+            }
+            self.write_index(&p, &todo, through).await?;
+            report.index_objects += 1;
+        }
+        // 3. Checkpoint.
+        self.fence()?;
+        let cp = head.to_checkpoint();
+        store::put_create(&*self.store, &keys::checkpoint(shard, cp.seq), cp.encode()).await?;
+        self.checkpoints
+            .entry(shard)
+            .or_default()
+            .push_back((cp.seq, cp.last_append_ts));
+        report.checkpoints += 1;
+        report.entries_folded += entries.len() as u64;
+        Ok(complete)
+    }
+
+    /// Copy `batches` (dense, starting at the partition's index end) into one data object and
+    /// write its index object.
+    async fn write_index(
+        &mut self,
+        p: &PartitionId,
+        batches: &[(BatchRef, i64)],
+        through: u64,
+    ) -> Result<()> {
+        // Fetch the frames, one request per flush segment.
+        let mut by_segment: HashMap<ObjectId, Vec<usize>> = HashMap::new();
+        for (i, (b, _)) in batches.iter().enumerate() {
+            by_segment.entry(b.segment).or_default().push(i);
+        }
+        let mut frames: Vec<Bytes> = vec![Bytes::new(); batches.len()];
+        for (segment, idx) in by_segment {
+            let key = keys::segment(segment);
+            let ranges: Vec<_> = idx
+                .iter()
+                .map(|&i| batches[i].0.pos..batches[i].0.pos + batches[i].0.len as u64)
+                .collect();
+            let got = self
+                .store
+                .get_ranges(&key, &ranges)
+                .await
+                .map_err(|e| Error::store("get", &key, e))?;
+            for (&i, bytes) in idx.iter().zip(got) {
+                match verify_frame(&bytes) {
+                    Ok(n) if n == batches[i].0.record_count => {}
+                    Ok(n) => {
+                        tracing::error!(%key, expected = batches[i].0.record_count, found = n, "batch record count differs from the journal; copied as is, readers will report it")
+                    }
+                    // Copy it anyway: readers report the corruption with the data object key
+                    // instead of the records silently disappearing.
+                    Err(e) => {
+                        tracing::error!(%key, error = %e, "corrupt batch; copied as is, readers will report it")
+                    }
+                }
+                frames[i] = bytes;
+            }
+        }
+        let mut data = BytesMut::with_capacity(
+            SEGMENT_HEADER_LEN + frames.iter().map(Bytes::len).sum::<usize>(),
+        );
+        data.extend_from_slice(&segment_header());
+        let mut entries = Vec::with_capacity(batches.len());
+        for ((b, ts), frame) in batches.iter().zip(&frames) {
+            entries.push(IndexEntry {
+                base_offset: b.base_offset,
+                record_count: b.record_count,
+                append_ts: *ts,
+                pos: data.len() as u64,
+                len: frame.len() as u32,
+            });
+            data.extend_from_slice(frame);
+        }
+        let index = IndexObject {
+            topic: p.topic,
+            partition: p.partition,
+            through_seq: through,
+            entries,
+        };
+        let key = IndexKey {
+            base: index.base_offset(),
+            end: index.end_offset(),
+            min_ts: index.min_ts(),
+            max_ts: index.max_ts(),
+        };
+        self.fence()?;
+        store::put_create(
+            &*self.store,
+            &key.data_path(p.topic, p.partition),
+            data.freeze(),
+        )
+        .await?;
+        store::put_create(
+            &*self.store,
+            &key.path(p.topic, p.partition),
+            index.encode(),
+        )
+        .await?;
+        self.index_end.insert(*p, key.end);
+        Ok(())
+    }
+
+    /// Delete journal entries far behind the newest checkpoint and checkpoints older than the
+    /// truncation point (keeping the newest).
+    async fn truncate(&mut self, shard: u32, report: &mut PassReport) -> Result<()> {
+        let now = self.clock.now_ms();
+        let Some(q) = self.checkpoints.get(&shard) else {
+            return Ok(());
+        };
+        let Some(&(newest, _)) = q.back() else {
+            return Ok(());
+        };
+        let horizon = now - self.cfg.truncate_min_age_ms;
+        let limit = newest.saturating_sub(self.cfg.truncate_keep_entries);
+        let Some(upto) = q
+            .iter()
+            .filter(|(s, ts)| *ts < horizon && *s <= limit)
+            .map(|(s, _)| *s)
+            .max()
+        else {
+            return Ok(());
+        };
+        let names = store::list_names(&*self.store, &keys::journal_dir(shard), None).await?;
+        for seq in names
+            .iter()
+            .filter_map(|n| keys::parse_seq(n))
+            .filter(|s| *s <= upto)
+        {
+            self.fence()?;
+            store::delete(&*self.store, &keys::journal_entry(shard, seq)).await?;
+            report.journal_deleted += 1;
+        }
+        let cps = store::list_names(&*self.store, &keys::checkpoint_dir(shard), None).await?;
+        for seq in cps
+            .iter()
+            .filter_map(|n| keys::parse_seq(n))
+            .filter(|s| *s < upto)
+        {
+            self.fence()?;
+            store::delete(&*self.store, &keys::checkpoint(shard, seq)).await?;
+        }
+        if let Some(q) = self.checkpoints.get_mut(&shard) {
+            q.retain(|(s, _)| *s >= upto);
+        }
+        Ok(())
+    }
+
+    /// Delete flush segments older than the grace period. Called only after every shard was
+    /// folded to its end: any entry that references an old segment was committed before the
+    /// deadline and is folded now, so what remains old is folded or orphaned.
+    async fn gc_segments(&mut self, report: &mut PassReport) -> Result<()> {
+        let horizon = self.clock.now_ms() - self.cfg.gc_grace_ms;
+        let names = store::list_names(
+            &*self.store,
+            &object_store::path::Path::from(keys::SEGMENTS),
+            None,
+        )
+        .await?;
+        for name in names {
+            let Some(id) = ObjectId::parse(&name) else {
+                tracing::warn!(%name, "unexpected object under segments/; left alone");
+                continue;
+            };
+            if id.created_ms() >= horizon {
+                break; // ULIDs sort by time: the rest are younger
+            }
+            self.fence()?;
+            store::delete(&*self.store, &keys::segment(id)).await?;
+            report.segments_deleted += 1;
+        }
+        Ok(())
+    }
+
+    /// Delete index and data objects wholly older than their topic's retention.
+    async fn retention(&mut self, report: &mut PassReport) -> Result<()> {
+        let now = self.clock.now_ms();
+        for topic in self.topics.list().await? {
+            let Some(retention) = topic.retention_ms else {
+                continue;
+            };
+            let tid = topic.topic_id()?;
+            let cutoff = now - retention;
+            for partition in 0..topic.partitions {
+                let names =
+                    store::list_names(&*self.store, &keys::index_dir(tid, partition), None).await?;
+                for k in names.iter().filter_map(|n| IndexKey::parse(n)) {
+                    if k.max_ts >= cutoff {
+                        continue;
+                    }
+                    self.fence()?;
+                    // Index first: a listing never points at a missing data object for long.
+                    store::delete(&*self.store, &k.path(tid, partition)).await?;
+                    store::delete(&*self.store, &k.data_path(tid, partition)).await?;
+                    report.retention_deleted += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -35,7 +35,11 @@ pub enum Error {
     #[error("partition {partition} not found in topic {topic:?}")]
     PartitionNotFound { topic: String, partition: u32 },
     #[error("offset {offset} is out of range: earliest {earliest}, next {next}")]
-    OffsetOutOfRange { offset: u64, earliest: u64, next: u64 },
+    OffsetOutOfRange {
+        offset: u64,
+        earliest: u64,
+        next: u64,
+    },
     #[error("idempotency key was already used for a different request")]
     IdempotencyConflict,
     /// Refused to commit because a freshness bound was exceeded; retry the request.

@@ -25,7 +25,9 @@ pub struct HeadState {
 pub enum ApplyError {
     #[error("entry seq {got} does not follow head seq {head}")]
     OutOfOrder { head: u64, got: u64 },
-    #[error("entry seq {seq} gives partition {partition:?} base offset {got}, expected {expected}")]
+    #[error(
+        "entry seq {seq} gives partition {partition:?} base offset {got}, expected {expected}"
+    )]
     OffsetGap {
         seq: u64,
         partition: PartitionId,
@@ -154,7 +156,8 @@ impl HeadState {
     fn remember(&mut self, d: DedupRecord) {
         let k = (d.topic, d.key.clone());
         if !self.dedup.contains_key(&k) {
-            self.dedup_order.push_back((d.append_ts, d.topic, d.key.clone()));
+            self.dedup_order
+                .push_back((d.append_ts, d.topic, d.key.clone()));
             self.dedup.insert(k, d);
         }
     }
@@ -283,7 +286,9 @@ mod tests {
         );
         let e = e.unwrap();
         assert_eq!(e.seq, 1);
-        assert!(matches!(&out[2], Outcome::Duplicate(d) if d.batches == vec![(0, 0, 3), (1, 0, 1)]));
+        assert!(
+            matches!(&out[2], Outcome::Duplicate(d) if d.batches == vec![(0, 0, 3), (1, 0, 1)])
+        );
         match &out[1] {
             Outcome::Committed { batches } => assert_eq!(batches[0].base_offset, 3),
             o => panic!("{o:?}"),
@@ -310,7 +315,10 @@ mod tests {
         let mut e = e.unwrap();
         let mut wrong = e.clone();
         wrong.seq = 2;
-        assert!(matches!(h.apply(&wrong), Err(ApplyError::OutOfOrder { .. })));
+        assert!(matches!(
+            h.apply(&wrong),
+            Err(ApplyError::OutOfOrder { .. })
+        ));
         e.appends[0].batches[0].base_offset = 1;
         assert!(matches!(h.apply(&e), Err(ApplyError::OffsetGap { .. })));
     }

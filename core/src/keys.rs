@@ -41,8 +41,15 @@ pub fn index_dir(topic: TopicId, partition: u32) -> Path {
     Path::from(format!("{INDEX}/{topic}/{partition:05}"))
 }
 
-pub fn data_object(topic: TopicId, partition: u32, id: ObjectId) -> Path {
-    Path::from(format!("{DATA}/{topic}/{partition:05}/{id}"))
+/// The data object holding the batches of offsets `base..end` of a partition.
+pub fn data_object(topic: TopicId, partition: u32, base: u64, end: u64) -> Path {
+    Path::from(format!(
+        "{DATA}/{topic}/{partition:05}/{base:020}-{end:020}"
+    ))
+}
+
+pub fn data_dir(topic: TopicId, partition: u32) -> Path {
+    Path::from(format!("{DATA}/{topic}/{partition:05}"))
 }
 
 pub fn lease(name: &str, epoch: u64) -> Path {
@@ -53,7 +60,7 @@ pub fn lease_dir(name: &str) -> Path {
 }
 
 /// What an index key says about its object, without reading it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct IndexKey {
     pub base: u64,
     pub end: u64,
@@ -62,6 +69,10 @@ pub struct IndexKey {
 }
 
 impl IndexKey {
+    pub fn data_path(&self, topic: TopicId, partition: u32) -> Path {
+        data_object(topic, partition, self.base, self.end)
+    }
+
     pub fn path(&self, topic: TopicId, partition: u32) -> Path {
         Path::from(format!(
             "{INDEX}/{topic}/{partition:05}/{:020}-{:020}-{:020}-{:020}",

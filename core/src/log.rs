@@ -1,0 +1,781 @@
+//! The facade over the log that gateways, the compactor's tests, benchmarks and the SDK use:
+//! `flush` (write a segment, commit it per shard), `read`, `offset_for_timestamp`,
+//! `partition_info`, `wait_for`.
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::format::index::IndexObject;
+use crate::format::journal::BatchRef;
+use crate::format::record::Record;
+use crate::format::segment::{decode_frame, encode_frame, segment_header, split_frames, Codec};
+use crate::head::{Outcome, PendingAppend};
+use crate::ids::{new_ulid, ObjectId, PartitionId, TopicId};
+use crate::keys::{self, IndexKey};
+use crate::partition::{self, Route};
+use crate::shard::{Located, ShardConfig, ShardLog, TailBatch};
+use crate::store::{self, Created, DynStore};
+use crate::topic::{TopicConfig, Topics};
+use bytes::{Bytes, BytesMut};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    pub shard: ShardConfig,
+    pub compression: Codec,
+    /// How long a topic config is cached.
+    pub topic_cache_ttl: Duration,
+    /// How often a waiting reader re-reads the journal head (other gateways' commits).
+    pub poll_interval: Duration,
+    /// Decoded index objects kept in memory.
+    pub index_cache_entries: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            shard: ShardConfig::default(),
+            compression: Codec::None,
+            topic_cache_ttl: Duration::from_secs(2),
+            poll_interval: Duration::from_millis(100),
+            index_cache_entries: 1024,
+        }
+    }
+}
+
+/// One produce request: records of one topic. `partition` per record overrides the key hash.
+#[derive(Clone, Debug)]
+pub struct ProduceRequest {
+    pub topic: Arc<TopicConfig>,
+    pub records: Vec<(Option<u32>, Record)>,
+    pub dedup_key: Option<Bytes>,
+}
+
+impl ProduceRequest {
+    pub fn encoded_len(&self) -> usize {
+        self.records.iter().map(|(_, r)| r.encoded_len()).sum()
+    }
+}
+
+/// The answer to a produce request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProduceAck {
+    /// (partition, offset) per record, in request order.
+    pub offsets: Vec<(u32, u64)>,
+    pub append_ts: i64,
+    /// True when this was a retry answered from the dedup window.
+    pub duplicate: bool,
+}
+
+/// A record as read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadRecord {
+    pub offset: u64,
+    pub append_ts: i64,
+    pub record: Record,
+}
+
+#[derive(Clone, Debug)]
+pub struct ReadBatch {
+    pub records: Vec<ReadRecord>,
+    pub next_offset: u64,
+    pub high_watermark: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionInfo {
+    pub partition: u32,
+    pub earliest_offset: u64,
+    pub next_offset: u64,
+    pub last_append_ms: Option<i64>,
+}
+
+/// Cached LIST of one partition's index objects.
+#[derive(Default)]
+struct IndexListing {
+    keys: Vec<IndexKey>,
+}
+
+pub struct Log {
+    store: DynStore,
+    clock: Arc<dyn Clock>,
+    cfg: LogConfig,
+    topics: Topics,
+    writer: [u8; 16],
+    shards: tokio::sync::Mutex<HashMap<u32, Arc<ShardLog>>>,
+    listings: Mutex<HashMap<PartitionId, Arc<IndexListing>>>,
+    index_cache: Mutex<HashMap<(PartitionId, IndexKey), Arc<IndexObject>>>,
+    sticky: AtomicU32,
+}
+
+impl Log {
+    pub fn new(store: DynStore, clock: Arc<dyn Clock>, cfg: LogConfig) -> Arc<Self> {
+        let topics = Topics::new(store.clone(), clock.clone(), cfg.topic_cache_ttl);
+        Arc::new(Self {
+            writer: new_ulid(clock.now_ms()).to_bytes(),
+            store,
+            clock,
+            cfg,
+            topics,
+            shards: tokio::sync::Mutex::new(HashMap::new()),
+            listings: Mutex::new(HashMap::new()),
+            index_cache: Mutex::new(HashMap::new()),
+            sticky: AtomicU32::new(0),
+        })
+    }
+
+    pub fn store(&self) -> &DynStore {
+        &self.store
+    }
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+    pub fn config(&self) -> &LogConfig {
+        &self.cfg
+    }
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    /// The live view of a shard, opened (checkpoint + catch-up) on first use.
+    pub async fn shard(&self, shard: u32) -> Result<Arc<ShardLog>> {
+        let mut shards = self.shards.lock().await;
+        if let Some(s) = shards.get(&shard) {
+            return Ok(s.clone());
+        }
+        let s = ShardLog::open(
+            self.store.clone(),
+            shard,
+            self.clock.clone(),
+            self.cfg.shard.clone(),
+            self.writer,
+        )
+        .await?;
+        shards.insert(shard, s.clone());
+        Ok(s)
+    }
+
+    /// Shards opened so far.
+    pub async fn open_shards(&self) -> Vec<Arc<ShardLog>> {
+        self.shards.lock().await.values().cloned().collect()
+    }
+
+    /// Write all requests as one segment and commit them (one journal entry per shard touched).
+    /// Answers in request order; a request fails alone when only it is at fault.
+    pub async fn flush(&self, requests: Vec<ProduceRequest>) -> Vec<Result<ProduceAck>> {
+        let mut results: Vec<Option<Result<ProduceAck>>> =
+            (0..requests.len()).map(|_| None).collect();
+        // 1. Route records and encode one frame per (request, partition).
+        let segment_id = ObjectId::from_ulid(new_ulid(self.clock.now_ms()));
+        let mut seg = BytesMut::from(&segment_header()[..]);
+        let mut planned: Vec<(usize, Vec<u32>, PendingAppend)> = Vec::new();
+        let sticky = self.sticky.fetch_add(1, Ordering::Relaxed);
+        for (i, req) in requests.iter().enumerate() {
+            match self.encode_request(req, sticky, segment_id, &mut seg) {
+                Ok((assignment, pending)) => planned.push((i, assignment, pending)),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        if !planned.is_empty() {
+            // 2. The segment, create-only (a fresh ULID: it never exists already).
+            let key = keys::segment(segment_id);
+            let written = match store::put_create(&*self.store, &key, seg.freeze()).await {
+                Ok(Created::Yes) => Ok(()),
+                Ok(Created::AlreadyExists) => Err(Error::Conflict(format!("{key} exists"))),
+                Err(e) => Err(e),
+            };
+            match written {
+                Err(e) => {
+                    let msg = e.to_string();
+                    for (i, _, _) in &planned {
+                        results[*i] =
+                            Some(Err(Error::Stale(format!("segment write failed: {msg}"))));
+                    }
+                }
+                Ok(()) => {
+                    self.commit_planned(&requests, planned, segment_id, &mut results)
+                        .await
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Invalid("request was not processed".into()))))
+            .collect()
+    }
+
+    fn encode_request(
+        &self,
+        req: &ProduceRequest,
+        sticky: u32,
+        segment: ObjectId,
+        seg: &mut BytesMut,
+    ) -> Result<(Vec<u32>, PendingAppend)> {
+        if req.records.is_empty() {
+            return Err(Error::Invalid(
+                "a produce request needs at least one record".into(),
+            ));
+        }
+        let topic = req.topic.topic_id()?;
+        let n = req.topic.partitions;
+        let routes: Vec<Route<'_>> = req
+            .records
+            .iter()
+            .map(|(p, r)| match (p, &r.key) {
+                (Some(p), _) => Route::Explicit(*p),
+                (None, Some(k)) => Route::Key(k),
+                (None, None) => Route::Any,
+            })
+            .collect();
+        let assignment =
+            partition::assign(&routes, n, req.dedup_key.as_deref(), sticky).map_err(|p| {
+                Error::PartitionNotFound {
+                    topic: req.topic.name.clone(),
+                    partition: p,
+                }
+            })?;
+        let mut by_partition: Vec<(u32, Vec<Record>)> = Vec::new();
+        for ((_, r), &p) in req.records.iter().zip(&assignment) {
+            match by_partition.iter_mut().find(|(q, _)| *q == p) {
+                Some((_, v)) => v.push(r.clone()),
+                None => by_partition.push((p, vec![r.clone()])),
+            }
+        }
+        let mut batches = Vec::with_capacity(by_partition.len());
+        for (p, records) in by_partition {
+            let pos = seg.len() as u64;
+            let len = encode_frame(&records, self.cfg.compression, seg);
+            batches.push(BatchRef {
+                partition: p,
+                base_offset: 0,
+                record_count: records.len() as u32,
+                segment,
+                pos,
+                len: len as u32,
+            });
+        }
+        Ok((
+            assignment,
+            PendingAppend {
+                topic,
+                partition_count: n,
+                dedup_key: req.dedup_key.clone(),
+                batches,
+            },
+        ))
+    }
+
+    async fn commit_planned(
+        &self,
+        requests: &[ProduceRequest],
+        planned: Vec<(usize, Vec<u32>, PendingAppend)>,
+        segment: ObjectId,
+        results: &mut [Option<Result<ProduceAck>>],
+    ) {
+        let mut by_shard: HashMap<u32, Vec<(usize, Vec<u32>, PendingAppend)>> = HashMap::new();
+        for p in planned {
+            by_shard
+                .entry(requests[p.0].topic.shard)
+                .or_default()
+                .push(p);
+        }
+        let commits = by_shard.into_iter().map(|(shard, group)| async move {
+            let pending: Vec<PendingAppend> = group.iter().map(|g| g.2.clone()).collect();
+            let r = match self.shard(shard).await {
+                Ok(s) => s.commit(&pending, segment).await,
+                Err(e) => Err(e),
+            };
+            (group, r)
+        });
+        for (group, r) in futures::future::join_all(commits).await {
+            match r {
+                Err(e) => {
+                    let msg = e.to_string();
+                    let retryable = e.is_retryable();
+                    let mut first = Some(e);
+                    for (i, _, _) in group {
+                        results[i] = Some(Err(match first.take() {
+                            Some(e) => e,
+                            None if retryable => Error::Stale(msg.clone()),
+                            None => Error::Invalid(msg.clone()),
+                        }));
+                    }
+                }
+                Ok((outcomes, append_ts)) => {
+                    for ((i, assignment, _), outcome) in group.into_iter().zip(outcomes) {
+                        results[i] = Some(answer(&requests[i], &assignment, outcome, append_ts));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Read up to `limit` records (and roughly at most `max_bytes`) from `offset`.
+    pub async fn read(
+        &self,
+        topic: &TopicConfig,
+        partition: u32,
+        offset: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<ReadBatch> {
+        topic.check_partition(partition)?;
+        let p = PartitionId {
+            topic: topic.topic_id()?,
+            partition,
+        };
+        let shard = self.shard(topic.shard).await?;
+        shard.sync_since(Some(Instant::now())).await?;
+        let mut records = Vec::new();
+        let mut bytes = 0usize;
+        let mut at = offset;
+        let mut retried = false;
+        let next = loop {
+            if records.len() >= limit || bytes >= max_bytes {
+                break shard.next_offset(&p);
+            }
+            let got = match shard.locate(&p, at) {
+                Located::Beyond { next } => {
+                    if records.is_empty() {
+                        return Err(Error::OffsetOutOfRange {
+                            offset,
+                            earliest: self.earliest(&shard, &p).await?,
+                            next,
+                        });
+                    }
+                    break next;
+                }
+                Located::End { next } => break next,
+                Located::Indexed { covered, .. } => {
+                    self.read_indexed(&p, at, covered, limit - records.len(), max_bytes - bytes)
+                        .await
+                }
+                Located::Tail { batches, .. } => {
+                    self.read_tail(&batches, at, limit - records.len(), max_bytes - bytes)
+                        .await
+                }
+            };
+            match got {
+                Ok(got) if got.is_empty() => break shard.next_offset(&p),
+                Ok(got) => {
+                    retried = false;
+                    bytes += got.iter().map(|r| r.record.encoded_len()).sum::<usize>();
+                    at = got.last().map_or(at, |r| r.offset + 1);
+                    records.extend(got);
+                }
+                // A segment or data object vanished: the compactor moved it (tail → index) or
+                // retention deleted it. Refresh what we know once and look again.
+                Err(e) if store::is_not_found(&e) && !retried => {
+                    retried = true;
+                    shard.refresh_checkpoint().await?;
+                    self.forget_listing(&p);
+                }
+                Err(Error::OffsetOutOfRange { .. }) if !records.is_empty() => break at,
+                Err(Error::OffsetOutOfRange { .. }) => {
+                    return Err(Error::OffsetOutOfRange {
+                        offset,
+                        earliest: self.earliest(&shard, &p).await?,
+                        next: shard.next_offset(&p),
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let next_offset = records.last().map_or(offset, |r| r.offset + 1);
+        Ok(ReadBatch {
+            records,
+            next_offset,
+            high_watermark: next.max(shard.next_offset(&p)),
+        })
+    }
+
+    async fn read_tail(
+        &self,
+        batches: &[TailBatch],
+        offset: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<ReadRecord>> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for b in batches {
+            if out.len() >= limit || bytes >= max_bytes {
+                break;
+            }
+            let key = keys::segment(b.segment);
+            let frame = store::get_range(&*self.store, &key, b.pos..b.pos + b.len as u64).await?;
+            bytes += frame.len();
+            let records = decode_frame(&frame).map_err(|e| Error::corrupt(&key, e))?;
+            push_records(
+                &mut out,
+                records,
+                b.base_offset,
+                b.record_count,
+                b.append_ts,
+                offset,
+                limit,
+                &key,
+            )?;
+        }
+        Ok(out)
+    }
+
+    async fn read_indexed(
+        &self,
+        p: &PartitionId,
+        offset: u64,
+        covered: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<ReadRecord>> {
+        let (key, index) = self.index_for_offset(p, offset, covered).await?;
+        let i = index.entries.partition_point(|e| e.end_offset() <= offset);
+        let entries = &index.entries[i..];
+        // One ranged GET over consecutive frames, bounded by limit and bytes.
+        let mut take = 0;
+        let mut len = 0u64;
+        let mut records = 0u64;
+        for e in entries {
+            if take > 0 && (records >= limit as u64 || len >= max_bytes as u64) {
+                break;
+            }
+            take += 1;
+            len += e.len as u64;
+            records += e.end_offset() - offset.max(e.base_offset);
+        }
+        let Some(first) = entries.first() else {
+            return Err(Error::Inconsistent {
+                shard: 0,
+                source: crate::head::ApplyError::OutOfOrder {
+                    head: key.end,
+                    got: offset,
+                },
+            });
+        };
+        let data_key = key.data_path(p.topic, p.partition);
+        let run = store::get_range(&*self.store, &data_key, first.pos..first.pos + len).await?;
+        let frames = split_frames(&run).map_err(|e| Error::corrupt(&data_key, e))?;
+        if frames.len() != take {
+            return Err(Error::corrupt(
+                &data_key,
+                crate::codec::invalid("data.frames", "frame boundaries differ from the index"),
+            ));
+        }
+        let mut out = Vec::new();
+        for (e, frame) in entries[..take].iter().zip(frames) {
+            let records = decode_frame(&frame).map_err(|err| Error::corrupt(&data_key, err))?;
+            push_records(
+                &mut out,
+                records,
+                e.base_offset,
+                e.record_count,
+                e.append_ts,
+                offset,
+                limit,
+                &data_key,
+            )?;
+        }
+        Ok(out)
+    }
+
+    /// The cached listing of a partition's index objects; re-listed when it does not reach
+    /// `must_cover` (the checkpoint says more is indexed than we have seen).
+    async fn listing(&self, p: &PartitionId, must_cover: u64) -> Result<Arc<IndexListing>> {
+        let cached = self
+            .listings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(p)
+            .cloned();
+        if let Some(l) = cached {
+            if l.keys.last().map_or(0, |k| k.end) >= must_cover {
+                return Ok(l);
+            }
+        }
+        let names =
+            store::list_names(&*self.store, &keys::index_dir(p.topic, p.partition), None).await?;
+        let mut keys: Vec<IndexKey> = names.iter().filter_map(|n| IndexKey::parse(n)).collect();
+        keys.sort();
+        let l = Arc::new(IndexListing { keys });
+        self.listings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(*p, l.clone());
+        Ok(l)
+    }
+
+    fn forget_listing(&self, p: &PartitionId) {
+        self.listings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(p);
+    }
+
+    async fn index_object(&self, p: &PartitionId, key: IndexKey) -> Result<Arc<IndexObject>> {
+        if let Some(i) = self
+            .index_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(*p, key))
+        {
+            return Ok(i.clone());
+        }
+        let path = key.path(p.topic, p.partition);
+        let bytes = store::get_opt(&*self.store, &path).await?.ok_or_else(|| {
+            Error::store(
+                "get",
+                &path,
+                object_store::Error::NotFound {
+                    path: path.to_string(),
+                    source: "index object deleted".into(),
+                },
+            )
+        })?;
+        let index = IndexObject::decode(&bytes).map_err(|e| Error::corrupt(&path, e))?;
+        if index.base_offset() != key.base
+            || index.end_offset() != key.end
+            || index.topic != p.topic
+            || index.partition != p.partition
+        {
+            return Err(Error::corrupt(
+                &path,
+                crate::codec::invalid("index", "contents do not match the key"),
+            ));
+        }
+        let index = Arc::new(index);
+        let mut cache = self.index_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= self.cfg.index_cache_entries {
+            cache.clear();
+        }
+        cache.insert((*p, key), index.clone());
+        Ok(index)
+    }
+
+    async fn index_for_offset(
+        &self,
+        p: &PartitionId,
+        offset: u64,
+        covered: u64,
+    ) -> Result<(IndexKey, Arc<IndexObject>)> {
+        let listing = self.listing(p, covered).await?;
+        let found = listing
+            .keys
+            .iter()
+            .rev()
+            .find(|k| k.base <= offset && offset < k.end)
+            .copied();
+        match found {
+            Some(k) => Ok((k, self.index_object(p, k).await?)),
+            None => Err(Error::OffsetOutOfRange {
+                offset,
+                earliest: listing.keys.first().map_or(covered, |k| k.base),
+                next: covered,
+            }),
+        }
+    }
+
+    async fn earliest(&self, shard: &ShardLog, p: &PartitionId) -> Result<u64> {
+        let covered = shard.covered(p);
+        if covered == 0 {
+            return Ok(0);
+        }
+        let listing = self.listing(p, covered).await?;
+        Ok(listing
+            .keys
+            .first()
+            .map_or(covered, |k| k.base.min(covered)))
+    }
+
+    /// The first offset whose append timestamp is at least `ts` (the next offset if none is).
+    pub async fn offset_for_timestamp(
+        &self,
+        topic: &TopicConfig,
+        partition: u32,
+        ts: i64,
+    ) -> Result<u64> {
+        topic.check_partition(partition)?;
+        let p = PartitionId {
+            topic: topic.topic_id()?,
+            partition,
+        };
+        let shard = self.shard(topic.shard).await?;
+        shard.sync_since(Some(Instant::now())).await?;
+        let covered = shard.covered(&p);
+        if covered > 0 {
+            let listing = self.listing(&p, covered).await?;
+            if let Some(k) = listing.keys.iter().find(|k| k.max_ts >= ts && k.end > 0) {
+                if k.min_ts >= ts {
+                    return Ok(k.base);
+                }
+                let index = self.index_object(&p, *k).await?;
+                let i = index.entries.partition_point(|e| e.append_ts < ts);
+                if let Some(e) = index.entries.get(i) {
+                    return Ok(e.base_offset);
+                }
+            }
+        }
+        Ok(shard
+            .tail_offset_for_timestamp(&p, ts)
+            .unwrap_or_else(|| shard.next_offset(&p)))
+    }
+
+    pub async fn partition_info(
+        &self,
+        topic: &TopicConfig,
+        partition: u32,
+    ) -> Result<PartitionInfo> {
+        topic.check_partition(partition)?;
+        let p = PartitionId {
+            topic: topic.topic_id()?,
+            partition,
+        };
+        let shard = self.shard(topic.shard).await?;
+        shard.sync_since(Some(Instant::now())).await?;
+        let earliest = self.earliest(&shard, &p).await?;
+        let last = match shard.last_append_ts(&p) {
+            Some(ts) => Some(ts),
+            None => {
+                let covered = shard.covered(&p);
+                if covered > 0 {
+                    self.listing(&p, covered)
+                        .await?
+                        .keys
+                        .last()
+                        .map(|k| k.max_ts)
+                } else {
+                    None
+                }
+            }
+        };
+        Ok(PartitionInfo {
+            partition,
+            earliest_offset: earliest,
+            next_offset: shard.next_offset(&p),
+            last_append_ms: last,
+        })
+    }
+
+    /// Wait until the partition's next offset passes `offset` or `timeout` elapses. A commit on
+    /// this process wakes the waiter at once; other processes' commits are seen by polling the
+    /// journal head every `poll_interval`.
+    pub async fn wait_for(
+        &self,
+        topic: &TopicConfig,
+        partition: u32,
+        offset: u64,
+        timeout: Duration,
+    ) -> Result<()> {
+        let p = PartitionId {
+            topic: topic.topic_id()?,
+            partition,
+        };
+        let shard = self.shard(topic.shard).await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut rx = shard.subscribe();
+        loop {
+            if shard.next_offset(&p) > offset {
+                return Ok(());
+            }
+            let tick = (tokio::time::Instant::now() + self.cfg.poll_interval).min(deadline);
+            tokio::select! {
+                _ = rx.changed() => {}
+                _ = tokio::time::sleep_until(tick) => {
+                    if tick >= deadline {
+                        return Ok(());
+                    }
+                    shard.sync_since(Some(Instant::now())).await?;
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push_records(
+    out: &mut Vec<ReadRecord>,
+    records: Vec<Record>,
+    base: u64,
+    count: u32,
+    append_ts: i64,
+    from: u64,
+    limit: usize,
+    key: &object_store::path::Path,
+) -> Result<()> {
+    if records.len() != count as usize {
+        return Err(Error::corrupt(
+            key,
+            crate::codec::invalid(
+                "batch.record_count",
+                format!("{} records, expected {count}", records.len()),
+            ),
+        ));
+    }
+    for (i, record) in records.into_iter().enumerate() {
+        let offset = base + i as u64;
+        if offset < from {
+            continue;
+        }
+        if out.len() >= limit {
+            break;
+        }
+        out.push(ReadRecord {
+            offset,
+            append_ts,
+            record,
+        });
+    }
+    Ok(())
+}
+
+/// Turn a commit outcome into the answer for the request, in request order.
+fn answer(
+    req: &ProduceRequest,
+    assignment: &[u32],
+    outcome: Outcome,
+    append_ts: i64,
+) -> Result<ProduceAck> {
+    match outcome {
+        Outcome::Committed { batches } => {
+            let b: Vec<(u32, u64, u32)> = batches
+                .iter()
+                .map(|b| (b.partition, b.base_offset, b.record_count))
+                .collect();
+            let offsets = partition::offsets_in_request_order(assignment, &b).ok_or_else(|| {
+                Error::Invalid("internal: batches do not match the request".into())
+            })?;
+            Ok(ProduceAck {
+                offsets,
+                append_ts,
+                duplicate: false,
+            })
+        }
+        Outcome::Duplicate(d) => {
+            // Recompute the routing with the partition count the first attempt used.
+            let routes: Vec<Route<'_>> = req
+                .records
+                .iter()
+                .map(|(p, r)| match (p, &r.key) {
+                    (Some(p), _) => Route::Explicit(*p),
+                    (None, Some(k)) => Route::Key(k),
+                    (None, None) => Route::Any,
+                })
+                .collect();
+            let assignment = partition::assign(&routes, d.partition_count, Some(&d.key), 0)
+                .map_err(|_| Error::IdempotencyConflict)?;
+            let offsets = partition::offsets_in_request_order(&assignment, &d.batches)
+                .ok_or(Error::IdempotencyConflict)?;
+            Ok(ProduceAck {
+                offsets,
+                append_ts: d.append_ts,
+                duplicate: true,
+            })
+        }
+    }
+}
+
+/// Identity helper for callers that hold a topic id.
+pub fn partition_id(topic: TopicId, partition: u32) -> PartitionId {
+    PartitionId { topic, partition }
+}

@@ -117,7 +117,10 @@ mod tests {
             ("foobar", -790332482),
             ("a-little-bit-long-string", -985981536),
             ("a-little-bit-longer-string", -1486304829),
-            ("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
+            (
+                "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58897971,
+            ),
             ("abc", 479470107),
         ];
         for (s, want) in cases {
@@ -127,7 +130,12 @@ mod tests {
 
     #[test]
     fn assignment_is_stable_and_checked() {
-        let routes = [Route::Key(b"user-7"), Route::Any, Route::Explicit(2), Route::Any];
+        let routes = [
+            Route::Key(b"user-7"),
+            Route::Any,
+            Route::Explicit(2),
+            Route::Any,
+        ];
         let a = assign(&routes, 4, Some(b"req-1"), 0).unwrap();
         assert_eq!(a, assign(&routes, 4, Some(b"req-1"), 3).unwrap());
         assert_eq!(a[1], a[3]);

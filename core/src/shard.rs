@@ -1,0 +1,390 @@
+//! One journal shard as seen by one process: its head (for commits), its checkpoint (what the
+//! index covers) and the tail of entries after that checkpoint (for reads of recent records).
+//!
+//! The commit protocol lives in [`ShardLog::commit`]:
+//! 1. the caller has already PUT the segment (create-only);
+//! 2. plan the entry at `head + 1` from the cached head ([`HeadState::plan`]);
+//! 3. PUT `journal/{shard}/{head+1}` create-only;
+//! 4. on "already exists": if the object is byte-for-byte ours (a retried PUT whose first answer
+//!    was lost) we are done; otherwise catch up to the new head and plan again — duplicates
+//!    drop out, offsets are re-assigned, the segment is reused;
+//! 5. on an unknown outcome (error/timeout): GET the key to learn what happened.
+//!
+//! Safety bounds: a writer whose head was last confirmed more than `max_head_age` ago reloads the
+//! newest checkpoint before committing (the compactor only deletes journal entries far older than
+//! that), and a segment older than `commit_deadline_ms` is never committed (GC only deletes
+//! unreferenced segments far older than that).
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::format::checkpoint::Checkpoint;
+use crate::format::journal::JournalEntry;
+use crate::head::{HeadState, Outcome, PendingAppend};
+use crate::ids::{ObjectId, PartitionId};
+use crate::keys;
+use crate::store::{self, Created, DynStore};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Mutex};
+
+/// Timing bounds of the commit protocol. See `docs/ARCHITECTURE.md` for how they relate to the
+/// compactor's truncation and GC horizons.
+#[derive(Clone, Debug)]
+pub struct ShardConfig {
+    pub dedup_window_ms: i64,
+    pub max_head_age: Duration,
+    pub commit_deadline_ms: i64,
+    /// Give up a commit after this many lost races or unknown outcomes in a row.
+    pub max_attempts: u32,
+}
+
+impl Default for ShardConfig {
+    fn default() -> Self {
+        Self {
+            dedup_window_ms: 10 * 60_000,
+            max_head_age: Duration::from_secs(30),
+            commit_deadline_ms: 120_000,
+            max_attempts: 64,
+        }
+    }
+}
+
+/// A batch after the newest known checkpoint, readable from its segment.
+#[derive(Clone, Copy, Debug)]
+pub struct TailBatch {
+    pub seq: u64,
+    pub base_offset: u64,
+    pub record_count: u32,
+    pub append_ts: i64,
+    pub segment: ObjectId,
+    pub pos: u64,
+    pub len: u32,
+}
+
+impl TailBatch {
+    pub fn end_offset(&self) -> u64 {
+        self.base_offset + self.record_count as u64
+    }
+}
+
+struct State {
+    head: HeadState,
+    checkpoint_seq: u64,
+    /// Next offset per partition as of the checkpoint: offsets below are in index objects.
+    covered: HashMap<PartitionId, u64>,
+    tail: HashMap<PartitionId, VecDeque<TailBatch>>,
+    last_append: HashMap<PartitionId, i64>,
+    last_sync: Instant,
+}
+
+/// Where the records at an offset are.
+#[derive(Clone, Debug)]
+pub enum Located {
+    /// In index objects (offset below the checkpoint's coverage).
+    Indexed { covered: u64, next: u64 },
+    /// In the journal tail: the batches from the one holding the offset onwards.
+    Tail { batches: Vec<TailBatch>, next: u64 },
+    /// Exactly at the end: nothing to read yet.
+    End { next: u64 },
+    /// Beyond the end.
+    Beyond { next: u64 },
+}
+
+pub struct ShardLog {
+    store: DynStore,
+    shard: u32,
+    clock: Arc<dyn Clock>,
+    cfg: ShardConfig,
+    writer: [u8; 16],
+    state: RwLock<State>,
+    commit_lock: Mutex<()>,
+    sync_lock: Mutex<()>,
+    head_tx: watch::Sender<u64>,
+}
+
+impl ShardLog {
+    /// Load the newest checkpoint and catch up with the journal.
+    pub async fn open(
+        store: DynStore,
+        shard: u32,
+        clock: Arc<dyn Clock>,
+        cfg: ShardConfig,
+        writer: [u8; 16],
+    ) -> Result<Arc<Self>> {
+        let this = Arc::new(Self {
+            state: RwLock::new(State {
+                head: HeadState::new(shard, cfg.dedup_window_ms),
+                checkpoint_seq: 0,
+                covered: HashMap::new(),
+                tail: HashMap::new(),
+                last_append: HashMap::new(),
+                last_sync: Instant::now(),
+            }),
+            store,
+            shard,
+            clock,
+            cfg,
+            writer,
+            commit_lock: Mutex::new(()),
+            sync_lock: Mutex::new(()),
+            head_tx: watch::channel(0).0,
+        });
+        this.refresh_checkpoint().await?;
+        this.sync().await?;
+        Ok(this)
+    }
+
+    pub fn shard(&self) -> u32 {
+        self.shard
+    }
+
+    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn head_seq(&self) -> u64 {
+        self.read_state().head.seq
+    }
+
+    pub fn checkpoint_seq(&self) -> u64 {
+        self.read_state().checkpoint_seq
+    }
+
+    pub fn next_offset(&self, p: &PartitionId) -> u64 {
+        self.read_state().head.next_offset(p)
+    }
+
+    /// Offsets below this are in index objects (per the newest checkpoint this process knows).
+    pub fn covered(&self, p: &PartitionId) -> u64 {
+        self.read_state().covered.get(p).copied().unwrap_or(0)
+    }
+
+    pub fn last_append_ts(&self, p: &PartitionId) -> Option<i64> {
+        self.read_state().last_append.get(p).copied()
+    }
+
+    /// Notified with the head seq whenever an entry is applied.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.head_tx.subscribe()
+    }
+
+    /// Every segment referenced by the tail (entries after the checkpoint).
+    pub fn tail_segments(&self) -> Vec<ObjectId> {
+        let st = self.read_state();
+        let mut v: Vec<ObjectId> = st
+            .tail
+            .values()
+            .flat_map(|q| q.iter().map(|b| b.segment))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    pub fn locate(&self, p: &PartitionId, offset: u64) -> Located {
+        let st = self.read_state();
+        let next = st.head.next_offset(p);
+        let covered = st.covered.get(p).copied().unwrap_or(0);
+        if offset > next {
+            return Located::Beyond { next };
+        }
+        if offset == next {
+            return Located::End { next };
+        }
+        if offset < covered {
+            return Located::Indexed { covered, next };
+        }
+        let batches = st
+            .tail
+            .get(p)
+            .map(|q| {
+                let i = q.partition_point(|b| b.end_offset() <= offset);
+                q.range(i..).copied().collect()
+            })
+            .unwrap_or_default();
+        Located::Tail { batches, next }
+    }
+
+    /// First tail batch whose append timestamp is at least `ts`.
+    pub fn tail_offset_for_timestamp(&self, p: &PartitionId, ts: i64) -> Option<u64> {
+        let st = self.read_state();
+        let q = st.tail.get(p)?;
+        let i = q.partition_point(|b| b.append_ts < ts);
+        q.get(i).map(|b| b.base_offset)
+    }
+
+    fn apply(&self, st: &mut State, entry: &JournalEntry) -> Result<()> {
+        if entry.seq <= st.head.seq {
+            return Ok(()); // applied already (by a concurrent sync or commit)
+        }
+        st.head.apply(entry).map_err(|source| Error::Inconsistent {
+            shard: self.shard,
+            source,
+        })?;
+        for (p, b) in entry.batches() {
+            st.tail.entry(p).or_default().push_back(TailBatch {
+                seq: entry.seq,
+                base_offset: b.base_offset,
+                record_count: b.record_count,
+                append_ts: entry.append_ts,
+                segment: b.segment,
+                pos: b.pos,
+                len: b.len,
+            });
+            st.last_append.insert(p, entry.append_ts);
+        }
+        st.last_sync = Instant::now();
+        self.head_tx.send_replace(entry.seq);
+        Ok(())
+    }
+
+    /// Read journal entries after the head until the first missing one.
+    pub async fn sync(&self) -> Result<()> {
+        self.sync_since(None).await
+    }
+
+    /// Like [`sync`](Self::sync), but skipped when another sync finished after `since`
+    /// (concurrent readers share one round trip).
+    pub async fn sync_since(&self, since: Option<Instant>) -> Result<()> {
+        let _g = self.sync_lock.lock().await;
+        if since.is_some_and(|s| self.read_state().last_sync >= s) {
+            return Ok(());
+        }
+        loop {
+            let next = self.head_seq() + 1;
+            let key = keys::journal_entry(self.shard, next);
+            let Some(bytes) = store::get_opt(&*self.store, &key).await? else {
+                break;
+            };
+            let entry = JournalEntry::decode(&bytes).map_err(|e| Error::corrupt(&key, e))?;
+            if entry.seq != next || entry.shard != self.shard {
+                return Err(Error::corrupt(
+                    &key,
+                    crate::codec::invalid("journal.seq", "does not match its key"),
+                ));
+            }
+            let mut st = self.write_state();
+            self.apply(&mut st, &entry)?;
+        }
+        self.write_state().last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// Load the newest checkpoint if it is newer than the one we know: it tells which offsets
+    /// moved into index objects, and lets a far-behind head jump forward.
+    pub async fn refresh_checkpoint(&self) -> Result<()> {
+        let names =
+            store::list_names(&*self.store, &keys::checkpoint_dir(self.shard), None).await?;
+        let known = self.checkpoint_seq();
+        for seq in names.iter().rev().filter_map(|n| keys::parse_seq(n)) {
+            if seq <= known {
+                return Ok(());
+            }
+            let key = keys::checkpoint(self.shard, seq);
+            let Some(bytes) = store::get_opt(&*self.store, &key).await? else {
+                continue; // deleted under us: an older one will do
+            };
+            let cp = match Checkpoint::decode(&bytes) {
+                Ok(cp) if cp.seq == seq && cp.shard == self.shard => cp,
+                Ok(_) => {
+                    tracing::error!(%key, "checkpoint does not match its key; skipped");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(%key, error = %e, "corrupt checkpoint; skipped");
+                    continue;
+                }
+            };
+            self.adopt_checkpoint(&cp);
+            return Ok(());
+        }
+        Ok(())
+    }
+
+    fn adopt_checkpoint(&self, cp: &Checkpoint) {
+        let mut st = self.write_state();
+        if cp.seq <= st.checkpoint_seq {
+            return;
+        }
+        if cp.seq > st.head.seq {
+            st.head = HeadState::from_checkpoint(cp, self.cfg.dedup_window_ms);
+            st.tail.clear();
+            self.head_tx.send_replace(cp.seq);
+        }
+        st.checkpoint_seq = cp.seq;
+        st.covered = cp.next_offsets.iter().copied().collect();
+        for q in st.tail.values_mut() {
+            while q.front().is_some_and(|b| b.seq <= cp.seq) {
+                q.pop_front();
+            }
+        }
+        st.tail.retain(|_, q| !q.is_empty());
+    }
+
+    /// Commit appends whose records are in segment `segment` (already written). Returns one
+    /// outcome per append and the append timestamp of the entry.
+    pub async fn commit(
+        &self,
+        pending: &[PendingAppend],
+        segment: ObjectId,
+    ) -> Result<(Vec<Outcome>, i64)> {
+        let _g = self.commit_lock.lock().await;
+        let mut failures = 0;
+        loop {
+            let stale = self.read_state().last_sync.elapsed() > self.cfg.max_head_age;
+            if stale {
+                self.refresh_checkpoint().await?;
+                self.sync().await?;
+            }
+            let now = self.clock.now_ms();
+            if now - segment.created_ms() > self.cfg.commit_deadline_ms {
+                return Err(Error::Stale(format!(
+                    "segment {segment} is older than the commit deadline"
+                )));
+            }
+            let (entry, outcomes) = self.read_state().head.plan(pending, now, self.writer);
+            let Some(entry) = entry else {
+                let ts = self.read_state().head.last_append_ts;
+                return Ok((outcomes, ts));
+            };
+            let key = keys::journal_entry(self.shard, entry.seq);
+            let bytes = entry.encode();
+            let outcome = store::put_create(&*self.store, &key, bytes.clone()).await;
+            let ours = match outcome {
+                Ok(Created::Yes) => true,
+                // Lost the race, or our own earlier attempt landed: look at what is there.
+                Ok(Created::AlreadyExists) | Err(_) => {
+                    match store::get_opt(&*self.store, &key).await {
+                        Ok(Some(found)) => found == bytes,
+                        Ok(None) => false,
+                        Err(e) => return Err(e),
+                    }
+                }
+            };
+            if ours {
+                let mut st = self.write_state();
+                self.apply(&mut st, &entry)?;
+                return Ok((outcomes, entry.append_ts));
+            }
+            failures += 1;
+            if failures >= self.cfg.max_attempts {
+                return Err(match outcome {
+                    Err(e) => e,
+                    Ok(_) => Error::Conflict(format!(
+                        "shard {} lost {failures} commit races in a row",
+                        self.shard
+                    )),
+                });
+            }
+            if matches!(outcome, Err(_)) {
+                // Transient store error and nothing landed: back off a little before retrying.
+                tokio::time::sleep(Duration::from_millis(5 * failures as u64)).await;
+            }
+            self.sync().await?;
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! Topic configs: JSON objects at `topics/{name}/{version:020}`, one per change, written
+//! create-only. The newest version is the config; a delete is a version with `deleted: true`.
+//! Two admins racing on the same change: one create wins, the other gets `Conflict`.
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::ids::{new_ulid, TopicId};
+use crate::keys;
+use crate::store::{self, Created, DynStore};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const TOPIC_FORMAT: u32 = 1;
+pub const MAX_PARTITIONS: u32 = 10_000;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicConfig {
+    /// Format version of this JSON object.
+    pub format: u32,
+    pub name: String,
+    /// The incarnation: new on every create, so a re-created topic starts empty.
+    pub id: String,
+    pub version: u64,
+    pub partitions: u32,
+    /// `None` keeps records forever.
+    pub retention_ms: Option<i64>,
+    /// Journal shard this topic commits to.
+    pub shard: u32,
+    pub created_ms: i64,
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+impl TopicConfig {
+    pub fn topic_id(&self) -> Result<TopicId> {
+        TopicId::parse(&self.id).ok_or_else(|| {
+            Error::corrupt(
+                keys::topic_version(&self.name, self.version),
+                crate::codec::invalid("topic.id", "not a ULID"),
+            )
+        })
+    }
+
+    pub fn check_partition(&self, partition: u32) -> Result<()> {
+        if partition >= self.partitions {
+            return Err(Error::PartitionNotFound {
+                topic: self.name.clone(),
+                partition,
+            });
+        }
+        Ok(())
+    }
+
+    fn decode(key: &object_store::path::Path, bytes: &[u8]) -> Result<Self> {
+        let cfg: TopicConfig = serde_json::from_slice(bytes)
+            .map_err(|e| Error::corrupt(key, crate::codec::invalid("topic", e.to_string())))?;
+        if cfg.format != TOPIC_FORMAT || cfg.partitions == 0 || TopicId::parse(&cfg.id).is_none() {
+            return Err(Error::corrupt(
+                key,
+                crate::codec::invalid("topic", "unsupported format or invalid fields"),
+            ));
+        }
+        Ok(cfg)
+    }
+}
+
+/// Topic names: `[A-Za-z0-9._-]{1,249}`, and not `.` or `..`.
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = (1..=249).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && name != "."
+        && name != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "topic name {name:?} must match [A-Za-z0-9._-]{{1,249}}"
+        )))
+    }
+}
+
+/// Reads and writes topic configs, with a short-lived cache for the hot path.
+pub struct Topics {
+    store: DynStore,
+    clock: Arc<dyn Clock>,
+    ttl: Duration,
+    cache: Mutex<HashMap<String, (Instant, Option<Arc<TopicConfig>>)>>,
+}
+
+/// What to change on a topic.
+#[derive(Clone, Debug, Default)]
+pub struct TopicPatch {
+    pub partitions: Option<u32>,
+    pub retention_ms: Option<Option<i64>>,
+}
+
+impl Topics {
+    pub fn new(store: DynStore, clock: Arc<dyn Clock>, ttl: Duration) -> Self {
+        Self {
+            store,
+            clock,
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The newest version of a topic's config, deleted or not; `None` if never created.
+    async fn load_latest(&self, name: &str) -> Result<Option<TopicConfig>> {
+        let names = store::list_names(&*self.store, &keys::topic_dir(name), None).await?;
+        let Some(version) = names.iter().rev().find_map(|n| keys::parse_seq(n)) else {
+            return Ok(None);
+        };
+        let key = keys::topic_version(name, version);
+        match store::get_opt(&*self.store, &key).await? {
+            Some(b) => TopicConfig::decode(&key, &b).map(Some),
+            None => Err(Error::Conflict(format!(
+                "topic {name} changed while reading"
+            ))),
+        }
+    }
+
+    fn remember(&self, name: &str, cfg: Option<Arc<TopicConfig>>) {
+        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        c.insert(name.to_string(), (Instant::now(), cfg));
+    }
+
+    /// The live config of a topic (cached for the configured TTL).
+    pub async fn get(&self, name: &str) -> Result<Arc<TopicConfig>> {
+        validate_name(name).map_err(|_| Error::TopicNotFound(name.to_string()))?;
+        let cached = {
+            let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            c.get(name)
+                .filter(|(at, _)| at.elapsed() < self.ttl)
+                .map(|(_, v)| v.clone())
+        };
+        let cfg = match cached {
+            Some(v) => v,
+            None => {
+                let v = self
+                    .load_latest(name)
+                    .await?
+                    .filter(|c| !c.deleted)
+                    .map(Arc::new);
+                self.remember(name, v.clone());
+                v
+            }
+        };
+        cfg.ok_or_else(|| Error::TopicNotFound(name.to_string()))
+    }
+
+    async fn write(&self, cfg: TopicConfig) -> Result<Arc<TopicConfig>> {
+        let key = keys::topic_version(&cfg.name, cfg.version);
+        let bytes = Bytes::from(serde_json::to_vec_pretty(&cfg).unwrap_or_default());
+        match store::put_create(&*self.store, &key, bytes).await? {
+            Created::Yes => {
+                let cfg = Arc::new(cfg);
+                self.remember(&cfg.name, (!cfg.deleted).then(|| cfg.clone()));
+                Ok(cfg)
+            }
+            Created::AlreadyExists => Err(Error::Conflict(format!(
+                "topic {} was changed concurrently; retry",
+                cfg.name
+            ))),
+        }
+    }
+
+    pub async fn create(
+        &self,
+        name: &str,
+        partitions: u32,
+        retention_ms: Option<i64>,
+        shard: u32,
+    ) -> Result<Arc<TopicConfig>> {
+        validate_name(name)?;
+        check_partitions(partitions)?;
+        check_retention(retention_ms)?;
+        let latest = self.load_latest(name).await?;
+        if latest.as_ref().is_some_and(|c| !c.deleted) {
+            return Err(Error::TopicExists(name.to_string()));
+        }
+        let now = self.clock.now_ms();
+        let cfg = TopicConfig {
+            format: TOPIC_FORMAT,
+            name: name.to_string(),
+            id: TopicId::from_ulid(new_ulid(now)).to_string(),
+            version: latest.map_or(1, |c| c.version + 1),
+            partitions,
+            retention_ms,
+            shard,
+            created_ms: now,
+            deleted: false,
+        };
+        match self.write(cfg).await {
+            // Lost a race with another create: report it as the topic existing.
+            Err(Error::Conflict(_)) => Err(Error::TopicExists(name.to_string())),
+            r => r,
+        }
+    }
+
+    pub async fn update(&self, name: &str, patch: TopicPatch) -> Result<Arc<TopicConfig>> {
+        let mut cfg = self
+            .load_latest(name)
+            .await?
+            .filter(|c| !c.deleted)
+            .ok_or_else(|| Error::TopicNotFound(name.to_string()))?;
+        if let Some(p) = patch.partitions {
+            check_partitions(p)?;
+            if p < cfg.partitions {
+                return Err(Error::Invalid(format!(
+                    "partitions can only grow (now {}, asked {p})",
+                    cfg.partitions
+                )));
+            }
+            cfg.partitions = p;
+        }
+        if let Some(r) = patch.retention_ms {
+            check_retention(r)?;
+            cfg.retention_ms = r;
+        }
+        cfg.version += 1;
+        self.write(cfg).await
+    }
+
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        let mut cfg = self
+            .load_latest(name)
+            .await?
+            .filter(|c| !c.deleted)
+            .ok_or_else(|| Error::TopicNotFound(name.to_string()))?;
+        cfg.version += 1;
+        cfg.deleted = true;
+        self.write(cfg).await.map(|_| ())
+    }
+
+    /// Every live topic, sorted by name. Reads from the store (not the cache).
+    pub async fn list(&self) -> Result<Vec<Arc<TopicConfig>>> {
+        let names =
+            store::list_dirs(&*self.store, &object_store::path::Path::from(keys::TOPICS)).await?;
+        let loaded = futures::future::join_all(names.iter().map(|n| self.load_latest(n))).await;
+        let mut out = Vec::new();
+        for (name, r) in names.iter().zip(loaded) {
+            match r {
+                Ok(Some(c)) if !c.deleted => out.push(Arc::new(c)),
+                Ok(_) => {}
+                Err(e @ Error::Corrupt { .. }) => {
+                    tracing::error!(topic = %name, error = %e, "skipping corrupt topic config")
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn check_partitions(p: u32) -> Result<()> {
+    if (1..=MAX_PARTITIONS).contains(&p) {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "partitions must be between 1 and {MAX_PARTITIONS}"
+        )))
+    }
+}
+
+fn check_retention(r: Option<i64>) -> Result<()> {
+    match r {
+        Some(ms) if ms <= 0 => Err(Error::Invalid("retention_ms must be positive".into())),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[tokio::test]
+    async fn create_update_delete_recreate() {
+        let store = store::open("memory://", &Default::default()).unwrap();
+        let t = Topics::new(store, ManualClock::new(1), Duration::ZERO);
+        let a = t.create("orders", 3, None, 0).await.unwrap();
+        assert!(matches!(
+            t.create("orders", 3, None, 0).await,
+            Err(Error::TopicExists(_))
+        ));
+        assert!(matches!(
+            t.create("bad/name", 3, None, 0).await,
+            Err(Error::Invalid(_))
+        ));
+        let b = t
+            .update(
+                "orders",
+                TopicPatch {
+                    partitions: Some(5),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!((b.partitions, b.id.clone()), (5, a.id.clone()));
+        assert!(t
+            .update(
+                "orders",
+                TopicPatch {
+                    partitions: Some(2),
+                    ..Default::default()
+                }
+            )
+            .await
+            .is_err());
+        t.delete("orders").await.unwrap();
+        assert!(matches!(
+            t.get("orders").await,
+            Err(Error::TopicNotFound(_))
+        ));
+        assert!(t.list().await.unwrap().is_empty());
+        let c = t.create("orders", 1, Some(1000), 0).await.unwrap();
+        assert_ne!(c.id, a.id, "a re-created topic is a new incarnation");
+        assert_eq!(t.list().await.unwrap().len(), 1);
+    }
+}

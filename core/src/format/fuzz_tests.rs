@@ -12,7 +12,10 @@ use proptest::prelude::*;
 fn valid_objects() -> Vec<Bytes> {
     let mut seg = BytesMut::from(&segment_header()[..]);
     encode_frame(
-        &[Record::new(Some(b"k"), &b"v"[..]), Record::new(None, &b"w"[..])],
+        &[
+            Record::new(Some(b"k"), &b"v"[..]),
+            Record::new(None, &b"w"[..]),
+        ],
         Codec::None,
         &mut seg,
     );

@@ -5,15 +5,16 @@
 //!
 //! ```text
 //! envelope("SLIX", version 1, body)
-//! body  := topic_id [16] | partition u32 | data [16] | through_seq u64
+//! body  := topic_id [16] | partition u32 | through_seq u64
 //!          | entry_count u32 | entry*
 //! entry := base_offset u64 | record_count u32 | append_ts i64 | pos u64 | len u32
 //! ```
-//! All entries are frames of the one data object `data/{topic_id}/{partition:05}/{data}`,
-//! sorted by offset, dense (each entry starts where the previous ended).
+//! All entries are frames of the one data object `data/{topic_id}/{partition:05}/{base:020}-{end:020}`
+//! (named by the same offset range, so retention deletes both from a LIST alone), sorted by
+//! offset, dense (each entry starts where the previous ended).
 
 use crate::codec::{invalid, open, seal, Cursor, DecodeResult};
-use crate::ids::{ObjectId, TopicId};
+use crate::ids::TopicId;
 use bytes::{BufMut, Bytes, BytesMut};
 
 pub const INDEX_MAGIC: [u8; 4] = *b"SLIX";
@@ -23,7 +24,6 @@ pub const INDEX_VERSION: u16 = 1;
 pub struct IndexObject {
     pub topic: TopicId,
     pub partition: u32,
-    pub data: ObjectId,
     /// The journal seq of the shard this fold read up to (diagnostics).
     pub through_seq: u64,
     pub entries: Vec<IndexEntry>,
@@ -59,10 +59,9 @@ impl IndexObject {
     }
 
     pub fn encode(&self) -> Bytes {
-        let mut b = BytesMut::with_capacity(48 + self.entries.len() * 32);
+        let mut b = BytesMut::with_capacity(32 + self.entries.len() * 32);
         b.put_slice(&self.topic.0);
         b.put_u32_le(self.partition);
-        b.put_slice(&self.data.0);
         b.put_u64_le(self.through_seq);
         b.put_u32_le(self.entries.len() as u32);
         for e in &self.entries {
@@ -80,7 +79,6 @@ impl IndexObject {
         let mut c = Cursor::new(body);
         let topic = TopicId(c.array()?);
         let partition = c.u32()?;
-        let data = ObjectId(c.array()?);
         let through_seq = c.u64()?;
         let n = c.count("index.entries", 32)?;
         if n == 0 {
@@ -109,7 +107,6 @@ impl IndexObject {
         Ok(Self {
             topic,
             partition,
-            data,
             through_seq,
             entries,
         })
@@ -121,7 +118,6 @@ pub(crate) fn sample_index() -> IndexObject {
     IndexObject {
         topic: TopicId([1; 16]),
         partition: 3,
-        data: ObjectId([5; 16]),
         through_seq: 9,
         entries: vec![
             IndexEntry {
@@ -161,7 +157,7 @@ mod tests {
             .collect();
         assert_eq!(
             hex,
-            "534c49580100000070000000010101010101010101010101010101010300000005050505050505050505050505050505090000000000000002000000640000000000000002000000e803000000000000080000000000000032000000660000000000000001000000ed030000000000003a000000000000001e0000000285d603"
+            "534c495801000000600000000101010101010101010101010101010103000000090000000000000002000000640000000000000002000000e803000000000000080000000000000032000000660000000000000001000000ed030000000000003a000000000000001e000000fbbbe5fa"
         );
     }
 }

@@ -130,7 +130,10 @@ impl JournalEntry {
                 }
                 if b.record_count == 0 || b.base_offset.checked_add(b.record_count as u64).is_none()
                 {
-                    return Err(invalid("journal.batch.record_count", "empty or overflowing"));
+                    return Err(invalid(
+                        "journal.batch.record_count",
+                        "empty or overflowing",
+                    ));
                 }
                 batches.push(b);
             }

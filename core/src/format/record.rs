@@ -75,7 +75,10 @@ impl Record {
         let slice = |s: &[u8]| src.slice_ref(s);
         let flags = c.u8()?;
         if flags & !(FLAG_KEY | FLAG_TS) != 0 {
-            return Err(invalid("record.flags", format!("unknown bits {flags:#04x}")));
+            return Err(invalid(
+                "record.flags",
+                format!("unknown bits {flags:#04x}"),
+            ));
         }
         let key = if flags & FLAG_KEY != 0 {
             Some(slice(c.bytes32()?))

@@ -70,7 +70,10 @@ pub fn check_segment_header(bytes: &[u8]) -> DecodeResult<()> {
     }
     match c.u16()? {
         0 => Ok(()),
-        other => Err(invalid("segment.reserved", format!("{other:#06x}, expected 0"))),
+        other => Err(invalid(
+            "segment.reserved",
+            format!("{other:#06x}, expected 0"),
+        )),
     }
 }
 
@@ -157,7 +160,10 @@ pub fn decode_frame(frame: &Bytes) -> DecodeResult<Vec<Record>> {
     }
     // Every record takes at least 7 bytes: reject counts the payload cannot hold.
     if (count as usize).saturating_mul(7) > raw.len() {
-        return Err(invalid("frame.record_count", format!("{count} records cannot fit")));
+        return Err(invalid(
+            "frame.record_count",
+            format!("{count} records cannot fit"),
+        ));
     }
     let mut c = Cursor::new(&raw);
     let mut records = Vec::with_capacity(count as usize);

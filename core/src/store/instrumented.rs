@@ -153,11 +153,19 @@ impl State {
             Kind::Delete => &c.delete,
         }
         .fetch_add(1, Ordering::Relaxed);
-        let cfg = self.config.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let cfg = self
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if cfg.crash_after_calls.is_some_and(|limit| n > limit) {
             return Err(injected("crashed"));
         }
-        if cfg.only_prefix.as_ref().is_some_and(|p| !key.starts_with(p.as_str())) {
+        if cfg
+            .only_prefix
+            .as_ref()
+            .is_some_and(|p| !key.starts_with(p.as_str()))
+        {
             return Ok(false);
         }
         if let Some((lo, hi)) = cfg.latency {
@@ -206,7 +214,10 @@ impl ObjectStore for Instrumented {
         self.state.before(Kind::Get, location.as_ref()).await?;
         let r = self.inner.get_opts(location, options).await?;
         let len = r.range.end - r.range.start;
-        self.state.counters.get_bytes.fetch_add(len, Ordering::Relaxed);
+        self.state
+            .counters
+            .get_bytes
+            .fetch_add(len, Ordering::Relaxed);
         Ok(r)
     }
 
@@ -235,8 +246,7 @@ impl ObjectStore for Instrumented {
                 async move {
                     let loc = loc?;
                     let lose = state.before(Kind::Delete, loc.as_ref()).await?;
-                    let mut out = inner
-                        .delete_stream(stream::iter([Ok(loc.clone())]).boxed());
+                    let mut out = inner.delete_stream(stream::iter([Ok(loc.clone())]).boxed());
                     let r = out.next().await.unwrap_or(Ok(loc))?;
                     if lose {
                         return Err(injected("delete succeeded, answer lost"));

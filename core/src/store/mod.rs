@@ -49,9 +49,7 @@ pub fn open(url: &str, s3: &S3Options) -> Result<DynStore> {
         {
             b = b.with_region("us-east-1");
         }
-        let store = b
-            .build()
-            .map_err(|e| invalid(format!("{url}: {e}")))?;
+        let store = b.build().map_err(|e| invalid(format!("{url}: {e}")))?;
         let prefix = prefix.trim_matches('/');
         return Ok(if prefix.is_empty() {
             Arc::new(store)
@@ -183,15 +181,23 @@ mod tests {
         ];
         for s in stores {
             let k = Path::from("journal/00000/00000000000000000001");
-            assert_eq!(put_create(&*s, &k, Bytes::from("a")).await.unwrap(), Created::Yes);
+            assert_eq!(
+                put_create(&*s, &k, Bytes::from("a")).await.unwrap(),
+                Created::Yes
+            );
             assert_eq!(
                 put_create(&*s, &k, Bytes::from("b")).await.unwrap(),
                 Created::AlreadyExists
             );
             assert_eq!(get_opt(&*s, &k).await.unwrap().unwrap(), Bytes::from("a"));
-            let names = list_names(&*s, &Path::from("journal/00000"), None).await.unwrap();
+            let names = list_names(&*s, &Path::from("journal/00000"), None)
+                .await
+                .unwrap();
             assert_eq!(names, vec!["00000000000000000001"]);
-            assert_eq!(list_dirs(&*s, &Path::from("journal")).await.unwrap(), vec!["00000"]);
+            assert_eq!(
+                list_dirs(&*s, &Path::from("journal")).await.unwrap(),
+                vec!["00000"]
+            );
             assert!(get_opt(&*s, &Path::from("nope")).await.unwrap().is_none());
         }
         assert!(open("ftp://x", &S3Options::default()).is_err());

@@ -1,0 +1,126 @@
+//! A single-active lease built only from create-only writes of numbered objects:
+//! `leases/{name}/{epoch:020}` holds `{holder, duration_ms}`. The holder of the newest epoch
+//! holds the lease. To renew, the holder writes the next epoch itself; to take over, another
+//! instance waits one full `duration` (measured on its own monotonic clock from when it first saw
+//! that epoch, so clock skew between machines does not matter) and then writes the next epoch.
+//! Exactly one writer of an epoch wins; a holder that finds a newer epoch by someone else is
+//! fenced and stops.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use sluice_core::keys;
+use sluice_core::store::{self, Created, DynStore};
+use sluice_core::Result;
+use std::time::{Duration, Instant};
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+struct LeaseRecord {
+    format: u32,
+    holder: String,
+    duration_ms: u64,
+}
+
+pub struct Lease {
+    store: DynStore,
+    name: String,
+    holder: String,
+    duration: Duration,
+    /// Epoch we hold and when we wrote it.
+    held: Option<(u64, Instant)>,
+    /// Someone else's epoch and when we first saw it.
+    observed: Option<(u64, Instant)>,
+}
+
+impl Lease {
+    pub fn new(store: DynStore, name: &str, holder: String, duration: Duration) -> Self {
+        Self {
+            store,
+            name: name.to_string(),
+            holder,
+            duration,
+            held: None,
+            observed: None,
+        }
+    }
+
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// The epoch held, if the lease is held with a safety margin left (a third of its duration).
+    pub fn epoch(&self) -> Option<u64> {
+        self.held
+            .filter(|(_, at)| at.elapsed() < self.duration * 2 / 3)
+            .map(|(e, _)| e)
+    }
+
+    /// Hold the lease: renew it if ours, take it if free or expired. `Ok(false)` means another
+    /// instance holds it (wait and try again) or we were fenced.
+    pub async fn acquire(&mut self) -> Result<bool> {
+        if let Some((_, at)) = self.held {
+            if at.elapsed() < self.duration / 3 {
+                return Ok(true); // nobody can take it before a full duration has passed
+            }
+        }
+        let dir = keys::lease_dir(&self.name);
+        let names = store::list_names(&*self.store, &dir, None).await?;
+        let latest = names.iter().rev().find_map(|n| keys::parse_seq(n));
+        if let Some(epoch) = latest {
+            let ours = self.held.is_some_and(|(e, _)| e == epoch);
+            if !ours {
+                self.held = None;
+                let record =
+                    match store::get_opt(&*self.store, &keys::lease(&self.name, epoch)).await? {
+                        Some(b) => serde_json::from_slice::<LeaseRecord>(&b).ok(),
+                        None => None,
+                    };
+                let duration = record
+                    .as_ref()
+                    .map_or(self.duration, |r| Duration::from_millis(r.duration_ms));
+                match self.observed {
+                    Some((e, at)) if e == epoch => {
+                        if at.elapsed() < duration {
+                            return Ok(false);
+                        }
+                    }
+                    _ => {
+                        self.observed = Some((epoch, Instant::now()));
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        let next = latest.map_or(1, |e| e + 1);
+        let record = LeaseRecord {
+            format: 1,
+            holder: self.holder.clone(),
+            duration_ms: self.duration.as_millis() as u64,
+        };
+        let bytes = Bytes::from(serde_json::to_vec(&record).unwrap_or_default());
+        let started = Instant::now();
+        match store::put_create(&*self.store, &keys::lease(&self.name, next), bytes).await? {
+            Created::Yes => {
+                self.held = Some((next, started));
+                self.observed = None;
+                // Old epochs are history; keep a few for debugging.
+                for old in names
+                    .iter()
+                    .filter_map(|n| keys::parse_seq(n))
+                    .filter(|e| *e + 8 < next)
+                {
+                    store::delete(&*self.store, &keys::lease(&self.name, old)).await?;
+                }
+                Ok(true)
+            }
+            Created::AlreadyExists => {
+                self.held = None;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Give the lease up by forgetting it (it expires after its duration).
+    pub fn release(&mut self) {
+        self.held = None;
+    }
+}

@@ -1,0 +1,181 @@
+//! The commit protocol under concurrency, on every backend: independent writers (separate store
+//! clients on one bucket) commit thousands of batches while a compactor folds behind them; the
+//! history checker then asserts I1–I5 over everything read back.
+
+use bytes::Bytes;
+use sluice_compactor::{Compactor, CompactorConfig};
+use sluice_core::clock;
+use sluice_core::format::record::Record;
+use sluice_core::log::{Log, LogConfig, ProduceAck, ProduceRequest};
+use sluice_tests::checker::{check, Acked, History};
+use sluice_tests::{backends, read_back, s3_backend, Backend, Rng};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const TOPICS: [(&str, u32, u32); 3] = [("orders", 4, 0), ("events", 3, 0), ("audit", 2, 1)];
+
+struct Shared {
+    history: Mutex<History>,
+    /// Idempotent requests already acked, for cross-writer retries: (request, first answer).
+    sent: Mutex<Vec<(ProduceRequest, ProduceAck)>>,
+}
+
+async fn writer(backend: Backend, w: u32, flushes: usize, shared: Arc<Shared>) {
+    let log = Log::new(backend.client(), clock::system(), LogConfig::default());
+    let mut rng = Rng::new(0xC0FFEE + w as u64);
+    let mut send_seq = 0u64;
+    for f in 0..flushes {
+        let mut requests = Vec::new();
+        let mut retry_of = None;
+        if f % 7 == 3 {
+            // Resend a request some writer (maybe another one) already got acked.
+            let sent = shared.sent.lock().unwrap();
+            if !sent.is_empty() {
+                let i = rng.below(sent.len() as u64) as usize;
+                retry_of = Some(sent[i].1.clone());
+                requests.push(sent[i].0.clone());
+            }
+        }
+        let fresh_from = requests.len();
+        for r in 0..1 + rng.below(3) {
+            let (name, _, _) = TOPICS[rng.below(TOPICS.len() as u64) as usize];
+            let topic = log.topics().get(name).await.expect("topic");
+            let records = (0..1 + rng.below(5))
+                .map(|_| {
+                    let value = format!("w{w}-{send_seq}");
+                    send_seq += 1;
+                    let route = rng.below(3);
+                    let key = format!("k{}", rng.below(20));
+                    let partition = (route == 0).then(|| rng.below(topic.partitions as u64) as u32);
+                    (
+                        partition,
+                        Record::new((route == 1).then_some(key.as_bytes()), Bytes::from(value)),
+                    )
+                })
+                .collect();
+            let dedup_key = (rng.below(2) == 0).then(|| Bytes::from(format!("w{w}-f{f}-r{r}")));
+            requests.push(ProduceRequest {
+                topic,
+                records,
+                dedup_key,
+            });
+        }
+        let results = log.flush(requests.clone()).await;
+        for (i, (req, res)) in requests.iter().zip(results).enumerate() {
+            let ack = res.unwrap_or_else(|e| panic!("writer {w} flush {f}: {e}"));
+            if i < fresh_from {
+                let first = retry_of.clone().expect("retry");
+                let mut h = shared.history.lock().unwrap();
+                if ack.offsets != first.offsets || !ack.duplicate {
+                    h.retry_mismatches
+                        .push(format!("{:?} vs first {:?}", ack, first));
+                }
+                continue;
+            }
+            let mut h = shared.history.lock().unwrap();
+            for ((_, record), (partition, offset)) in req.records.iter().zip(&ack.offsets) {
+                let value = record.value.to_vec();
+                let seq: u64 = String::from_utf8_lossy(&value)
+                    .rsplit('-')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                h.acked.push(Acked {
+                    writer: w,
+                    send_seq: seq,
+                    topic: req.topic.name.clone(),
+                    partition: *partition,
+                    offset: *offset,
+                    value,
+                });
+            }
+            if req.dedup_key.is_some() {
+                shared.sent.lock().unwrap().push((req.clone(), ack));
+            }
+        }
+    }
+}
+
+async fn concurrent_writers(backend: Backend, writers: u32, flushes: usize) {
+    let admin = Log::new(backend.client(), clock::system(), LogConfig::default());
+    for (name, partitions, shard) in TOPICS {
+        admin
+            .topics()
+            .create(name, partitions, None, shard)
+            .await
+            .expect("create topic");
+    }
+    let cfg = CompactorConfig {
+        interval: Duration::from_millis(20),
+        truncate_keep_entries: 50,
+        truncate_min_age_ms: 0,
+        ..Default::default()
+    };
+    let compactor = Compactor::new(backend.client(), clock::system(), cfg);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let compacting = tokio::spawn(compactor.run(async move {
+        let _ = stop_rx.await;
+    }));
+    let shared = Arc::new(Shared {
+        history: Mutex::new(History::default()),
+        sent: Mutex::new(Vec::new()),
+    });
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| tokio::spawn(writer(backend.clone(), w, flushes, shared.clone())))
+        .collect();
+    for t in tasks {
+        t.await.expect("writer panicked");
+    }
+    let _ = stop_tx.send(());
+    compacting.await.expect("compactor panicked");
+
+    let reader = Log::new(backend.client(), clock::system(), LogConfig::default());
+    let mut history = std::mem::take(&mut *shared.history.lock().unwrap());
+    let names: Vec<&str> = TOPICS.iter().map(|t| t.0).collect();
+    read_back(&reader, &names, &mut history).await;
+    let violations = check(&history);
+    let batches: usize = history.acked.len();
+    println!(
+        "{}: {writers} writers, {} acked records, {} read back, {} retries checked, violations: {}",
+        backend.name(),
+        batches,
+        history.read.values().map(Vec::len).sum::<usize>(),
+        shared.sent.lock().unwrap().len(),
+        violations.len()
+    );
+    assert!(
+        violations.is_empty(),
+        "{} violations, first: {:#?}",
+        violations.len(),
+        &violations[..violations.len().min(10)]
+    );
+    assert!(
+        history.acked.len() > 1000,
+        "the workload must be large enough to mean something"
+    );
+    let total_read: usize = history.read.values().map(Vec::len).sum();
+    assert_eq!(
+        total_read,
+        history.acked.len(),
+        "every record read back exactly once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_memory_and_local_disk() {
+    let (backends, _dir) = backends("unused");
+    for b in backends
+        .into_iter()
+        .filter(|b| !matches!(b, Backend::S3 { .. }))
+    {
+        concurrent_writers(b, 4, 300).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_s3() {
+    if let Some(b) = s3_backend("concurrent-writers") {
+        concurrent_writers(b, 4, 200).await;
+    }
+}
