@@ -92,6 +92,21 @@ pub struct PartitionInfo {
     pub last_append_ms: Option<i64>,
 }
 
+/// A flush whose segment is written and whose commit is pending (see [`Log::write_segment`]).
+pub struct PreparedFlush {
+    requests: Vec<ProduceRequest>,
+    planned: Vec<(usize, Vec<u32>, PendingAppend)>,
+    segment: ObjectId,
+    results: Vec<Option<Result<ProduceAck>>>,
+}
+
+impl PreparedFlush {
+    /// Bytes of records in this flush.
+    pub fn record_bytes(&self) -> usize {
+        self.requests.iter().map(ProduceRequest::encoded_len).sum()
+    }
+}
+
 /// Cached LIST of one partition's index objects.
 #[derive(Default)]
 struct IndexListing {
@@ -165,40 +180,60 @@ impl Log {
     /// Write all requests as one segment and commit them (one journal entry per shard touched).
     /// Answers in request order; a request fails alone when only it is at fault.
     pub async fn flush(&self, requests: Vec<ProduceRequest>) -> Vec<Result<ProduceAck>> {
+        let prepared = self.write_segment(requests).await;
+        self.commit(prepared).await
+    }
+
+    /// Step 1 of a flush: route and encode the requests, PUT the segment. Segments of several
+    /// flushes may be written concurrently; their [`commit`](Self::commit)s must then be called
+    /// in flush order to keep each producer's records in order.
+    pub async fn write_segment(&self, requests: Vec<ProduceRequest>) -> PreparedFlush {
         let mut results: Vec<Option<Result<ProduceAck>>> =
             (0..requests.len()).map(|_| None).collect();
-        // 1. Route records and encode one frame per (request, partition).
-        let segment_id = ObjectId::from_ulid(new_ulid(self.clock.now_ms()));
+        let segment = ObjectId::from_ulid(new_ulid(self.clock.now_ms()));
         let mut seg = BytesMut::from(&segment_header()[..]);
         let mut planned: Vec<(usize, Vec<u32>, PendingAppend)> = Vec::new();
         let sticky = self.sticky.fetch_add(1, Ordering::Relaxed);
         for (i, req) in requests.iter().enumerate() {
-            match self.encode_request(req, sticky, segment_id, &mut seg) {
+            match self.encode_request(req, sticky, segment, &mut seg) {
                 Ok((assignment, pending)) => planned.push((i, assignment, pending)),
                 Err(e) => results[i] = Some(Err(e)),
             }
         }
         if !planned.is_empty() {
-            // 2. The segment, create-only (a fresh ULID: it never exists already).
-            let key = keys::segment(segment_id);
+            // A fresh ULID: the key never exists already.
+            let key = keys::segment(segment);
             let written = match store::put_create(&*self.store, &key, seg.freeze()).await {
                 Ok(Created::Yes) => Ok(()),
                 Ok(Created::AlreadyExists) => Err(Error::Conflict(format!("{key} exists"))),
                 Err(e) => Err(e),
             };
-            match written {
-                Err(e) => {
-                    let msg = e.to_string();
-                    for (i, _, _) in &planned {
-                        results[*i] =
-                            Some(Err(Error::Stale(format!("segment write failed: {msg}"))));
-                    }
-                }
-                Ok(()) => {
-                    self.commit_planned(&requests, planned, segment_id, &mut results)
-                        .await
+            if let Err(e) = written {
+                let msg = e.to_string();
+                for (i, _, _) in planned.drain(..) {
+                    results[i] = Some(Err(Error::Stale(format!("segment write failed: {msg}"))));
                 }
             }
+        }
+        PreparedFlush {
+            requests,
+            planned,
+            segment,
+            results,
+        }
+    }
+
+    /// Step 2 of a flush: commit the written segment to the journal shard(s).
+    pub async fn commit(&self, prepared: PreparedFlush) -> Vec<Result<ProduceAck>> {
+        let PreparedFlush {
+            requests,
+            planned,
+            segment,
+            mut results,
+        } = prepared;
+        if !planned.is_empty() {
+            self.commit_planned(&requests, planned, segment, &mut results)
+                .await;
         }
         results
             .into_iter()
