@@ -74,6 +74,8 @@ impl Default for CompactorConfig {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PassReport {
     pub leader: bool,
+    /// There was work, but another instance holds the lease.
+    pub waiting: bool,
     pub entries_folded: u64,
     pub index_objects: u64,
     pub checkpoints: u64,
@@ -173,6 +175,7 @@ impl Compactor {
             return Ok(report);
         }
         if !self.lease.acquire().await? {
+            report.waiting = true;
             return Ok(report);
         }
         report.leader = true;

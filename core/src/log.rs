@@ -31,6 +31,9 @@ pub struct LogConfig {
     pub poll_interval: Duration,
     /// Decoded index objects kept in memory.
     pub index_cache_entries: usize,
+    /// How often readers look for a newer checkpoint (which moves offsets from the journal
+    /// tail to index objects and lets the tail kept in memory shrink).
+    pub checkpoint_refresh: Duration,
 }
 
 impl Default for LogConfig {
@@ -41,6 +44,7 @@ impl Default for LogConfig {
             topic_cache_ttl: Duration::from_secs(2),
             poll_interval: Duration::from_millis(100),
             index_cache_entries: 1024,
+            checkpoint_refresh: Duration::from_secs(5),
         }
     }
 }
@@ -169,6 +173,16 @@ impl Log {
         )
         .await?;
         shards.insert(shard, s.clone());
+        Ok(s)
+    }
+
+    /// A shard made current for a read: synced with the journal head (one GET shared by
+    /// concurrent readers) and with a checkpoint no older than `checkpoint_refresh`.
+    async fn shard_for_read(&self, shard: u32) -> Result<Arc<ShardLog>> {
+        let s = self.shard(shard).await?;
+        s.refresh_checkpoint_every(self.cfg.checkpoint_refresh)
+            .await?;
+        s.sync_since(Some(Instant::now())).await?;
         Ok(s)
     }
 
@@ -361,8 +375,7 @@ impl Log {
             topic: topic.topic_id()?,
             partition,
         };
-        let shard = self.shard(topic.shard).await?;
-        shard.sync_since(Some(Instant::now())).await?;
+        let shard = self.shard_for_read(topic.shard).await?;
         let mut records = Vec::new();
         let mut bytes = 0usize;
         let mut at = offset;
@@ -635,8 +648,7 @@ impl Log {
             topic: topic.topic_id()?,
             partition,
         };
-        let shard = self.shard(topic.shard).await?;
-        shard.sync_since(Some(Instant::now())).await?;
+        let shard = self.shard_for_read(topic.shard).await?;
         let covered = shard.covered(&p);
         if covered > 0 {
             let listing = self.listing(&p, covered).await?;
@@ -666,8 +678,7 @@ impl Log {
             topic: topic.topic_id()?,
             partition,
         };
-        let shard = self.shard(topic.shard).await?;
-        shard.sync_since(Some(Instant::now())).await?;
+        let shard = self.shard_for_read(topic.shard).await?;
         let earliest = self.earliest(&shard, &p).await?;
         let last = match shard.last_append_ts(&p) {
             Some(ts) => Some(ts),

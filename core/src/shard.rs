@@ -76,6 +76,8 @@ struct State {
     tail: HashMap<PartitionId, VecDeque<TailBatch>>,
     last_append: HashMap<PartitionId, i64>,
     last_sync: Instant,
+    /// When the newest checkpoint was last looked for.
+    checkpoint_checked: Option<Instant>,
 }
 
 /// Where the records at an offset are.
@@ -120,6 +122,7 @@ impl ShardLog {
                 tail: HashMap::new(),
                 last_append: HashMap::new(),
                 last_sync: Instant::now(),
+                checkpoint_checked: None,
             }),
             store,
             shard,
@@ -277,6 +280,7 @@ impl ShardLog {
     /// Load the newest checkpoint if it is newer than the one we know: it tells which offsets
     /// moved into index objects, and lets a far-behind head jump forward.
     pub async fn refresh_checkpoint(&self) -> Result<()> {
+        self.write_state().checkpoint_checked = Some(Instant::now());
         let names =
             store::list_names(&*self.store, &keys::checkpoint_dir(self.shard), None).await?;
         let known = self.checkpoint_seq();
@@ -301,6 +305,18 @@ impl ShardLog {
             };
             self.adopt_checkpoint(&cp);
             return Ok(());
+        }
+        Ok(())
+    }
+
+    /// Look for a newer checkpoint if the last look is older than `every`.
+    pub async fn refresh_checkpoint_every(&self, every: Duration) -> Result<()> {
+        let due = self
+            .read_state()
+            .checkpoint_checked
+            .is_none_or(|t| t.elapsed() >= every);
+        if due {
+            self.refresh_checkpoint().await?;
         }
         Ok(())
     }
