@@ -424,3 +424,23 @@ async fn timestamp_lookup_on_a_million_records_is_a_few_gets() {
     );
     assert_eq!(reader.offset_for_timestamp(&topic, 0, 0).await.unwrap(), 0);
 }
+
+/// When nothing is produced, neither writers nor the compactor make PUTs (cost at idle is a
+/// few GETs/LISTs per pass).
+#[tokio::test]
+async fn idle_compactor_makes_no_puts() {
+    let store = memory();
+    let log = setup(store.clone(), clock::system()).await;
+    produce(&log, 3, 11, 0, &mut History::default()).await;
+    let counted = Instrumented::new(store.clone(), 0);
+    let mut c = Compactor::new(counted.clone(), clock::system(), CompactorConfig::default());
+    compact_fully(&mut c).await;
+    let before = counted.counts();
+    assert!(before.put > 0, "the first passes did write");
+    for _ in 0..5 {
+        c.run_once().await.unwrap();
+    }
+    let after = counted.counts();
+    assert_eq!(after.put, before.put, "idle passes must not PUT");
+    assert_eq!(after.delete, before.delete, "idle passes must not DELETE");
+}
