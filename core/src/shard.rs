@@ -102,6 +102,8 @@ pub struct ShardLog {
     state: RwLock<State>,
     commit_lock: Mutex<()>,
     sync_lock: Mutex<()>,
+    /// Whether our last commit had to retry (another writer commits to this shard too).
+    contended: std::sync::atomic::AtomicBool,
     head_tx: watch::Sender<u64>,
 }
 
@@ -131,6 +133,7 @@ impl ShardLog {
             writer,
             commit_lock: Mutex::new(()),
             sync_lock: Mutex::new(()),
+            contended: std::sync::atomic::AtomicBool::new(false),
             head_tx: watch::channel(0).0,
         });
         this.refresh_checkpoint().await?;
@@ -350,6 +353,14 @@ impl ShardLog {
     ) -> Result<(Vec<Outcome>, i64)> {
         let _g = self.commit_lock.lock().await;
         let mut failures = 0;
+        // Under contention (our last commit lost a race), read the head first: a GET that finds
+        // the other writers' entries is cheaper than a PUT that loses to them.
+        let mut others_committed = false;
+        if self.contended.load(std::sync::atomic::Ordering::Relaxed) {
+            let before = self.head_seq();
+            self.sync().await?;
+            others_committed = self.head_seq() > before;
+        }
         loop {
             let stale = self.read_state().last_sync.elapsed() > self.cfg.max_head_age;
             if stale {
@@ -382,6 +393,10 @@ impl ShardLog {
                 }
             };
             if ours {
+                self.contended.store(
+                    others_committed || failures > 0,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 let mut st = self.write_state();
                 self.apply(&mut st, &entry)?;
                 return Ok((outcomes, entry.append_ts));

@@ -1,0 +1,34 @@
+//! `sluice-bench`: benchmarks that print figures and compare them with a baseline measured in the
+//! same run. Not tests: nothing here passes or fails on a timing.
+//!
+//! - `sluice-bench log`: commit throughput and latency of the log itself (no HTTP), several
+//!   independent writers, against raw create-only PUTs of the same bytes (the store's ceiling).
+
+mod log_bench;
+mod stats;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "sluice-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Commit throughput/latency and object requests per GiB of the log (no HTTP).
+    Log(log_bench::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match cli.command {
+        Command::Log(args) => rt.block_on(log_bench::run(args)),
+    }
+}

@@ -1,0 +1,31 @@
+//! Latency percentiles and throughput formatting shared by the benchmarks.
+
+use std::time::Duration;
+
+#[derive(Default, Clone)]
+pub struct Latencies(Vec<Duration>);
+
+impl Latencies {
+    pub fn push(&mut self, d: Duration) {
+        self.0.push(d);
+    }
+    pub fn extend(&mut self, other: Latencies) {
+        self.0.extend(other.0);
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// The `q` quantile (0.0..=1.0) in milliseconds.
+    pub fn quantile_ms(&mut self, q: f64) -> f64 {
+        if self.0.is_empty() {
+            return f64::NAN;
+        }
+        self.0.sort();
+        let i = ((self.0.len() - 1) as f64 * q).round() as usize;
+        self.0[i].as_secs_f64() * 1000.0
+    }
+}
+
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
