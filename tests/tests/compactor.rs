@@ -444,3 +444,66 @@ async fn idle_compactor_makes_no_puts() {
     assert_eq!(after.put, before.put, "idle passes must not PUT");
     assert_eq!(after.delete, before.delete, "idle passes must not DELETE");
 }
+
+/// A corrupt or truncated object in the bucket is reported with its key (never a panic, never
+/// silently dropped records); a corrupt checkpoint is skipped for an older state.
+#[tokio::test]
+async fn corrupt_objects_are_reported_with_their_key() {
+    use object_store::{ObjectStoreExt, PutPayload};
+    let store = memory();
+    let log = setup(store.clone(), clock::system()).await;
+    let mut history = History::default();
+    produce(&log, 4, 21, 0, &mut history).await;
+    let mut c = Compactor::new(store.clone(), clock::system(), CompactorConfig::default());
+    compact_fully(&mut c).await;
+    produce(&log, 2, 22, 0, &mut history).await; // a journal tail after the checkpoint
+
+    let topic = log.topics().get("a").await.unwrap();
+    let tid = topic.topic_id().unwrap();
+    // 1. A data object (indexed records) with a flipped byte.
+    let data_dir = keys::data_dir(tid, 0);
+    let name = store::list_names(&*store, &data_dir, None)
+        .await
+        .unwrap()
+        .remove(0);
+    let path = data_dir.clone().join(name.as_str());
+    let mut bytes = store::get_opt(&*store, &path)
+        .await
+        .unwrap()
+        .unwrap()
+        .to_vec();
+    let last = bytes.len() - 6;
+    bytes[last] ^= 0xFF;
+    store.put(&path, PutPayload::from(bytes)).await.unwrap();
+    let reader = Log::new(store.clone(), clock::system(), LogConfig::default());
+    match reader.read(&topic, 0, 0, 10_000, 64 << 20).await {
+        Err(sluice_core::Error::Corrupt { key, .. }) => assert!(key.starts_with("data/"), "{key}"),
+        other => panic!("expected a corrupt-object error, got {other:?}"),
+    }
+    // 2. A truncated journal entry in the tail.
+    let head = reader.shard(0).await.unwrap().head_seq();
+    let entry = keys::journal_entry(0, head);
+    let bytes = store::get_opt(&*store, &entry).await.unwrap().unwrap();
+    store
+        .put(&entry, PutPayload::from(bytes.slice(..bytes.len() / 2)))
+        .await
+        .unwrap();
+    let fresh = Log::new(store.clone(), clock::system(), LogConfig::default());
+    match fresh.read(&topic, 0, 0, 1, 1 << 20).await {
+        Err(sluice_core::Error::Corrupt { key, .. }) => assert_eq!(key, entry.to_string()),
+        other => panic!("expected a corrupt journal entry error, got {other:?}"),
+    }
+    // 3. A corrupt newest checkpoint: skipped (logged), the shard opens from the journal.
+    let cps = store::list_names(&*store, &keys::checkpoint_dir(1), None)
+        .await
+        .unwrap();
+    let cp = keys::checkpoint(1, keys::parse_seq(cps.last().unwrap()).unwrap());
+    store
+        .put(&cp, PutPayload::from(vec![1u8, 2, 3]))
+        .await
+        .unwrap();
+    let fresh = Log::new(store.clone(), clock::system(), LogConfig::default());
+    let b = fresh.topics().get("b").await.unwrap();
+    let info = fresh.partition_info(&b, 0).await.unwrap();
+    assert!(info.next_offset > 0);
+}

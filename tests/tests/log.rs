@@ -179,3 +179,140 @@ async fn concurrent_writers_s3() {
         concurrent_writers(b, 4, 200).await;
     }
 }
+
+/// Issue #5 point 1: every store call of writers and compactor fails 5% of the time (errors,
+/// time-outs, 503 SlowDown, conflict storms, and PUTs that succeed but whose answer is lost).
+/// Idempotent producers retry what failed; nothing acked is lost or stored twice, and every
+/// failure reaches the producer as a retryable error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_percent_store_faults_lose_and_duplicate_nothing() {
+    use sluice_core::store::{FaultConfig, Instrumented};
+    let faults = |seed: u64, inner: sluice_core::store::DynStore| {
+        let s = Instrumented::new(inner, seed);
+        s.set_faults(FaultConfig {
+            error_rate: 0.015,
+            lost_reply_rate: 0.01,
+            slow_down_rate: 0.01,
+            conflict_rate: 0.01,
+            timeout: Some((0.005, Duration::from_millis(20))),
+            ..Default::default()
+        });
+        s
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::Local(dir.path().join("bucket"));
+    let admin = Log::new(backend.client(), clock::system(), LogConfig::default());
+    for (name, partitions, shard) in TOPICS {
+        admin
+            .topics()
+            .create(name, partitions, None, shard)
+            .await
+            .unwrap();
+    }
+    let compactor = Compactor::new(
+        faults(99, backend.client()),
+        clock::system(),
+        CompactorConfig {
+            interval: Duration::from_millis(20),
+            lease_duration: Duration::from_millis(200),
+            truncate_keep_entries: 20,
+            truncate_min_age_ms: 0,
+            ..Default::default()
+        },
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let compacting = tokio::spawn(compactor.run(async move {
+        let _ = stop_rx.await;
+    }));
+    let injected = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let writers: Vec<_> = (0..4u32)
+        .map(|w| {
+            let store = faults(w as u64, backend.client());
+            let injected = injected.clone();
+            tokio::spawn(async move {
+                let log = Log::new(store.clone(), clock::system(), LogConfig::default());
+                let mut rng = Rng::new(w as u64 + 100);
+                let mut acked = Vec::new();
+                let mut send_seq = 0u64;
+                for f in 0..150 {
+                    let (name, _, _) = TOPICS[rng.below(3) as usize];
+                    let topic = loop {
+                        match log.topics().get(name).await {
+                            Ok(t) => break t,
+                            Err(e) => assert!(e.is_retryable(), "{e}"),
+                        }
+                    };
+                    let values: Vec<String> = (0..1 + rng.below(4))
+                        .map(|i| format!("w{w}-{}", send_seq + i))
+                        .collect();
+                    send_seq += values.len() as u64;
+                    let req = ProduceRequest {
+                        topic,
+                        records: values
+                            .iter()
+                            .map(|v| {
+                                (
+                                    None,
+                                    Record::new(Some(v.as_bytes()), Bytes::from(v.clone())),
+                                )
+                            })
+                            .collect(),
+                        dedup_key: Some(Bytes::from(format!("w{w}-f{f}"))),
+                    };
+                    let ack = loop {
+                        match log.flush(vec![req.clone()]).await.remove(0) {
+                            Ok(ack) => break ack,
+                            Err(e) => {
+                                assert!(
+                                    e.is_retryable(),
+                                    "a store fault surfaced as a non-retryable error: {e}"
+                                );
+                                injected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        }
+                    };
+                    for (v, (p, o)) in values.iter().zip(ack.offsets) {
+                        let seq: u64 = v.rsplit('-').next().unwrap().parse().unwrap();
+                        acked.push(Acked {
+                            writer: w,
+                            send_seq: seq,
+                            topic: name.into(),
+                            partition: p,
+                            offset: o,
+                            value: v.clone().into_bytes(),
+                        });
+                    }
+                }
+                (acked, store.counts())
+            })
+        })
+        .collect();
+    let mut history = History::default();
+    let mut calls = 0;
+    for w in writers {
+        let (acked, counts) = w.await.expect("writer");
+        history.acked.extend(acked);
+        calls += counts.total();
+    }
+    let _ = stop_tx.send(());
+    compacting.await.unwrap();
+    let reader = Log::new(backend.client(), clock::system(), LogConfig::default());
+    let names: Vec<&str> = TOPICS.iter().map(|t| t.0).collect();
+    read_back(&reader, &names, &mut history).await;
+    let violations = check(&history);
+    let failures = injected.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "faults: {calls} store calls by writers, {failures} produce attempts failed (all retryable), {} acked records, violations: {}",
+        history.acked.len(),
+        violations.len()
+    );
+    assert!(violations.is_empty(), "{violations:#?}");
+    assert!(
+        failures > 0,
+        "the fault rate must actually hit produce calls"
+    );
+    assert_eq!(
+        history.read.values().map(Vec::len).sum::<usize>(),
+        history.acked.len()
+    );
+}

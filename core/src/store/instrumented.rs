@@ -25,6 +25,12 @@ pub struct FaultConfig {
     pub lost_reply_rate: f64,
     /// Added latency per call: uniformly between the two bounds.
     pub latency: Option<(Duration, Duration)>,
+    /// Fail like S3's `503 SlowDown` (throttling; retryable).
+    pub slow_down_rate: f64,
+    /// Answer a create-only PUT with "already exists" (412) without writing: a conflict storm.
+    pub conflict_rate: f64,
+    /// Hang this long, then fail like a client time-out (the call does not reach the store).
+    pub timeout: Option<(f64, Duration)>,
     /// Only calls whose key starts with this are faulted (`None` = all).
     pub only_prefix: Option<String>,
     /// Crash: every call numbered above this (1-based, counting all calls) fails.
@@ -90,6 +96,15 @@ enum Kind {
     Delete,
 }
 
+/// What `before` decided for a call.
+enum Fate {
+    Run,
+    /// Run it, then report an error anyway.
+    LoseReply,
+    /// Do not run it; answer "already exists".
+    Conflict,
+}
+
 fn injected(what: &str) -> object_store::Error {
     object_store::Error::Generic {
         store: "Instrumented",
@@ -141,9 +156,8 @@ impl State {
         (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// Count the call and decide its fate: `Err` = fail before the store, `Ok(true)` = run it
-    /// but lose the answer.
-    async fn before(&self, kind: Kind, key: &str) -> Result<bool> {
+    /// Count the call and decide its fate: `Err` = fail before the store.
+    async fn before(&self, kind: Kind, key: &str) -> Result<Fate> {
         let n = self.counters.calls.fetch_add(1, Ordering::SeqCst) + 1;
         let c = &self.counters;
         match kind {
@@ -166,18 +180,32 @@ impl State {
             .as_ref()
             .is_some_and(|p| !key.starts_with(p.as_str()))
         {
-            return Ok(false);
+            return Ok(Fate::Run);
         }
         if let Some((lo, hi)) = cfg.latency {
             let extra = (hi.saturating_sub(lo)).mul_f64(self.random());
             tokio::time::sleep(lo + extra).await;
         }
+        if let Some((rate, hang)) = cfg.timeout {
+            if self.random() < rate {
+                tokio::time::sleep(hang).await;
+                return Err(injected("timed out"));
+            }
+        }
         if cfg.error_rate > 0.0 && self.random() < cfg.error_rate {
             return Err(injected("error"));
         }
-        Ok(matches!(kind, Kind::Put | Kind::Delete)
-            && cfg.lost_reply_rate > 0.0
-            && self.random() < cfg.lost_reply_rate)
+        if cfg.slow_down_rate > 0.0 && self.random() < cfg.slow_down_rate {
+            return Err(injected("503 SlowDown: please reduce your request rate"));
+        }
+        let mutating = matches!(kind, Kind::Put | Kind::Delete);
+        if mutating && cfg.conflict_rate > 0.0 && self.random() < cfg.conflict_rate {
+            return Ok(Fate::Conflict);
+        }
+        if mutating && cfg.lost_reply_rate > 0.0 && self.random() < cfg.lost_reply_rate {
+            return Ok(Fate::LoseReply);
+        }
+        Ok(Fate::Run)
     }
 }
 
@@ -189,13 +217,19 @@ impl ObjectStore for Instrumented {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        let lose = self.state.before(Kind::Put, location.as_ref()).await?;
+        let fate = self.state.before(Kind::Put, location.as_ref()).await?;
+        if matches!(fate, Fate::Conflict) && opts.mode == object_store::PutMode::Create {
+            return Err(object_store::Error::AlreadyExists {
+                path: location.to_string(),
+                source: "injected conflict".into(),
+            });
+        }
         self.state
             .counters
             .put_bytes
             .fetch_add(payload.content_length() as u64, Ordering::Relaxed);
         let r = self.inner.put_opts(location, payload, opts).await?;
-        if lose {
+        if matches!(fate, Fate::LoseReply) {
             return Err(injected("put succeeded, answer lost"));
         }
         Ok(r)
@@ -245,10 +279,10 @@ impl ObjectStore for Instrumented {
                 let inner = inner.clone();
                 async move {
                     let loc = loc?;
-                    let lose = state.before(Kind::Delete, loc.as_ref()).await?;
+                    let fate = state.before(Kind::Delete, loc.as_ref()).await?;
                     let mut out = inner.delete_stream(stream::iter([Ok(loc.clone())]).boxed());
                     let r = out.next().await.unwrap_or(Ok(loc))?;
-                    if lose {
+                    if matches!(fate, Fate::LoseReply) {
                         return Err(injected("delete succeeded, answer lost"));
                     }
                     Ok(r)
