@@ -411,7 +411,7 @@ impl ShardLog {
                     )),
                 });
             }
-            if matches!(outcome, Err(_)) {
+            if outcome.is_err() {
                 // Transient store error and nothing landed: back off a little before retrying.
                 tokio::time::sleep(Duration::from_millis(5 * failures as u64)).await;
             }

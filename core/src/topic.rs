@@ -84,12 +84,15 @@ pub fn validate_name(name: &str) -> Result<()> {
     }
 }
 
+/// When a topic was looked up and what was found (`None`: no live topic of that name).
+type CachedTopic = (Instant, Option<Arc<TopicConfig>>);
+
 /// Reads and writes topic configs, with a short-lived cache for the hot path.
 pub struct Topics {
     store: DynStore,
     clock: Arc<dyn Clock>,
     ttl: Duration,
-    cache: Mutex<HashMap<String, (Instant, Option<Arc<TopicConfig>>)>>,
+    cache: Mutex<HashMap<String, CachedTopic>>,
 }
 
 /// What to change on a topic.
