@@ -1,1 +1,241 @@
-fn main() {}
+//! `sluice`: the one binary. `sluice dev` runs a gateway and a compactor in one process on a
+//! local folder; `sluice gateway` and `sluice compactor` run them separately against any store.
+
+use clap::{Args, Parser, Subcommand};
+use sluice_compactor::{Compactor, CompactorConfig};
+use sluice_core::clock;
+use sluice_core::log::{Log, LogConfig};
+use sluice_core::store::{self, DynStore, S3Options};
+use sluice_gateway::GatewayConfig;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "A serverless message queue on object storage"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Gateway + compactor in one process on a local folder: no other service needed.
+    Dev {
+        /// Folder used as the bucket.
+        #[arg(long, default_value = "./sluice-data", env = "SLUICE_DATA_DIR")]
+        data_dir: String,
+        /// Address to serve HTTP on.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "SLUICE_LISTEN")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        tuning: Tuning,
+    },
+    /// A stateless HTTP gateway. Run as many as you like on one bucket.
+    Gateway {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long, default_value = "127.0.0.1:8080", env = "SLUICE_LISTEN")]
+        listen: SocketAddr,
+        /// Also run a compactor in this process (only one is active at a time anyway).
+        #[arg(long)]
+        with_compactor: bool,
+        #[command(flatten)]
+        tuning: Tuning,
+    },
+    /// The compactor: folds the journal into indexes, applies retention, collects garbage.
+    Compactor {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Pause between passes, in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+    },
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// `s3://bucket[/prefix]`, `file:///dir` (or a plain folder path), or `memory://`.
+    /// S3 credentials and region come from the usual AWS environment variables.
+    #[arg(long, env = "SLUICE_STORE")]
+    store: String,
+    /// S3-compatible endpoint, e.g. http://127.0.0.1:4566 for LocalStack.
+    #[arg(long, env = "SLUICE_S3_ENDPOINT")]
+    endpoint: Option<String>,
+}
+
+#[derive(Args)]
+struct Tuning {
+    /// How long a flush waits to gather more produce requests, in milliseconds.
+    #[arg(long, env = "SLUICE_LINGER_MS")]
+    linger_ms: Option<u64>,
+    /// Journal shards new topics are spread over.
+    #[arg(long, env = "SLUICE_SHARDS")]
+    shards: Option<u32>,
+}
+
+impl StoreArgs {
+    fn open(&self) -> Result<DynStore, String> {
+        store::open(
+            &self.store,
+            &S3Options {
+                endpoint: self.endpoint.clone(),
+            },
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
+fn gateway_config(t: &Tuning, default_linger: Duration) -> GatewayConfig {
+    let mut cfg = GatewayConfig {
+        linger: default_linger,
+        ..Default::default()
+    };
+    if let Some(ms) = t.linger_ms {
+        cfg.linger = Duration::from_millis(ms);
+    }
+    if let Some(s) = t.shards {
+        cfg.shards = s.max(1);
+    }
+    cfg
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn run_gateway(
+    store: DynStore,
+    listen: SocketAddr,
+    cfg: GatewayConfig,
+    compactor: Option<CompactorConfig>,
+) -> Result<(), String> {
+    let clock = clock::system();
+    let log = Log::new(store.clone(), clock.clone(), LogConfig::default());
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%addr, "gateway listening");
+    eprintln!("sluice: serving http://{addr}");
+    if addr.ip().is_loopback() {
+        eprintln!("sluice: no authentication is configured; listening on loopback only");
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let compacting = compactor.map(|cfg| {
+        let mut rx = stop_rx.clone();
+        let c = Compactor::new(store.clone(), clock.clone(), cfg);
+        tokio::spawn(c.run(async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }))
+    });
+    let mut rx = stop_rx.clone();
+    let served = sluice_gateway::serve(listener, log, cfg, async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    });
+    let stopper = tokio::spawn(async move {
+        shutdown_signal().await;
+        eprintln!("sluice: shutting down");
+        let _ = stop_tx.send(true);
+    });
+    let r = served.await.map_err(|e| e.to_string());
+    stopper.abort();
+    if let Some(c) = compacting {
+        let _ = c.await;
+    }
+    r
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Dev {
+            data_dir,
+            listen,
+            tuning,
+        } => {
+            let store = store::open(&data_dir, &S3Options::default()).map_err(|e| e.to_string())?;
+            eprintln!("sluice dev: data in {data_dir}");
+            let cfg = gateway_config(&tuning, Duration::from_millis(2));
+            run_gateway(store, listen, cfg, Some(CompactorConfig::default())).await
+        }
+        Command::Gateway {
+            store,
+            listen,
+            with_compactor,
+            tuning,
+        } => {
+            let s = store.open()?;
+            let cfg = gateway_config(&tuning, Duration::from_millis(10));
+            run_gateway(
+                s,
+                listen,
+                cfg,
+                with_compactor.then(CompactorConfig::default),
+            )
+            .await
+        }
+        Command::Compactor { store, interval_ms } => {
+            let s = store.open()?;
+            let cfg = CompactorConfig {
+                interval: Duration::from_millis(interval_ms),
+                ..Default::default()
+            };
+            eprintln!("sluice compactor: running on {}", store.store);
+            Compactor::new(s, clock::system(), cfg)
+                .run(shutdown_signal())
+                .await;
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sluice: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -47,6 +47,9 @@ pub enum Error {
     Stale(String),
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// A bug or an impossible state inside Sluice (not the caller's fault, not retryable).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The conditional update lost a race (e.g. a config changed concurrently); retry.
     #[error("conflict: {0}")]
     Conflict(String),

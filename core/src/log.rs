@@ -251,7 +251,7 @@ impl Log {
         }
         results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(Error::Invalid("request was not processed".into()))))
+            .map(|r| r.unwrap_or_else(|| Err(Error::Internal("request was not processed".into()))))
             .collect()
     }
 
@@ -266,6 +266,9 @@ impl Log {
             return Err(Error::Invalid(
                 "a produce request needs at least one record".into(),
             ));
+        }
+        for (_, r) in &req.records {
+            r.validate().map_err(Error::Invalid)?;
         }
         let topic = req.topic.topic_id()?;
         let n = req.topic.partitions;
@@ -348,7 +351,7 @@ impl Log {
                         results[i] = Some(Err(match first.take() {
                             Some(e) => e,
                             None if retryable => Error::Stale(msg.clone()),
-                            None => Error::Invalid(msg.clone()),
+                            None => Error::Internal(msg.clone()),
                         }));
                     }
                 }
@@ -713,6 +716,7 @@ impl Log {
         offset: u64,
         timeout: Duration,
     ) -> Result<()> {
+        topic.check_partition(partition)?;
         let p = PartitionId {
             topic: topic.topic_id()?,
             partition,
@@ -788,9 +792,8 @@ fn answer(
                 .iter()
                 .map(|b| (b.partition, b.base_offset, b.record_count))
                 .collect();
-            let offsets = partition::offsets_in_request_order(assignment, &b).ok_or_else(|| {
-                Error::Invalid("internal: batches do not match the request".into())
-            })?;
+            let offsets = partition::offsets_in_request_order(assignment, &b)
+                .ok_or_else(|| Error::Internal("batches do not match the request".into()))?;
             Ok(ProduceAck {
                 offsets,
                 append_ts,

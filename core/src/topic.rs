@@ -206,6 +206,7 @@ impl Topics {
     }
 
     pub async fn update(&self, name: &str, patch: TopicPatch) -> Result<Arc<TopicConfig>> {
+        validate_name(name).map_err(|_| Error::TopicNotFound(name.to_string()))?;
         let mut cfg = self
             .load_latest(name)
             .await?
@@ -230,6 +231,7 @@ impl Topics {
     }
 
     pub async fn delete(&self, name: &str) -> Result<()> {
+        validate_name(name).map_err(|_| Error::TopicNotFound(name.to_string()))?;
         let mut cfg = self
             .load_latest(name)
             .await?

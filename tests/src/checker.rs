@@ -20,11 +20,14 @@ pub struct Acked {
     pub value: Vec<u8>,
 }
 
+/// What was read back from one partition: (offset, value) in the order returned.
+pub type PartitionRead = Vec<(u64, Vec<u8>)>;
+
 #[derive(Default, Debug)]
 pub struct History {
     pub acked: Vec<Acked>,
     /// Read-back per (topic, partition): (offset, value), as returned.
-    pub read: BTreeMap<(String, u32), Vec<(u64, Vec<u8>)>>,
+    pub read: BTreeMap<(String, u32), PartitionRead>,
     /// Earliest offset per partition (retention may have removed the start).
     pub earliest: HashMap<(String, u32), u64>,
     /// Read failures (I4).
@@ -85,7 +88,9 @@ pub fn check(h: &History) -> Vec<String> {
         }
     }
     // I3: per writer and partition, offsets increase with send order.
-    let mut per: HashMap<(u32, &str, u32), Vec<(u64, u64)>> = HashMap::new();
+    // (writer, topic, partition) -> (send seq, offset)
+    type Sends = Vec<(u64, u64)>;
+    let mut per: HashMap<(u32, &str, u32), Sends> = HashMap::new();
     for a in &h.acked {
         per.entry((a.writer, &a.topic, a.partition))
             .or_default()
@@ -120,8 +125,10 @@ mod tests {
     /// The checker itself must catch each kind of violation.
     #[test]
     fn checker_catches_violations() {
-        let mut h = History::default();
-        h.acked = vec![acked(1, 0, 0, "a"), acked(1, 1, 1, "b")];
+        let mut h = History {
+            acked: vec![acked(1, 0, 0, "a"), acked(1, 1, 1, "b")],
+            ..Default::default()
+        };
         h.read.insert(
             ("t".into(), 0),
             vec![(0, b"a".to_vec()), (1, b"b".to_vec())],

@@ -33,6 +33,30 @@ impl Record {
         }
     }
 
+    /// Whether the record fits the format's fields (lengths, header count).
+    pub fn validate(&self) -> Result<(), String> {
+        let too_big = |n: usize| n > u32::MAX as usize;
+        if self.key.as_ref().is_some_and(|k| too_big(k.len())) || too_big(self.value.len()) {
+            return Err("key or value longer than 4 GiB".into());
+        }
+        if self.headers.len() > u16::MAX as usize {
+            return Err(format!(
+                "{} headers, at most {} allowed",
+                self.headers.len(),
+                u16::MAX
+            ));
+        }
+        for (name, value) in &self.headers {
+            if name.len() > u16::MAX as usize || too_big(value.len()) {
+                return Err(format!(
+                    "header {:?}… is too long",
+                    &name[..name.len().min(32)]
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Bytes this record takes when encoded.
     pub fn encoded_len(&self) -> usize {
         1 + self.key.as_ref().map_or(0, |k| 4 + k.len())

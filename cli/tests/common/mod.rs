@@ -1,0 +1,122 @@
+//! Real `sluice` processes for multi-process tests: spawn, wait until healthy, SIGKILL, restart.
+
+#![allow(dead_code)]
+
+use sluice_tests::Backend;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub enum Role {
+    Gateway { port: u16 },
+    Compactor,
+}
+
+/// A child process, killed (SIGKILL) when dropped.
+pub struct Proc {
+    pub role: Role,
+    child: Option<Child>,
+    args: Vec<String>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn store_args(backend: &Backend) -> Vec<String> {
+    match backend {
+        Backend::S3 { url, endpoint } => vec![
+            "--store".into(),
+            url.clone(),
+            "--endpoint".into(),
+            endpoint.clone(),
+        ],
+        other => vec!["--store".into(), other.url()],
+    }
+}
+
+impl Proc {
+    pub fn gateway(backend: &Backend, port: u16) -> Self {
+        let mut args = vec!["gateway".to_string()];
+        args.extend(store_args(backend));
+        args.extend([
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--linger-ms".into(),
+            "5".into(),
+        ]);
+        let mut p = Proc {
+            role: Role::Gateway { port },
+            child: None,
+            args,
+        };
+        p.start();
+        p
+    }
+
+    pub fn compactor(backend: &Backend) -> Self {
+        let mut args = vec!["compactor".to_string()];
+        args.extend(store_args(backend));
+        args.extend(["--interval-ms".into(), "100".into()]);
+        let mut p = Proc {
+            role: Role::Compactor,
+            child: None,
+            args,
+        };
+        p.start();
+        p
+    }
+
+    pub fn url(&self) -> String {
+        match self.role {
+            Role::Gateway { port } => format!("http://127.0.0.1:{port}"),
+            Role::Compactor => String::new(),
+        }
+    }
+
+    pub fn start(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(&self.args)
+            .env("SLUICE_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn sluice");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no shutdown hook runs, in-flight requests die mid-way.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub async fn wait_healthy(&self) {
+        if let Role::Gateway { .. } = self.role {
+            let client = reqwest::Client::new();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Ok(r) = client.get(format!("{}/healthz", self.url())).send().await {
+                    if r.status().is_success() {
+                        return;
+                    }
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "gateway {} did not come up",
+                    self.url()
+                );
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        }
+    }
+}

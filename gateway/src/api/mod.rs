@@ -1,0 +1,183 @@
+//! Routes, shared state and the operational endpoints.
+
+pub mod openapi;
+pub mod produce;
+pub mod read;
+pub mod topics;
+pub mod wire;
+
+use crate::batcher::{Batcher, BatcherConfig};
+use crate::error::{ensure_problem, ApiError, ApiResult};
+use crate::extract::BodyLimit;
+use crate::metrics::{self, Metrics};
+use crate::GatewayConfig;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, Method, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use sluice_core::log::Log;
+use sluice_core::store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Everything a handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub log: Arc<Log>,
+    pub cfg: GatewayConfig,
+    pub batcher: Batcher,
+    pub metrics: Arc<Metrics>,
+    /// Becomes true (or closed) when the server shuts down: long-polls and streams end.
+    pub shutdown: watch::Receiver<bool>,
+    /// Held so `shutdown` never closes for a bare [`crate::router`].
+    _keep: Option<watch::Sender<bool>>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl BodyLimit for AppState {
+    fn max_request_bytes(&self) -> usize {
+        self.cfg.max_request_bytes
+    }
+}
+
+impl AppState {
+    /// Completes when the server begins shutting down.
+    pub async fn shutting_down(&self) {
+        let mut rx = self.shutdown.clone();
+        // An error means the sender is gone: the server has stopped.
+        let _ = rx.wait_for(|down| *down).await;
+    }
+}
+
+/// The router with its state and middleware.
+pub(crate) fn build(
+    log: Arc<Log>,
+    cfg: GatewayConfig,
+    shutdown: watch::Receiver<bool>,
+    keep: Option<watch::Sender<bool>>,
+) -> Router {
+    let metrics = Metrics::new();
+    let batcher = Batcher::spawn(
+        log.clone(),
+        BatcherConfig {
+            linger: cfg.linger,
+            max_flush_bytes: cfg.max_flush_bytes,
+            max_flushes_in_flight: cfg.max_flushes_in_flight,
+        },
+        metrics.clone(),
+    );
+    let body_limit = cfg.max_request_bytes;
+    let state = AppState(Arc::new(Inner {
+        log,
+        cfg,
+        batcher,
+        metrics: metrics.clone(),
+        shutdown,
+        _keep: keep,
+    }));
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/v1/openapi.json", get(openapi::serve))
+        .route("/v1/topics", post(topics::create).get(topics::list))
+        .route(
+            "/v1/topics/{topic}",
+            get(topics::get)
+                .patch(topics::update)
+                .delete(topics::delete),
+        )
+        .route("/v1/topics/{topic}/records", post(produce::produce))
+        .route(
+            "/v1/topics/{topic}/partitions/{partition}/records",
+            get(read::read),
+        )
+        .route(
+            "/v1/topics/{topic}/partitions/{partition}/offsets",
+            get(read::offset_for_timestamp),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::map_response(ensure_problem))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::track,
+        ))
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(uri.path().to_string())
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
+}
+
+/// A minimal landing page; the web console is a later addition.
+async fn index() -> Html<&'static str> {
+    Html(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sluice</title></head>\
+         <body><h1>Sluice gateway</h1><ul>\
+         <li><a href=\"/v1/openapi.json\">REST API v1 (OpenAPI)</a></li>\
+         <li><a href=\"/v1/topics\">Topics</a></li>\
+         <li><a href=\"/metrics\">Metrics</a></li>\
+         </ul></body></html>",
+    )
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is up", body = String, content_type = "text/plain")))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The object store answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "The object store answers", body = String, content_type = "text/plain"),
+        (status = 503, description = "The object store does not answer", body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn readyz(State(st): State<AppState>) -> ApiResult<&'static str> {
+    // A GET of a key that never exists: cheap, and needs the store to answer.
+    let probe = object_store::path::Path::from("_sluice/readyz-probe");
+    match tokio::time::timeout(
+        Duration::from_secs(3),
+        store::get_opt(&**st.log.store(), &probe),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok("ready"),
+        Ok(Err(e)) => Err(ApiError::Unavailable(format!("object store: {e}"))),
+        Err(_) => Err(ApiError::Unavailable(
+            "object store did not answer within 3 s".into(),
+        )),
+    }
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4")))]
+pub async fn metrics_text(State(st): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        st.metrics.render(),
+    )
+        .into_response()
+}

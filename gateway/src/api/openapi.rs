@@ -1,0 +1,124 @@
+//! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` annotations and the
+//! wire types. Served at `GET /v1/openapi.json`.
+
+use super::{produce, read, topics, wire};
+use crate::error::Problem;
+use axum::Json;
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::{ContentBuilder, OpenApi as Doc, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Sluice REST API",
+        version = "1",
+        description = "A message queue whose only storage is S3-compatible object storage. \
+            Errors are application/problem+json documents with a stable `code`."
+    ),
+    paths(
+        topics::create,
+        topics::list,
+        topics::get,
+        topics::update,
+        topics::delete,
+        produce::produce,
+        read::read,
+        read::offset_for_timestamp,
+        super::healthz,
+        super::readyz,
+        super::metrics_text,
+        openapi_json,
+    ),
+    components(schemas(
+        Problem,
+        wire::CreateTopic,
+        wire::PatchTopic,
+        wire::Topic,
+        wire::TopicDetail,
+        wire::TopicList,
+        wire::PartitionInfo,
+        wire::ProduceBody,
+        wire::ProduceRecord,
+        wire::ProduceAnswer,
+        wire::RecordOffset,
+        wire::Accepted,
+        wire::AckMode,
+        wire::ReadAnswer,
+        wire::RecordOut,
+        wire::OffsetAnswer,
+    )),
+    modifiers(&CommonErrors),
+    tags(
+        (name = "topics", description = "Topic administration"),
+        (name = "records", description = "Produce and read records"),
+        (name = "operations", description = "Health, readiness, metrics, this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Adds the answers every `/v1` operation can give: 503 `unavailable` (store unreachable; retry
+/// after `Retry-After`) and 500 (`corrupt_data`, `internal`).
+struct CommonErrors;
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+        &mut item.head,
+        &mut item.options,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
+}
+
+fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                crate::error::PROBLEM_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+impl Modify for CommonErrors {
+    fn modify(&self, doc: &mut Doc) {
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if !path.starts_with("/v1/topics") {
+                continue;
+            }
+            for op in operations(item) {
+                let r = &mut op.responses.responses;
+                r.entry("400".into()).or_insert_with(|| {
+                    problem_response("Malformed parameters (`invalid_request`)")
+                });
+                r.entry("500".into()).or_insert_with(|| {
+                    problem_response("Stored data failed its checks (`corrupt_data`, `internal`)")
+                });
+                r.entry("503".into()).or_insert_with(|| {
+                    problem_response(
+                        "The object store is unreachable; retry after `Retry-After` (`unavailable`)",
+                    )
+                });
+            }
+        }
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+pub async fn openapi_json() -> Json<Doc> {
+    Json(ApiDoc::openapi())
+}
+
+pub use openapi_json as serve;

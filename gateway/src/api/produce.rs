@@ -1,0 +1,244 @@
+//! `POST /v1/topics/{topic}/records`: JSON, NDJSON or a raw octet-stream value.
+
+use super::wire::{Accepted, AckMode, ProduceAnswer, ProduceBody, ProduceQuery, ProduceRecord};
+use super::AppState;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{is_json, json_error, media_type, parse_json, ApiPath, ApiQuery, Body};
+use crate::metrics::Metrics;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use bytes::Bytes;
+use sluice_core::format::record::Record;
+use sluice_core::log::ProduceRequest;
+use sluice_core::topic::TopicConfig;
+
+/// Longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY: usize = 256;
+
+enum Format {
+    Json,
+    NdJson,
+    Raw,
+}
+
+fn format_of(headers: &HeaderMap) -> ApiResult<Format> {
+    let media = media_type(headers);
+    match media.as_deref() {
+        m if is_json(m) => Ok(Format::Json),
+        Some("application/x-ndjson" | "application/jsonl") => Ok(Format::NdJson),
+        Some("application/octet-stream") => Ok(Format::Raw),
+        Some(other) => Err(ApiError::UnsupportedMediaType(format!(
+            "{other} is not accepted; use application/json, application/x-ndjson or \
+             application/octet-stream"
+        ))),
+        None => Ok(Format::Json), // is_json(None) already matched; kept for exhaustiveness
+    }
+}
+
+fn b64(field: &str, i: usize, s: &str) -> ApiResult<Bytes> {
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::InvalidBase64(format!("record {i}: {field}: {e}")))
+}
+
+/// A wire record as a core record with its explicit partition, checked against the limits.
+fn to_record(
+    i: usize,
+    r: ProduceRecord,
+    topic: &TopicConfig,
+    max_record_bytes: usize,
+) -> ApiResult<(Option<u32>, Record)> {
+    let key = match (r.key, r.key_b64) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::Invalid(format!(
+                "record {i}: give key or key_b64, not both"
+            )))
+        }
+        (Some(k), None) => Some(Bytes::from(k)),
+        (None, Some(k)) => Some(b64("key_b64", i, &k)?),
+        (None, None) => None,
+    };
+    let value = match (r.value, r.value_b64) {
+        (Some(v), None) => Bytes::from(v),
+        (None, Some(v)) => b64("value_b64", i, &v)?,
+        _ => {
+            return Err(ApiError::Invalid(format!(
+                "record {i}: give exactly one of value and value_b64"
+            )))
+        }
+    };
+    let headers: Vec<(String, Bytes)> = r
+        .headers
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, Bytes::from(v)))
+        .collect();
+    if headers.len() > u16::MAX as usize {
+        return Err(ApiError::Invalid(format!(
+            "record {i}: at most {} headers",
+            u16::MAX
+        )));
+    }
+    if let Some((name, _)) = headers.iter().find(|(n, _)| n.len() > u16::MAX as usize) {
+        return Err(ApiError::Invalid(format!(
+            "record {i}: header name of {} bytes is too long",
+            name.len()
+        )));
+    }
+    let record = Record {
+        key,
+        value,
+        producer_ts: r.timestamp_ms,
+        headers,
+    };
+    checked(r.partition, record, topic, max_record_bytes)
+}
+
+/// Checks every record passes, whatever its format: partition in range, size within the limit.
+fn checked(
+    partition: Option<u32>,
+    record: Record,
+    topic: &TopicConfig,
+    max_record_bytes: usize,
+) -> ApiResult<(Option<u32>, Record)> {
+    if let Some(p) = partition {
+        topic.check_partition(p)?;
+    }
+    let size = record.encoded_len();
+    if size > max_record_bytes {
+        return Err(ApiError::RecordTooLarge {
+            size,
+            max: max_record_bytes,
+        });
+    }
+    Ok((partition, record))
+}
+
+/// The body's records as wire records (JSON or NDJSON).
+fn parse_records(format: Format, body: &[u8]) -> ApiResult<Vec<ProduceRecord>> {
+    match format {
+        Format::NdJson => body
+            .split(|&b| b == b'\n')
+            .enumerate()
+            .filter(|(_, line)| !line.trim_ascii().is_empty())
+            .map(|(n, line)| serde_json::from_slice(line).map_err(|e| json_error(e, Some(n + 1))))
+            .collect(),
+        _ => parse_json::<ProduceBody>(body).map(|b| b.records),
+    }
+}
+
+/// The request's records, decoded and checked, with their explicit partitions.
+fn records_of(
+    format: Format,
+    body: Bytes,
+    q: &ProduceQuery,
+    topic: &TopicConfig,
+    max_record_bytes: usize,
+    max_records: usize,
+) -> ApiResult<Vec<(Option<u32>, Record)>> {
+    if let Format::Raw = format {
+        let record = Record {
+            key: q.key.clone().map(Bytes::from),
+            value: body,
+            producer_ts: None,
+            headers: Vec::new(),
+        };
+        return Ok(vec![checked(q.partition, record, topic, max_record_bytes)?]);
+    }
+    if q.key.is_some() || q.partition.is_some() {
+        return Err(ApiError::Invalid(
+            "the key and partition query parameters apply to application/octet-stream bodies \
+             only; put them in the record"
+                .into(),
+        ));
+    }
+    let wire = parse_records(format, &body)?;
+    if wire.is_empty() {
+        return Err(ApiError::Invalid("no records to produce".into()));
+    }
+    if wire.len() > max_records {
+        return Err(ApiError::Invalid(format!(
+            "{} records in one request; the limit is {max_records}",
+            wire.len()
+        )));
+    }
+    wire.into_iter()
+        .enumerate()
+        .map(|(i, r)| to_record(i, r, topic, max_record_bytes))
+        .collect()
+}
+
+/// Append records. Records with the same key go to the same partition; `partition` overrides.
+#[utoipa::path(post, path = "/v1/topics/{topic}/records", tag = "records",
+    params(
+        ("topic" = String, Path, description = "Topic name"),
+        ("Idempotency-Key" = Option<String>, Header, description = "At most 256 bytes. A retry with the same key within the dedup window returns the first answer and writes nothing, on any gateway."),
+        ProduceQuery,
+    ),
+    request_body(description = "Records as JSON, as NDJSON (one record object a line), or one raw value",
+        content(
+            (ProduceBody = "application/json"),
+            (ProduceRecord = "application/x-ndjson"),
+            ("application/octet-stream"),
+        )),
+    responses(
+        (status = 200, description = "Committed (`ack=durable`)", body = ProduceAnswer),
+        (status = 202, description = "Queued, not yet durable (`ack=none`)", body = Accepted),
+        (status = 400, description = "Malformed body or parameters (`invalid_json`, `invalid_base64`, `invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic or partition (`topic_not_found`, `partition_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "A record or the request is too large (`record_too_large`, `request_too_large`)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Unsupported content type (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The idempotency key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn produce(
+    State(st): State<AppState>,
+    ApiPath(topic): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ProduceQuery>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> ApiResult<Response> {
+    let format = format_of(&headers)?;
+    let dedup_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) if v.is_empty() || v.len() > MAX_IDEMPOTENCY_KEY => {
+            return Err(ApiError::Invalid(format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} bytes"
+            )))
+        }
+        Some(v) => Some(Bytes::copy_from_slice(v.as_bytes())),
+    };
+    let topic = st.log.topics().get(&topic).await?;
+    let records = records_of(
+        format,
+        body,
+        &q,
+        &topic,
+        st.cfg.max_record_bytes,
+        st.cfg.max_records_per_request,
+    )?;
+    let n = records.len();
+    let request = ProduceRequest {
+        topic,
+        records,
+        dedup_key,
+    };
+    Metrics::inc(&st.metrics.produce_requests);
+    let stopped = |_| ApiError::Unavailable("the gateway is shutting down; retry".into());
+    match q.ack.unwrap_or_default() {
+        AckMode::Durable => {
+            let ack = st.batcher.produce(request).await.map_err(stopped)??;
+            Ok(Json(ProduceAnswer::from(ack)).into_response())
+        }
+        AckMode::None => {
+            st.batcher
+                .produce_detached(request)
+                .await
+                .map_err(stopped)?;
+            Ok((StatusCode::ACCEPTED, Json(Accepted { accepted: n })).into_response())
+        }
+    }
+}

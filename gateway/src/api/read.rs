@@ -1,0 +1,263 @@
+//! Stateless reads: by offset or time, long-polling, or as a Server-Sent Events stream.
+
+use super::wire::{OffsetAnswer, OffsetQuery, ReadAnswer, ReadQuery, RecordOut};
+use super::AppState;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiPath, ApiQuery};
+use crate::metrics::Metrics;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use sluice_core::log::{ReadBatch, ReadRecord};
+use sluice_core::topic::TopicConfig;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const DEFAULT_LIMIT: u64 = 100;
+pub const MAX_LIMIT: u64 = 10_000;
+/// Roughly the most record bytes one answer carries.
+pub const MAX_READ_BYTES: usize = 4 << 20;
+/// How long an event stream waits per round before looking again.
+const STREAM_WAIT: Duration = Duration::from_secs(30);
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Where a read starts: `Last-Event-ID` + 1 for a resuming event stream, else `timestamp_ms`,
+/// else `offset` (a number, `earliest` or `latest`; default `earliest`).
+async fn start_offset(
+    st: &AppState,
+    topic: &TopicConfig,
+    partition: u32,
+    q: &ReadQuery,
+    last_event_id: Option<u64>,
+) -> ApiResult<u64> {
+    if let Some(id) = last_event_id {
+        return id
+            .checked_add(1)
+            .ok_or_else(|| ApiError::Invalid("Last-Event-ID is out of range".into()));
+    }
+    match (&q.offset, q.timestamp_ms) {
+        (Some(_), Some(_)) => Err(ApiError::Invalid(
+            "give offset or timestamp_ms, not both".into(),
+        )),
+        (None, Some(ts)) => Ok(st.log.offset_for_timestamp(topic, partition, ts).await?),
+        (Some(o), None) if o == "latest" => {
+            Ok(st.log.partition_info(topic, partition).await?.next_offset)
+        }
+        (Some(o), None) if o != "earliest" => o.parse::<u64>().map_err(|_| {
+            ApiError::InvalidOffset(format!(
+                "offset {o:?} is not a number, \"earliest\" or \"latest\""
+            ))
+        }),
+        _ => Ok(st
+            .log
+            .partition_info(topic, partition)
+            .await?
+            .earliest_offset),
+    }
+}
+
+fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<u64>> {
+    match headers.get("last-event-id") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(Some)
+            .ok_or_else(|| ApiError::Invalid("Last-Event-ID must be an offset".into())),
+    }
+}
+
+fn wants_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("text/event-stream"))
+}
+
+/// Read records from a partition; with `Accept: text/event-stream` a never-ending stream.
+#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/records", tag = "records",
+    params(
+        ("topic" = String, Path, description = "Topic name"),
+        ("partition" = u32, Path, description = "Partition number"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Event streams: resume after this offset"),
+        ReadQuery,
+    ),
+    responses(
+        (status = 200, description = "Records from the start offset on; an event stream (one event per record, `id:` = offset, data = the record) with `Accept: text/event-stream`",
+            content(
+                (ReadAnswer = "application/json"),
+                (RecordOut = "text/event-stream"),
+            )),
+        (status = 400, description = "Bad offset, limit or parameters (`invalid_offset`, `invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic or partition (`topic_not_found`, `partition_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 416, description = "The offset was deleted by retention or is beyond the end (`offset_out_of_range`, with `earliest_offset` and `next_offset`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn read(
+    State(st): State<AppState>,
+    ApiPath((topic, partition)): ApiPath<(String, u32)>,
+    ApiQuery(q): ApiQuery<ReadQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let stream = wants_event_stream(&headers);
+    let resume = if stream {
+        last_event_id(&headers)?
+    } else {
+        None
+    };
+    let limit = match q.limit {
+        Some(0) => return Err(ApiError::Invalid("limit must be at least 1".into())),
+        Some(n) => n.min(MAX_LIMIT),
+        None => DEFAULT_LIMIT,
+    } as usize;
+    let cfg = st.log.topics().get(&topic).await?;
+    cfg.check_partition(partition)?;
+    let offset = start_offset(&st, &cfg, partition, &q, resume).await?;
+    Metrics::inc(&st.metrics.read_requests);
+    let mut batch = st
+        .log
+        .read(&cfg, partition, offset, limit, MAX_READ_BYTES)
+        .await?;
+    if stream {
+        return Ok(event_stream(st, topic, cfg, partition, batch).into_response());
+    }
+    let wait = Duration::from_millis(q.wait_ms.unwrap_or(0).min(st.cfg.max_wait_ms));
+    if batch.records.is_empty() && !wait.is_zero() {
+        tokio::select! {
+            r = st.log.wait_for(&cfg, partition, offset, wait) => r?,
+            _ = st.shutting_down() => {}
+        }
+        batch = st
+            .log
+            .read(&cfg, partition, offset, limit, MAX_READ_BYTES)
+            .await?;
+    }
+    Metrics::add(&st.metrics.read_records, batch.records.len() as u64);
+    Ok(Json(ReadAnswer {
+        records: batch.records.iter().map(RecordOut::from).collect(),
+        next_offset: batch.next_offset,
+        high_watermark: batch.high_watermark,
+    })
+    .into_response())
+}
+
+struct Tail {
+    st: AppState,
+    name: String,
+    topic: Arc<TopicConfig>,
+    partition: u32,
+    next: u64,
+    buffered: VecDeque<ReadRecord>,
+    done: bool,
+}
+
+fn record_event(r: &ReadRecord) -> Event {
+    let data = serde_json::to_string(&RecordOut::from(r)).unwrap_or_else(|_| "{}".into());
+    Event::default().id(r.offset.to_string()).data(data)
+}
+
+fn error_event(e: ApiError) -> Event {
+    let data = serde_json::to_string(&e.problem()).unwrap_or_else(|_| "{}".into());
+    Event::default().event("error").data(data)
+}
+
+impl Tail {
+    /// The next event: a buffered record, or wait for more. `None` ends the stream.
+    async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            if let Some(r) = self.buffered.pop_front() {
+                Metrics::inc(&self.st.metrics.read_records);
+                return Some(record_event(&r));
+            }
+            if self.done {
+                return None;
+            }
+            match self.fetch().await {
+                Ok(()) => {}
+                Err(e) => {
+                    self.done = true;
+                    return Some(error_event(e));
+                }
+            }
+            if self.done {
+                return None;
+            }
+        }
+    }
+
+    /// Read what is there, or wait for it (ending at shutdown).
+    async fn fetch(&mut self) -> ApiResult<()> {
+        // Re-check the topic (cached briefly) so a deleted topic ends the stream.
+        self.topic = self.st.log.topics().get(&self.name).await?;
+        let batch = self
+            .st
+            .log
+            .read(&self.topic, self.partition, self.next, 1000, MAX_READ_BYTES)
+            .await?;
+        if !batch.records.is_empty() {
+            self.next = batch.next_offset;
+            self.buffered.extend(batch.records);
+            return Ok(());
+        }
+        tokio::select! {
+            r = self.st.log.wait_for(&self.topic, self.partition, self.next, STREAM_WAIT) => r?,
+            _ = self.st.shutting_down() => self.done = true,
+        }
+        Ok(())
+    }
+}
+
+fn event_stream(
+    st: AppState,
+    name: String,
+    topic: Arc<TopicConfig>,
+    partition: u32,
+    first: ReadBatch,
+) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
+    Metrics::inc(&st.metrics.sse_streams);
+    let next = first.next_offset;
+    let tail = Tail {
+        st,
+        name,
+        topic,
+        partition,
+        next,
+        buffered: first.records.into(),
+        done: false,
+    };
+    let events = futures::stream::unfold(tail, |mut tail| async move {
+        let event = tail.next_event().await?;
+        Some((Ok(event), tail))
+    });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+}
+
+/// The first offset appended at or after a time.
+#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/offsets", tag = "records",
+    params(
+        ("topic" = String, Path, description = "Topic name"),
+        ("partition" = u32, Path, description = "Partition number"),
+        OffsetQuery,
+    ),
+    responses(
+        (status = 200, description = "The offset", body = OffsetAnswer),
+        (status = 400, description = "Missing or bad `timestamp_ms` (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic or partition (`topic_not_found`, `partition_not_found`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn offset_for_timestamp(
+    State(st): State<AppState>,
+    ApiPath((topic, partition)): ApiPath<(String, u32)>,
+    ApiQuery(q): ApiQuery<OffsetQuery>,
+) -> ApiResult<Json<OffsetAnswer>> {
+    let cfg = st.log.topics().get(&topic).await?;
+    let offset = st
+        .log
+        .offset_for_timestamp(&cfg, partition, q.timestamp_ms)
+        .await?;
+    Ok(Json(OffsetAnswer { offset }))
+}

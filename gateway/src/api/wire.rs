@@ -1,0 +1,299 @@
+//! Request and answer bodies of REST API v1. Field names are the contract (`rest-api.md`); add
+//! fields freely, rename none.
+
+use base64::Engine;
+use serde::{Deserialize, Deserializer, Serialize};
+use sluice_core::log::{PartitionInfo as CorePartitionInfo, ProduceAck, ReadRecord};
+use sluice_core::topic::TopicConfig;
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+
+/// `POST /v1/topics`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTopic {
+    /// `[A-Za-z0-9._-]{1,249}`
+    #[schema(example = "orders")]
+    pub name: String,
+    /// 1 to 10 000.
+    #[schema(example = 3, minimum = 1, maximum = 10000)]
+    pub partitions: u32,
+    /// Records older than this are deleted; absent or null keeps them forever.
+    #[serde(default)]
+    pub retention_ms: Option<i64>,
+}
+
+/// `PATCH /v1/topics/{topic}`: only the fields given change.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchTopic {
+    /// New partition count; partitions can only grow.
+    #[serde(default)]
+    pub partitions: Option<u32>,
+    /// New retention; `null` keeps records forever.
+    #[serde(default, deserialize_with = "some_or_null")]
+    #[schema(value_type = Option<i64>)]
+    pub retention_ms: Option<Option<i64>>,
+}
+
+/// Distinguishes an absent field (`None`, via `default`) from an explicit null (`Some(None)`).
+fn some_or_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A topic's configuration.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Topic {
+    pub name: String,
+    /// The incarnation: a re-created topic gets a new id and starts empty.
+    pub id: String,
+    /// Config version, incremented on every change.
+    pub version: u64,
+    pub partitions: u32,
+    pub retention_ms: Option<i64>,
+    /// Journal shard the topic commits to.
+    pub shard: u32,
+    pub created_ms: i64,
+}
+
+impl From<&TopicConfig> for Topic {
+    fn from(c: &TopicConfig) -> Self {
+        Self {
+            name: c.name.clone(),
+            id: c.id.clone(),
+            version: c.version,
+            partitions: c.partitions,
+            retention_ms: c.retention_ms,
+            shard: c.shard,
+            created_ms: c.created_ms,
+        }
+    }
+}
+
+/// Offsets of one partition.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartitionInfo {
+    pub partition: u32,
+    /// The first offset still readable.
+    pub earliest_offset: u64,
+    /// The offset the next record will get (the high watermark).
+    pub next_offset: u64,
+    /// Append time of the newest record, if any.
+    pub last_append_ms: Option<i64>,
+}
+
+impl From<CorePartitionInfo> for PartitionInfo {
+    fn from(p: CorePartitionInfo) -> Self {
+        Self {
+            partition: p.partition,
+            earliest_offset: p.earliest_offset,
+            next_offset: p.next_offset,
+            last_append_ms: p.last_append_ms,
+        }
+    }
+}
+
+/// `GET /v1/topics/{topic}`: the config plus every partition's offsets.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopicDetail {
+    #[serde(flatten)]
+    pub topic: Topic,
+    pub partition_info: Vec<PartitionInfo>,
+}
+
+/// `GET /v1/topics`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopicList {
+    pub topics: Vec<Topic>,
+}
+
+/// One record to produce. Exactly one of `value` (UTF-8 text) and `value_b64` (standard base64
+/// bytes); at most one of `key` and `key_b64`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceRecord {
+    #[schema(example = "user-7")]
+    pub key: Option<String>,
+    pub key_b64: Option<String>,
+    #[schema(example = "hello")]
+    pub value: Option<String>,
+    pub value_b64: Option<String>,
+    /// String → string.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Overrides the key hash.
+    pub partition: Option<u32>,
+    /// Producer timestamp, stored as given (reads by time use the append timestamp).
+    pub timestamp_ms: Option<i64>,
+}
+
+/// `POST /v1/topics/{topic}/records` with `Content-Type: application/json`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceBody {
+    pub records: Vec<ProduceRecord>,
+}
+
+/// Where one record landed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordOffset {
+    pub partition: u32,
+    pub offset: u64,
+}
+
+/// The answer to a durable produce.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProduceAnswer {
+    /// One per record, in request order.
+    pub offsets: Vec<RecordOffset>,
+    /// The append (commit) timestamp of the records.
+    pub append_timestamp_ms: i64,
+    /// True when this was a retry answered from the idempotency window; nothing was written.
+    pub duplicate: bool,
+}
+
+impl From<ProduceAck> for ProduceAnswer {
+    fn from(a: ProduceAck) -> Self {
+        Self {
+            offsets: a
+                .offsets
+                .into_iter()
+                .map(|(partition, offset)| RecordOffset { partition, offset })
+                .collect(),
+            append_timestamp_ms: a.append_ts,
+            duplicate: a.duplicate,
+        }
+    }
+}
+
+/// The answer to `ack=none`: queued, not yet durable.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// Records queued.
+    pub accepted: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AckMode {
+    /// Answer after the journal commit (default).
+    #[default]
+    Durable,
+    /// Answer 202 at once; failures are only logged.
+    None,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceQuery {
+    /// `durable` (default) or `none`.
+    pub ack: Option<AckMode>,
+    /// The record key, for `application/octet-stream` bodies.
+    pub key: Option<String>,
+    /// The partition, for `application/octet-stream` bodies.
+    pub partition: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ReadQuery {
+    /// A number, `earliest` or `latest` (default `earliest`).
+    pub offset: Option<String>,
+    /// Instead of `offset`: start at the first record appended at or after this time.
+    pub timestamp_ms: Option<i64>,
+    /// Most records to return (default 100, at most 10 000).
+    pub limit: Option<u64>,
+    /// Long-poll: wait up to this long for records when there are none yet (at most 30 000).
+    pub wait_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct OffsetQuery {
+    /// Find the first record appended at or after this time.
+    pub timestamp_ms: i64,
+}
+
+/// `GET …/offsets`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OffsetAnswer {
+    /// The first offset whose append timestamp is at least `timestamp_ms`, or the next offset
+    /// if there is none yet.
+    pub offset: u64,
+}
+
+/// A record as read back. Keys and values that are valid UTF-8 come as `key` / `value`, others
+/// as `key_b64` / `value_b64` (with `key` / `value` null).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordOut {
+    pub offset: u64,
+    /// Append timestamp.
+    pub timestamp_ms: i64,
+    /// The producer's timestamp, when it gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub producer_timestamp_ms: Option<i64>,
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_b64: Option<String>,
+    pub value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_b64: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    /// Header values that are not valid UTF-8, base64-encoded.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers_b64: BTreeMap<String, String>,
+}
+
+fn text_or_b64(b: &[u8]) -> (Option<String>, Option<String>) {
+    match std::str::from_utf8(b) {
+        Ok(s) => (Some(s.to_string()), None),
+        Err(_) => (
+            None,
+            Some(base64::engine::general_purpose::STANDARD.encode(b)),
+        ),
+    }
+}
+
+impl From<&ReadRecord> for RecordOut {
+    fn from(r: &ReadRecord) -> Self {
+        let (key, key_b64) = match &r.record.key {
+            Some(k) => text_or_b64(k),
+            None => (None, None),
+        };
+        let (value, value_b64) = text_or_b64(&r.record.value);
+        let mut headers = BTreeMap::new();
+        let mut headers_b64 = BTreeMap::new();
+        for (name, v) in &r.record.headers {
+            match text_or_b64(v) {
+                (Some(s), _) => headers.insert(name.clone(), s),
+                (None, Some(b)) => headers_b64.insert(name.clone(), b),
+                (None, None) => None,
+            };
+        }
+        Self {
+            offset: r.offset,
+            timestamp_ms: r.append_ts,
+            producer_timestamp_ms: r.record.producer_ts,
+            key,
+            key_b64,
+            value,
+            value_b64,
+            headers,
+            headers_b64,
+        }
+    }
+}
+
+/// `GET …/records`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadAnswer {
+    pub records: Vec<RecordOut>,
+    /// The offset to read from next.
+    pub next_offset: u64,
+    /// The partition's next offset (end of the log) when read.
+    pub high_watermark: u64,
+}

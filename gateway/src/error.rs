@@ -1,0 +1,345 @@
+//! The one place where errors become HTTP answers. Every error the gateway returns is an
+//! `application/problem+json` document (RFC 9457) with a stable machine `code`; [`ApiError::kind`]
+//! is the exhaustive table from error to status and code. Handlers return `ApiError` and never
+//! choose a status themselves.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use sluice_core::Error as CoreError;
+use utoipa::ToSchema;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem document.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// `https://sluice.dev/problems/{code}`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short, human-readable summary of the problem class.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request, and what to do about it.
+    pub detail: String,
+    /// Stable machine-readable code, e.g. `topic_not_found`, `record_too_large`.
+    pub code: String,
+    /// With `offset_out_of_range`: the first offset still readable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub earliest_offset: Option<u64>,
+    /// With `offset_out_of_range`: the offset the next record will get.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<u64>,
+}
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Core(#[from] CoreError),
+    /// The body is not well-formed JSON.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// A `*_b64` field is not standard base64.
+    #[error("{0}")]
+    InvalidBase64(String),
+    /// `offset` is not a number, `earliest` or `latest`.
+    #[error("{0}")]
+    InvalidOffset(String),
+    /// Any other malformed or out-of-bounds input.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("record of {size} bytes exceeds the limit of {max} bytes")]
+    RecordTooLarge { size: usize, max: usize },
+    #[error("request body exceeds the limit of {max} bytes")]
+    RequestTooLarge { max: usize },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// No route for this path.
+    #[error("no such resource: {0}")]
+    NotFound(String),
+    #[error("method {0} is not allowed on this resource")]
+    MethodNotAllowed(String),
+    /// The gateway cannot serve now (shutting down, store unreachable); retry.
+    #[error("{0}")]
+    Unavailable(String),
+    /// An error response produced outside our handlers (e.g. by the router), by status.
+    #[error("{1}")]
+    Status(StatusCode, String),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Status, stable code and title of an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kind {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub title: &'static str,
+}
+
+const fn k(status: StatusCode, code: &'static str, title: &'static str) -> Kind {
+    Kind {
+        status,
+        code,
+        title,
+    }
+}
+
+impl ApiError {
+    /// The table: error → status and stable code.
+    pub fn kind(&self) -> Kind {
+        use StatusCode as S;
+        match self {
+            ApiError::Core(e) => match e {
+                CoreError::TopicNotFound(_) => {
+                    k(S::NOT_FOUND, "topic_not_found", "Topic not found")
+                }
+                CoreError::PartitionNotFound { .. } => {
+                    k(S::NOT_FOUND, "partition_not_found", "Partition not found")
+                }
+                CoreError::TopicExists(_) => k(S::CONFLICT, "topic_exists", "Topic exists"),
+                CoreError::OffsetOutOfRange { .. } => k(
+                    S::RANGE_NOT_SATISFIABLE,
+                    "offset_out_of_range",
+                    "Offset out of range",
+                ),
+                CoreError::IdempotencyConflict => k(
+                    S::UNPROCESSABLE_ENTITY,
+                    "idempotency_key_reused",
+                    "Idempotency key reused for a different request",
+                ),
+                CoreError::Invalid(_) => k(S::BAD_REQUEST, "invalid_request", "Invalid request"),
+                CoreError::Conflict(_) => k(S::CONFLICT, "conflict", "Conflicting change"),
+                CoreError::Stale(_) | CoreError::Store { .. } => {
+                    k(S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
+                }
+                CoreError::Corrupt { .. } => {
+                    k(S::INTERNAL_SERVER_ERROR, "corrupt_data", "Corrupt data")
+                }
+                CoreError::Inconsistent { .. } | CoreError::Internal(_) => {
+                    k(S::INTERNAL_SERVER_ERROR, "internal", "Internal error")
+                }
+            },
+            ApiError::InvalidJson(_) => k(S::BAD_REQUEST, "invalid_json", "Invalid JSON"),
+            ApiError::InvalidBase64(_) => k(S::BAD_REQUEST, "invalid_base64", "Invalid base64"),
+            ApiError::InvalidOffset(_) => k(S::BAD_REQUEST, "invalid_offset", "Invalid offset"),
+            ApiError::Invalid(_) => k(S::BAD_REQUEST, "invalid_request", "Invalid request"),
+            ApiError::RecordTooLarge { .. } => {
+                k(S::PAYLOAD_TOO_LARGE, "record_too_large", "Record too large")
+            }
+            ApiError::RequestTooLarge { .. } => k(
+                S::PAYLOAD_TOO_LARGE,
+                "request_too_large",
+                "Request too large",
+            ),
+            ApiError::UnsupportedMediaType(_) => k(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+            ),
+            ApiError::NotFound(_) => k(S::NOT_FOUND, "not_found", "Not found"),
+            ApiError::MethodNotAllowed(_) => k(
+                S::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+            ),
+            ApiError::Unavailable(_) => {
+                k(S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
+            }
+            ApiError::Status(status, _) => match *status {
+                S::NOT_FOUND => k(S::NOT_FOUND, "not_found", "Not found"),
+                S::METHOD_NOT_ALLOWED => k(
+                    S::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    "Method not allowed",
+                ),
+                S::PAYLOAD_TOO_LARGE => k(
+                    S::PAYLOAD_TOO_LARGE,
+                    "request_too_large",
+                    "Request too large",
+                ),
+                S::UNSUPPORTED_MEDIA_TYPE => k(
+                    S::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "Unsupported media type",
+                ),
+                S::SERVICE_UNAVAILABLE => {
+                    k(S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
+                }
+                s if s.is_server_error() => k(s, "internal", "Internal error"),
+                s if s.is_client_error() => k(s, "invalid_request", "Invalid request"),
+                _ => k(S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+            },
+        }
+    }
+
+    /// Text for the client. Internal details of server-side failures go to the log instead.
+    fn detail(&self) -> String {
+        match self {
+            ApiError::Core(CoreError::Store { .. }) => {
+                "the object store did not answer; retry the request".into()
+            }
+            ApiError::Core(CoreError::Stale(_)) => {
+                "the write could not be committed in time; retry the request".into()
+            }
+            ApiError::Core(CoreError::Corrupt { .. }) => {
+                "stored data failed its integrity check; an operator has been alerted".into()
+            }
+            ApiError::Core(CoreError::Inconsistent { .. }) => {
+                "the journal is inconsistent; an operator has been alerted".into()
+            }
+            ApiError::Core(CoreError::Internal(_)) => {
+                "an internal error occurred; an operator has been alerted".into()
+            }
+            ApiError::Core(CoreError::Invalid(m)) => m.clone(),
+            ApiError::Core(CoreError::Conflict(m)) => m.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The problem document for this error.
+    pub fn problem(&self) -> Problem {
+        let kind = self.kind();
+        let (earliest_offset, next_offset) = match self {
+            ApiError::Core(CoreError::OffsetOutOfRange { earliest, next, .. }) => {
+                (Some(*earliest), Some(*next))
+            }
+            _ => (None, None),
+        };
+        Problem {
+            kind: format!("https://sluice.dev/problems/{}", kind.code),
+            title: kind.title.to_string(),
+            status: kind.status.as_u16(),
+            detail: self.detail(),
+            code: kind.code.to_string(),
+            earliest_offset,
+            next_offset,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.problem();
+        let status = self.kind().status;
+        if status.is_server_error() {
+            tracing::error!(error = %self, code = problem.code, "request failed");
+        } else {
+            tracing::debug!(error = %self, code = problem.code, "request rejected");
+        }
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut resp = (status, body).into_response();
+        let headers = resp.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+/// True when a response already carries a problem document.
+pub fn is_problem(resp: &Response) -> bool {
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(PROBLEM_JSON))
+}
+
+/// Middleware: turn any error answer that is not a problem document (the router's own 404/405,
+/// a rejection we did not wrap) into one, keeping headers such as `Allow`.
+pub async fn ensure_problem(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_problem(&resp) {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
+    let mut fresh = ApiError::Status(status, text).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            fresh.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    fresh
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_covers_core_errors() {
+        let cases: Vec<(ApiError, u16, &str)> = vec![
+            (
+                CoreError::TopicNotFound("t".into()).into(),
+                404,
+                "topic_not_found",
+            ),
+            (
+                CoreError::PartitionNotFound {
+                    topic: "t".into(),
+                    partition: 9,
+                }
+                .into(),
+                404,
+                "partition_not_found",
+            ),
+            (
+                CoreError::TopicExists("t".into()).into(),
+                409,
+                "topic_exists",
+            ),
+            (
+                CoreError::OffsetOutOfRange {
+                    offset: 9,
+                    earliest: 1,
+                    next: 5,
+                }
+                .into(),
+                416,
+                "offset_out_of_range",
+            ),
+            (
+                CoreError::IdempotencyConflict.into(),
+                422,
+                "idempotency_key_reused",
+            ),
+            (
+                CoreError::Invalid("x".into()).into(),
+                400,
+                "invalid_request",
+            ),
+            (CoreError::Conflict("x".into()).into(), 409, "conflict"),
+            (CoreError::Stale("x".into()).into(), 503, "unavailable"),
+            (
+                ApiError::Status(StatusCode::NOT_FOUND, "x".into()),
+                404,
+                "not_found",
+            ),
+            (
+                ApiError::Status(StatusCode::METHOD_NOT_ALLOWED, "x".into()),
+                405,
+                "method_not_allowed",
+            ),
+        ];
+        for (e, status, code) in cases {
+            let p = e.problem();
+            assert_eq!((p.status, p.code.as_str()), (status, code), "{e:?}");
+        }
+        let p = ApiError::from(CoreError::OffsetOutOfRange {
+            offset: 9,
+            earliest: 1,
+            next: 5,
+        })
+        .problem();
+        assert_eq!((p.earliest_offset, p.next_offset), (Some(1), Some(5)));
+    }
+}
