@@ -98,6 +98,8 @@ export AWS_EC2_METADATA_DISABLED=true
 unset AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE AWS_ENDPOINT AWS_ENDPOINT_URL
 # Tests that need S3 must fail, not skip, when it is missing.
 export SLUICE_REQUIRE_S3=1
+# The kill -9 chaos test (cli/tests/crash.rs) runs this long in CI.
+export SLUICE_CRASH_SECONDS="${SLUICE_CRASH_SECONDS:-120}"
 echo "SLUICE_TEST_S3_ENDPOINT=$SLUICE_TEST_S3_ENDPOINT SLUICE_TEST_S3_BUCKET=$SLUICE_TEST_S3_BUCKET"
 
 # --- tests --------------------------------------------------------------------

@@ -54,6 +54,10 @@ enum Command {
         /// Pause between passes, in milliseconds.
         #[arg(long, default_value_t = 1000)]
         interval_ms: u64,
+        /// Lease duration in milliseconds: how long a successor waits after this instance stops
+        /// renewing before it takes over.
+        #[arg(long, default_value_t = 30_000)]
+        lease_ms: u64,
     },
 }
 
@@ -197,10 +201,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             )
             .await
         }
-        Command::Compactor { store, interval_ms } => {
+        Command::Compactor {
+            store,
+            interval_ms,
+            lease_ms,
+        } => {
             let s = store.open()?;
             let cfg = CompactorConfig {
                 interval: Duration::from_millis(interval_ms),
+                lease_duration: Duration::from_millis(lease_ms),
                 ..Default::default()
             };
             eprintln!("sluice compactor: running on {}", store.store);

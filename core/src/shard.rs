@@ -243,7 +243,6 @@ impl ShardLog {
             });
             st.last_append.insert(p, entry.append_ts);
         }
-        st.last_sync = Instant::now();
         self.head_tx.send_replace(entry.seq);
         Ok(())
     }
@@ -260,11 +259,13 @@ impl ShardLog {
         if since.is_some_and(|s| self.read_state().last_sync >= s) {
             return Ok(());
         }
-        loop {
+        let confirmed = loop {
             let next = self.head_seq() + 1;
             let key = keys::journal_entry(self.shard, next);
+            // The head is known current as of when the GET that finds nothing was *sent*.
+            let asked = Instant::now();
             let Some(bytes) = store::get_opt(&*self.store, &key).await? else {
-                break;
+                break asked;
             };
             let entry = JournalEntry::decode(&bytes).map_err(|e| Error::corrupt(&key, e))?;
             if entry.seq != next || entry.shard != self.shard {
@@ -275,8 +276,9 @@ impl ShardLog {
             }
             let mut st = self.write_state();
             self.apply(&mut st, &entry)?;
-        }
-        self.write_state().last_sync = Instant::now();
+        };
+        let mut st = self.write_state();
+        st.last_sync = st.last_sync.max(confirmed);
         Ok(())
     }
 
@@ -380,6 +382,7 @@ impl ShardLog {
             };
             let key = keys::journal_entry(self.shard, entry.seq);
             let bytes = entry.encode();
+            let asked = Instant::now();
             let outcome = store::put_create(&*self.store, &key, bytes.clone()).await;
             let ours = match outcome {
                 Ok(Created::Yes) => true,
@@ -399,6 +402,9 @@ impl ShardLog {
                 );
                 let mut st = self.write_state();
                 self.apply(&mut st, &entry)?;
+                // Creating head+1 proves the head was current when the PUT was sent (and no
+                // later: others may have committed since, so readers still sync after this).
+                st.last_sync = st.last_sync.max(asked);
                 return Ok((outcomes, entry.append_ts));
             }
             failures += 1;

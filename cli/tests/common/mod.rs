@@ -65,7 +65,12 @@ impl Proc {
     pub fn compactor(backend: &Backend) -> Self {
         let mut args = vec!["compactor".to_string()];
         args.extend(store_args(backend));
-        args.extend(["--interval-ms".into(), "100".into()]);
+        args.extend([
+            "--interval-ms".into(),
+            "100".into(),
+            "--lease-ms".into(),
+            "3000".into(),
+        ]);
         let mut p = Proc {
             role: Role::Compactor,
             child: None,
