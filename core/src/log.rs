@@ -31,9 +31,6 @@ pub struct LogConfig {
     pub poll_interval: Duration,
     /// Decoded index objects kept in memory.
     pub index_cache_entries: usize,
-    /// How often readers look for a newer checkpoint (which moves offsets from the journal
-    /// tail to index objects and lets the tail kept in memory shrink).
-    pub checkpoint_refresh: Duration,
 }
 
 impl Default for LogConfig {
@@ -44,7 +41,6 @@ impl Default for LogConfig {
             topic_cache_ttl: Duration::from_secs(2),
             poll_interval: Duration::from_millis(100),
             index_cache_entries: 1024,
-            checkpoint_refresh: Duration::from_secs(5),
         }
     }
 }
@@ -180,8 +176,7 @@ impl Log {
     /// concurrent readers) and with a checkpoint no older than `checkpoint_refresh`.
     async fn shard_for_read(&self, shard: u32) -> Result<Arc<ShardLog>> {
         let s = self.shard(shard).await?;
-        s.refresh_checkpoint_every(self.cfg.checkpoint_refresh)
-            .await?;
+        s.refresh_checkpoint_if_due().await?;
         s.sync_since(Some(Instant::now())).await?;
         Ok(s)
     }

@@ -37,6 +37,9 @@ pub struct ShardConfig {
     pub commit_deadline_ms: i64,
     /// Give up a commit after this many lost races or unknown outcomes in a row.
     pub max_attempts: u32,
+    /// How often readers and writers look for a newer checkpoint (which moves offsets from the
+    /// journal tail to index objects and lets the tail kept in memory shrink).
+    pub checkpoint_refresh: Duration,
 }
 
 impl Default for ShardConfig {
@@ -46,6 +49,7 @@ impl Default for ShardConfig {
             max_head_age: Duration::from_secs(30),
             commit_deadline_ms: 120_000,
             max_attempts: 64,
+            checkpoint_refresh: Duration::from_secs(5),
         }
     }
 }
@@ -314,8 +318,9 @@ impl ShardLog {
         Ok(())
     }
 
-    /// Look for a newer checkpoint if the last look is older than `every`.
-    pub async fn refresh_checkpoint_every(&self, every: Duration) -> Result<()> {
+    /// Look for a newer checkpoint if the last look is older than `checkpoint_refresh`.
+    pub async fn refresh_checkpoint_if_due(&self) -> Result<()> {
+        let every = self.cfg.checkpoint_refresh;
         let due = self
             .read_state()
             .checkpoint_checked
@@ -354,6 +359,10 @@ impl ShardLog {
         segment: ObjectId,
     ) -> Result<(Vec<Outcome>, i64)> {
         let _g = self.commit_lock.lock().await;
+        // Keeps the in-memory tail bounded on gateways that only write.
+        if let Err(e) = self.refresh_checkpoint_if_due().await {
+            tracing::warn!(shard = self.shard, error = %e, "could not look for a newer checkpoint");
+        }
         let mut failures = 0;
         // Under contention (our last commit lost a race), read the head first: a GET that finds
         // the other writers' entries is cheaper than a PUT that loses to them.

@@ -235,10 +235,8 @@ async fn second_instance_waits_and_stale_one_is_fenced() {
 async fn retention_deletes_only_expired_data_and_gc_only_old_garbage() {
     let store = memory();
     let clock = ManualClock::new(1_000_000);
-    let cfg = LogConfig {
-        checkpoint_refresh: Duration::ZERO,
-        ..Default::default()
-    };
+    let mut cfg = LogConfig::default();
+    cfg.shard.checkpoint_refresh = Duration::ZERO;
     let log = Log::new(store.clone(), clock.clone(), cfg);
     let topic = log.topics().create("t", 2, Some(10_000), 0).await.unwrap();
     let mut c = Compactor::new(
