@@ -56,10 +56,12 @@ async fn produce(
             .await;
         chaos.ops.fetch_add(1, Ordering::Relaxed);
         match r {
-            Ok(r) if r.status().is_success() => match r.json::<Value>().await {
-                Ok(v) => return v,
-                Err(_) => {} // killed while answering: retry
-            },
+            Ok(r) if r.status().is_success() => {
+                // An unreadable answer means the gateway was killed while answering: retry.
+                if let Ok(v) = r.json::<Value>().await {
+                    return v;
+                }
+            }
             Ok(r) if r.status().as_u16() == 503 || r.status().as_u16() == 429 => {}
             Ok(r) => {
                 let msg = format!(
