@@ -258,18 +258,46 @@ impl ShardLog {
 
     /// Like [`sync`](Self::sync), but skipped when another sync finished after `since`
     /// (concurrent readers share one round trip).
+    ///
+    /// A head not confirmed for `max_head_age` may be so old that the compactor has truncated
+    /// the entries after it: a GET of `head+1` would then answer 404 for a key that did exist,
+    /// and a commit there would rewrite history. So a stale head first looks for a newer
+    /// checkpoint (jumping forward to it), and looks again after reading forward; if one
+    /// appeared beyond the head it read to, it jumps and reads on.
     pub async fn sync_since(&self, since: Option<Instant>) -> Result<()> {
         let _g = self.sync_lock.lock().await;
         if since.is_some_and(|s| self.read_state().last_sync >= s) {
             return Ok(());
         }
-        let confirmed = loop {
+        let stale = self.read_state().last_sync.elapsed() > self.cfg.max_head_age;
+        if stale {
+            self.refresh_checkpoint().await?;
+        }
+        loop {
+            let confirmed = self.read_forward().await?;
+            if stale {
+                let reached = self.head_seq();
+                self.refresh_checkpoint().await?;
+                if self.head_seq() > reached {
+                    continue; // a checkpoint beyond what we read: our view had a hole
+                }
+            }
+            let mut st = self.write_state();
+            st.last_sync = st.last_sync.max(confirmed);
+            return Ok(());
+        }
+    }
+
+    /// GET and apply entries after the head until one is missing. Returns when the GET that
+    /// found nothing was sent: the head is known current as of then.
+    async fn read_forward(&self) -> Result<Instant> {
+        loop {
             let next = self.head_seq() + 1;
             let key = keys::journal_entry(self.shard, next);
             // The head is known current as of when the GET that finds nothing was *sent*.
             let asked = Instant::now();
             let Some(bytes) = store::get_opt(&*self.store, &key).await? else {
-                break asked;
+                return Ok(asked);
             };
             let entry = JournalEntry::decode(&bytes).map_err(|e| Error::corrupt(&key, e))?;
             if entry.seq != next || entry.shard != self.shard {
@@ -280,10 +308,7 @@ impl ShardLog {
             }
             let mut st = self.write_state();
             self.apply(&mut st, &entry)?;
-        };
-        let mut st = self.write_state();
-        st.last_sync = st.last_sync.max(confirmed);
-        Ok(())
+        }
     }
 
     /// Load the newest checkpoint if it is newer than the one we know: it tells which offsets
@@ -373,10 +398,8 @@ impl ShardLog {
             others_committed = self.head_seq() > before;
         }
         loop {
-            let stale = self.read_state().last_sync.elapsed() > self.cfg.max_head_age;
-            if stale {
-                self.refresh_checkpoint().await?;
-                self.sync().await?;
+            if self.read_state().last_sync.elapsed() > self.cfg.max_head_age {
+                self.sync().await?; // reloads the checkpoint first: see sync_since
             }
             let now = self.clock.now_ms();
             if now - segment.created_ms() > self.cfg.commit_deadline_ms {

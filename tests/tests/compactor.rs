@@ -505,3 +505,54 @@ async fn corrupt_objects_are_reported_with_their_key() {
     let info = fresh.partition_info(&b, 0).await.unwrap();
     assert!(info.next_offset > 0);
 }
+
+/// The Delta-log rule: a writer idle past `max_head_age` while the compactor truncated the
+/// journal behind a checkpoint must not "find" the end of the journal at a deleted key and
+/// commit there; it reloads the checkpoint and lands after the true head.
+#[tokio::test]
+async fn stale_writer_never_lands_on_a_truncated_journal_key() {
+    let store = memory();
+    let mut cfg = LogConfig::default();
+    cfg.shard.max_head_age = Duration::from_millis(100);
+    let stale = Log::new(store.clone(), clock::system(), cfg.clone());
+    stale.topics().create("a", 1, None, 0).await.unwrap();
+    stale.topics().create("b", 1, None, 1).await.unwrap();
+    let mut history = History::default();
+    produce(&stale, 2, 31, 0, &mut history).await;
+    let stale_head = stale.shard(0).await.unwrap().head_seq();
+    // Meanwhile another writer moves on and the compactor truncates behind a checkpoint
+    // (min age 0 stands for "a long time passed").
+    let busy = Log::new(store.clone(), clock::system(), cfg.clone());
+    let mut c = Compactor::new(
+        store.clone(),
+        clock::system(),
+        CompactorConfig {
+            truncate_keep_entries: 3,
+            truncate_min_age_ms: 0,
+            ..Default::default()
+        },
+    );
+    for round in 0..3 {
+        produce(&busy, 10, 32 + round, 1, &mut history).await;
+        compact_fully(&mut c).await;
+    }
+    let first_left = store::list_names(&*store, &keys::journal_dir(0), None)
+        .await
+        .unwrap()
+        .first()
+        .and_then(|n| keys::parse_seq(n))
+        .unwrap();
+    assert!(
+        first_left > stale_head + 1,
+        "the entries after the stale head were truncated"
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The stale writer commits again: offsets must continue after the busy writer's.
+    produce(&stale, 2, 33, 0, &mut history).await;
+    let head = stale.shard(0).await.unwrap().head_seq();
+    assert!(
+        head > busy.shard(0).await.unwrap().head_seq(),
+        "landed after the true head"
+    );
+    verify(store, history).await;
+}

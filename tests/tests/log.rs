@@ -14,6 +14,13 @@ use std::time::Duration;
 
 const TOPICS: [(&str, u32, u32); 3] = [("orders", 4, 0), ("events", 3, 0), ("audit", 2, 1)];
 
+/// Writers re-confirm their head from the newest checkpoint after 1 s without a sync.
+fn writer_config() -> LogConfig {
+    let mut cfg = LogConfig::default();
+    cfg.shard.max_head_age = Duration::from_secs(1);
+    cfg
+}
+
 struct Shared {
     history: Mutex<History>,
     /// Idempotent requests already acked, for cross-writer retries: (request, first answer).
@@ -21,7 +28,7 @@ struct Shared {
 }
 
 async fn writer(backend: Backend, w: u32, flushes: usize, shared: Arc<Shared>) {
-    let log = Log::new(backend.client(), clock::system(), LogConfig::default());
+    let log = Log::new(backend.client(), clock::system(), writer_config());
     let mut rng = Rng::new(0xC0FFEE + w as u64);
     let mut send_seq = 0u64;
     for f in 0..flushes {
@@ -109,7 +116,10 @@ async fn concurrent_writers(backend: Backend, writers: u32, flushes: usize) {
     let cfg = CompactorConfig {
         interval: Duration::from_millis(20),
         truncate_keep_entries: 50,
-        truncate_min_age_ms: 0,
+        // Respect the protocol's margin: entries are deleted only when much older than the
+        // writers' max head age (1 s here) plus the longest PUT (SeaweedFS can take seconds
+        // to answer a lost race).
+        truncate_min_age_ms: 10_000,
         ..Default::default()
     };
     let compactor = Compactor::new(backend.client(), clock::system(), cfg);
@@ -216,7 +226,10 @@ async fn five_percent_store_faults_lose_and_duplicate_nothing() {
             interval: Duration::from_millis(20),
             lease_duration: Duration::from_millis(200),
             truncate_keep_entries: 20,
-            truncate_min_age_ms: 0,
+            // Respect the protocol's margin: entries are deleted only when much older than the
+            // writers' max head age (1 s here) plus the longest PUT (SeaweedFS can take seconds
+            // to answer a lost race).
+            truncate_min_age_ms: 10_000,
             ..Default::default()
         },
     );
@@ -230,7 +243,7 @@ async fn five_percent_store_faults_lose_and_duplicate_nothing() {
             let store = faults(w as u64, backend.client());
             let injected = injected.clone();
             tokio::spawn(async move {
-                let log = Log::new(store.clone(), clock::system(), LogConfig::default());
+                let log = Log::new(store.clone(), clock::system(), writer_config());
                 let mut rng = Rng::new(w as u64 + 100);
                 let mut acked = Vec::new();
                 let mut send_seq = 0u64;
