@@ -3,7 +3,12 @@
 //!
 //! - `sluice-bench log`: commit throughput and latency of the log itself (no HTTP), several
 //!   independent writers, against raw create-only PUTs of the same bytes (the store's ceiling).
+//! - `sluice-bench http`: the `sluice` binary as a separate process (`sluice dev`, or a gateway on
+//!   S3): produce throughput and ack latency of concurrent HTTP producers, end-to-end latency to
+//!   long-polling readers at a fixed rate, and the gateway's RSS, against an in-process HTTP +
+//!   JSON server that stores nothing (the ceiling of the HTTP path).
 
+mod http_bench;
 mod log_bench;
 mod stats;
 
@@ -20,6 +25,8 @@ struct Cli {
 enum Command {
     /// Commit throughput/latency and object requests per GiB of the log (no HTTP).
     Log(log_bench::Args),
+    /// HTTP produce throughput, ack and end-to-end latency, and RSS of a `sluice` gateway.
+    Http(http_bench::Args),
 }
 
 fn main() {
@@ -30,5 +37,6 @@ fn main() {
         .expect("tokio runtime");
     match cli.command {
         Command::Log(args) => rt.block_on(log_bench::run(args)),
+        Command::Http(args) => rt.block_on(http_bench::run(args)),
     }
 }

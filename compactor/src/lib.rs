@@ -18,6 +18,7 @@
 pub mod lease;
 
 use bytes::{Bytes, BytesMut};
+use futures::{StreamExt, TryStreamExt};
 use lease::Lease;
 use sluice_core::clock::Clock;
 use sluice_core::error::{Error, Result};
@@ -139,12 +140,13 @@ impl Compactor {
     }
 
     /// Fail unless the lease is held with margin: every write and delete checks this first,
-    /// so a compactor that lost its lease (paused, partitioned) stops touching the bucket.
-    fn fence(&self) -> Result<()> {
-        match self.lease.epoch() {
-            Some(_) => Ok(()),
-            None => Err(Error::Conflict("compactor lease lost; fenced".into())),
+    /// so a compactor that lost its lease (paused, partitioned) stops touching the bucket. A
+    /// long pass renews the lease here (a PUT only once a third of its duration has passed).
+    async fn fence(&mut self) -> Result<()> {
+        if self.lease.acquire().await? && self.lease.epoch().is_some() {
+            return Ok(());
         }
+        Err(Error::Conflict("compactor lease lost; fenced".into()))
     }
 
     /// One pass over every shard, then GC and (when due) retention.
@@ -246,16 +248,35 @@ impl Compactor {
                 q.push_back((cp.seq, cp.last_append_ts));
             }
         }
-        // 1. Read the entries after the checkpoint.
+        // 1. Read the entries after the checkpoint: LIST which exist, GET them concurrently;
+        //    the end is reached when the seq after the last one read is missing.
+        let after = keys::filename(&keys::journal_entry(shard, head.seq)).to_string();
+        let listed =
+            store::list_names(&*self.store, &keys::journal_dir(shard), Some(&after)).await?;
+        let wanted: Vec<u64> = listed
+            .iter()
+            .filter_map(|n| keys::parse_seq(n))
+            .zip(head.seq + 1..)
+            .take_while(|(got, want)| got == want)
+            .map(|(seq, _)| seq)
+            .take(self.cfg.max_entries_per_pass)
+            .collect();
+        let store = self.store.clone();
+        let fetched: Vec<(u64, Option<Bytes>)> = futures::stream::iter(wanted)
+            .map(|seq| {
+                let store = store.clone();
+                async move {
+                    let bytes = store::get_opt(&*store, &keys::journal_entry(shard, seq)).await?;
+                    Ok::<_, Error>((seq, bytes))
+                }
+            })
+            .buffered(16)
+            .try_collect()
+            .await?;
         let mut entries = Vec::new();
-        let mut complete = false;
-        while entries.len() < self.cfg.max_entries_per_pass {
-            let seq = head.seq + 1;
+        for (seq, bytes) in fetched {
             let key = keys::journal_entry(shard, seq);
-            let Some(bytes) = store::get_opt(&*self.store, &key).await? else {
-                complete = true;
-                break;
-            };
+            let Some(bytes) = bytes else { break };
             let entry = JournalEntry::decode(&bytes).map_err(|e| Error::corrupt(&key, e))?;
             if entry.seq != seq || entry.shard != shard {
                 return Err(Error::corrupt(
@@ -267,6 +288,10 @@ impl Compactor {
                 .map_err(|source| Error::Inconsistent { shard, source })?;
             entries.push(entry);
         }
+        let complete = entries.len() < self.cfg.max_entries_per_pass
+            && store::get_opt(&*self.store, &keys::journal_entry(shard, head.seq + 1))
+                .await?
+                .is_none();
         if entries.is_empty() {
             return Ok(complete);
         }
@@ -303,7 +328,7 @@ impl Compactor {
             report.index_objects += 1;
         }
         // 3. Checkpoint.
-        self.fence()?;
+        self.fence().await?;
         let cp = head.to_checkpoint();
         store::put_create(&*self.store, &keys::checkpoint(shard, cp.seq), cp.encode()).await?;
         self.checkpoints
@@ -382,7 +407,7 @@ impl Compactor {
             min_ts: index.min_ts(),
             max_ts: index.max_ts(),
         };
-        self.fence()?;
+        self.fence().await?;
         store::put_create(
             &*self.store,
             &key.data_path(p.topic, p.partition),
@@ -425,7 +450,7 @@ impl Compactor {
             .filter_map(|n| keys::parse_seq(n))
             .filter(|s| *s <= upto)
         {
-            self.fence()?;
+            self.fence().await?;
             store::delete(&*self.store, &keys::journal_entry(shard, seq)).await?;
             report.journal_deleted += 1;
         }
@@ -435,7 +460,7 @@ impl Compactor {
             .filter_map(|n| keys::parse_seq(n))
             .filter(|s| *s < upto)
         {
-            self.fence()?;
+            self.fence().await?;
             store::delete(&*self.store, &keys::checkpoint(shard, seq)).await?;
         }
         if let Some(q) = self.checkpoints.get_mut(&shard) {
@@ -463,7 +488,7 @@ impl Compactor {
             if id.created_ms() >= horizon {
                 break; // ULIDs sort by time: the rest are younger
             }
-            self.fence()?;
+            self.fence().await?;
             store::delete(&*self.store, &keys::segment(id)).await?;
             report.segments_deleted += 1;
         }
@@ -486,7 +511,7 @@ impl Compactor {
                     if k.max_ts >= cutoff {
                         continue;
                     }
-                    self.fence()?;
+                    self.fence().await?;
                     // Index first: a listing never points at a missing data object for long.
                     store::delete(&*self.store, &k.path(tid, partition)).await?;
                     store::delete(&*self.store, &k.data_path(tid, partition)).await?;

@@ -16,6 +16,7 @@ use crate::shard::{Located, ShardConfig, ShardLog, TailBatch};
 use crate::store::{self, Created, DynStore};
 use crate::topic::{TopicConfig, Topics};
 use bytes::{Bytes, BytesMut};
+use futures::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -437,6 +438,9 @@ impl Log {
         })
     }
 
+    /// Read from journal-tail batches: pick the batches the limits allow, fetch them with one
+    /// `get_ranges` per flush segment (object_store coalesces nearby ranges), several segments
+    /// at once, then decode in offset order.
     async fn read_tail(
         &self,
         batches: &[TailBatch],
@@ -444,15 +448,49 @@ impl Log {
         limit: usize,
         max_bytes: usize,
     ) -> Result<Vec<ReadRecord>> {
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
+        let mut chosen = Vec::new();
+        let (mut records, mut bytes) = (0usize, 0usize);
         for b in batches {
-            if out.len() >= limit || bytes >= max_bytes {
+            if records >= limit || bytes >= max_bytes {
                 break;
             }
+            records += (b.end_offset() - offset.max(b.base_offset)) as usize;
+            bytes += b.len as usize;
+            chosen.push(*b);
+        }
+        let mut by_segment: Vec<(ObjectId, Vec<usize>)> = Vec::new();
+        for (i, b) in chosen.iter().enumerate() {
+            match by_segment.iter_mut().find(|(s, _)| *s == b.segment) {
+                Some((_, v)) => v.push(i),
+                None => by_segment.push((b.segment, vec![i])),
+            }
+        }
+        let fetches = by_segment.into_iter().map(|(segment, idx)| {
+            let ranges: Vec<_> = idx
+                .iter()
+                .map(|&i| chosen[i].pos..chosen[i].pos + chosen[i].len as u64)
+                .collect();
+            async move {
+                let key = keys::segment(segment);
+                let got = self
+                    .store
+                    .get_ranges(&key, &ranges)
+                    .await
+                    .map_err(|e| Error::store("get", &key, e))?;
+                Ok::<_, Error>(idx.into_iter().zip(got).collect::<Vec<_>>())
+            }
+        });
+        let mut frames: Vec<Bytes> = vec![Bytes::new(); chosen.len()];
+        let fetched: Vec<_> = futures::stream::iter(fetches)
+            .buffered(8)
+            .try_collect()
+            .await?;
+        for (i, frame) in fetched.into_iter().flatten() {
+            frames[i] = frame;
+        }
+        let mut out = Vec::new();
+        for (b, frame) in chosen.iter().zip(frames) {
             let key = keys::segment(b.segment);
-            let frame = store::get_range(&*self.store, &key, b.pos..b.pos + b.len as u64).await?;
-            bytes += frame.len();
             let records = decode_frame(&frame).map_err(|e| Error::corrupt(&key, e))?;
             push_records(
                 &mut out,

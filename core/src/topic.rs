@@ -84,8 +84,13 @@ pub fn validate_name(name: &str) -> Result<()> {
     }
 }
 
-/// When a topic was looked up and what was found (`None`: no live topic of that name).
-type CachedTopic = (Instant, Option<Arc<TopicConfig>>);
+/// What a look-up found (`None`: no live topic of that name), when, and whether a request is
+/// re-reading it right now.
+struct CachedTopic {
+    at: Instant,
+    value: Option<Arc<TopicConfig>>,
+    refreshing: bool,
+}
 
 /// Reads and writes topic configs, with a short-lived cache for the hot path.
 pub struct Topics {
@@ -129,31 +134,57 @@ impl Topics {
 
     fn remember(&self, name: &str, cfg: Option<Arc<TopicConfig>>) {
         let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        c.insert(name.to_string(), (Instant::now(), cfg));
+        c.insert(
+            name.to_string(),
+            CachedTopic {
+                at: Instant::now(),
+                value: cfg,
+                refreshing: false,
+            },
+        );
     }
 
-    /// The live config of a topic (cached for the configured TTL).
+    /// The live config of a topic, cached for the configured TTL. When the entry expires, one
+    /// request re-reads it while concurrent requests keep using the previous value, so a busy
+    /// gateway does not send a burst of LISTs every TTL.
     pub async fn get(&self, name: &str) -> Result<Arc<TopicConfig>> {
         validate_name(name).map_err(|_| Error::TopicNotFound(name.to_string()))?;
-        let cached = {
-            let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            c.get(name)
-                .filter(|(at, _)| at.elapsed() < self.ttl)
-                .map(|(_, v)| v.clone())
-        };
-        let cfg = match cached {
-            Some(v) => v,
-            None => {
-                let v = self
-                    .load_latest(name)
-                    .await?
-                    .filter(|c| !c.deleted)
-                    .map(Arc::new);
-                self.remember(name, v.clone());
-                v
+        let stale = {
+            let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            match c.get_mut(name) {
+                Some(e) if e.at.elapsed() < self.ttl || e.refreshing => {
+                    return e
+                        .value
+                        .clone()
+                        .ok_or_else(|| Error::TopicNotFound(name.to_string()));
+                }
+                Some(e) => {
+                    e.refreshing = true;
+                    Some(e.value.clone())
+                }
+                None => None,
             }
         };
-        cfg.ok_or_else(|| Error::TopicNotFound(name.to_string()))
+        match self.load_latest(name).await {
+            Ok(v) => {
+                let v = v.filter(|c| !c.deleted).map(Arc::new);
+                self.remember(name, v.clone());
+                v.ok_or_else(|| Error::TopicNotFound(name.to_string()))
+            }
+            Err(e) => {
+                let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(entry) = c.get_mut(name) {
+                    entry.refreshing = false;
+                }
+                match stale.flatten() {
+                    Some(v) => {
+                        tracing::warn!(topic = name, error = %e, "topic refresh failed; using the cached config");
+                        Ok(v)
+                    }
+                    None => Err(e),
+                }
+            }
+        }
     }
 
     async fn write(&self, cfg: TopicConfig) -> Result<Arc<TopicConfig>> {

@@ -27,6 +27,28 @@ pub struct S3Options {
 
 /// Open a store from a URL: `memory://`, `file:///abs/dir` (or a plain directory path), or
 /// `s3://bucket[/prefix]`.
+///
+/// # Retries on S3
+///
+/// The S3 client retries by itself, with exponential backoff and jitter ("decorrelated
+/// jitter": each pause is random between 50 ms and twice the previous one, at most 5 s): every
+/// 5xx answer (among them `503 SlowDown`, S3's throttling, and, for the calls where S3 can
+/// send it, a 200 whose body carries `SlowDown`/`InternalError`), 429, 408, and transport errors
+/// where the request was never sent (time-outs too, for idempotent calls). It stops after 10 retries or 30 s from the first attempt, whichever comes first, and
+/// then returns the error. 30 s keeps a throttled call well inside the commit protocol's time
+/// bounds (a segment older than the 2-minute commit deadline is never committed; journal
+/// entries are truncated only after 15 minutes) and bounds how long an HTTP producer waits.
+///
+/// How this fits with the commit protocol and idempotent producers:
+/// - A create-only PUT (`If-None-Match: *`) that is retried after a 5xx may find the key taken
+///   by its own first attempt, which did land: it answers "already exists" (412), and the
+///   committer then GETs the key and recognises its own bytes (see [`Created::AlreadyExists`]).
+/// - A create-only PUT that times out after it was sent is *not* retried here (its outcome is
+///   unknown and it is not idempotent); the error reaches the committer, which GETs the key to
+///   learn whether it landed before planning again.
+/// - When retries run out, the produce request fails with 503 `unavailable` and `Retry-After`;
+///   a client that retries with the same `Idempotency-Key` gets the first answer if the commit
+///   did land after all, and its records are never written twice within the dedup window.
 pub fn open(url: &str, s3: &S3Options) -> Result<DynStore> {
     let invalid = |m: String| Error::Invalid(m);
     if url == "memory://" || url == "memory:" {
@@ -37,7 +59,18 @@ pub fn open(url: &str, s3: &S3Options) -> Result<DynStore> {
         if bucket.is_empty() {
             return Err(invalid(format!("{url}: missing bucket name")));
         }
-        let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+        let retry = object_store::RetryConfig {
+            backoff: object_store::BackoffConfig {
+                init_backoff: std::time::Duration::from_millis(50),
+                max_backoff: std::time::Duration::from_secs(5),
+                base: 2.0,
+            },
+            max_retries: 10,
+            retry_timeout: std::time::Duration::from_secs(30),
+        };
+        let mut b = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_retry(retry);
         if let Some(ep) = &s3.endpoint {
             b = b
                 .with_endpoint(ep)
