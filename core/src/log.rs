@@ -284,11 +284,11 @@ impl Log {
                     partition: p,
                 }
             })?;
-        let mut by_partition: Vec<(u32, Vec<Record>)> = Vec::new();
+        let mut by_partition: Vec<(u32, Vec<&Record>)> = Vec::new();
         for ((_, r), &p) in req.records.iter().zip(&assignment) {
             match by_partition.iter_mut().find(|(q, _)| *q == p) {
-                Some((_, v)) => v.push(r.clone()),
-                None => by_partition.push((p, vec![r.clone()])),
+                Some((_, v)) => v.push(r),
+                None => by_partition.push((p, vec![r])),
             }
         }
         let mut batches = Vec::with_capacity(by_partition.len());

@@ -16,6 +16,7 @@
 use super::record::Record;
 use crate::codec::{invalid, Cursor, DecodeError, DecodeResult};
 use bytes::{BufMut, Bytes, BytesMut};
+use std::borrow::Borrow;
 
 pub const SEGMENT_MAGIC: [u8; 4] = *b"SLSG";
 pub const SEGMENT_VERSION: u16 = 1;
@@ -78,27 +79,31 @@ pub fn check_segment_header(bytes: &[u8]) -> DecodeResult<()> {
 }
 
 /// Encode records as one frame, appended to `out`. Returns the frame's length in bytes.
-pub fn encode_frame(records: &[Record], codec: Codec, out: &mut BytesMut) -> usize {
-    let raw_len: usize = records.iter().map(Record::encoded_len).sum();
-    let mut raw = BytesMut::with_capacity(raw_len);
-    for r in records {
-        r.encode(&mut raw);
-    }
-    let (codec, payload): (Codec, Bytes) = match codec {
-        Codec::None => (Codec::None, raw.freeze()),
-        Codec::Zstd => match zstd::bulk::compress(&raw, 1) {
-            Ok(z) if z.len() < raw.len() => (Codec::Zstd, Bytes::from(z)),
-            _ => (Codec::None, raw.freeze()),
-        },
-    };
+/// Records are encoded straight into `out` (one copy of each value).
+pub fn encode_frame<R: Borrow<Record>>(records: &[R], codec: Codec, out: &mut BytesMut) -> usize {
+    let raw_len: usize = records.iter().map(|r| r.borrow().encoded_len()).sum();
     let start = out.len();
-    out.reserve(FRAME_OVERHEAD + payload.len());
-    out.put_u32_le((FRAME_OVERHEAD - 4 + payload.len()) as u32);
+    out.reserve(FRAME_OVERHEAD + raw_len);
+    out.put_u32_le(0); // frame_len, set below
     out.put_u8(FRAME_VERSION);
-    out.put_u8(codec as u8);
+    out.put_u8(Codec::None as u8);
     out.put_u32_le(records.len() as u32);
     out.put_u32_le(raw_len as u32);
-    out.put_slice(&payload);
+    let payload = out.len();
+    for r in records {
+        r.borrow().encode(out);
+    }
+    if codec == Codec::Zstd {
+        if let Ok(z) = zstd::bulk::compress(&out[payload..], 1) {
+            if z.len() < raw_len {
+                out.truncate(payload);
+                out.put_slice(&z);
+                out[start + 5] = Codec::Zstd as u8;
+            }
+        }
+    }
+    let frame_len = (out.len() - start - 4 + 4) as u32;
+    out[start..start + 4].copy_from_slice(&frame_len.to_le_bytes());
     let crc = crc32c::crc32c(&out[start + 4..]);
     out.put_u32_le(crc);
     out.len() - start
