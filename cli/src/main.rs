@@ -6,9 +6,11 @@ use sluice_compactor::{Compactor, CompactorConfig};
 use sluice_core::clock;
 use sluice_core::log::{Log, LogConfig};
 use sluice_core::store::{self, DynStore, S3Options};
-use sluice_gateway::GatewayConfig;
+use sluice_gateway::{AuthConfig, GatewayConfig};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -33,6 +35,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080", env = "SLUICE_LISTEN")]
         listen: SocketAddr,
         #[command(flatten)]
+        auth: AuthArgs,
+        #[command(flatten)]
         tuning: Tuning,
     },
     /// A stateless HTTP gateway. Run as many as you like on one bucket.
@@ -44,6 +48,8 @@ enum Command {
         /// Also run a compactor in this process (only one is active at a time anyway).
         #[arg(long)]
         with_compactor: bool,
+        #[command(flatten)]
+        auth: AuthArgs,
         #[command(flatten)]
         tuning: Tuning,
     },
@@ -72,6 +78,36 @@ struct StoreArgs {
     endpoint: Option<String>,
 }
 
+/// Bearer tokens. Without any, the gateway serves everyone.
+#[derive(Args)]
+struct AuthArgs {
+    /// JSON file of bearer tokens and their grants:
+    /// {"tokens":[{"name":"app","token":"…" (or "sha256":"<hex>"),
+    /// "grants":[{"scopes":["produce","consume"],"topics":["orders*"]}]}]}.
+    /// Tokens can also come from the environment variable SLUICE_TOKENS in the compact form
+    /// TOKEN=SCOPES:PATTERNS;… e.g. "t1=produce,consume:orders*;t2=admin:*" (both sources
+    /// add up). Scopes: produce, consume, admin (implies the others); patterns: *, prefix*, name.
+    #[arg(long, env = "SLUICE_AUTH_FILE")]
+    auth_file: Option<PathBuf>,
+}
+
+impl AuthArgs {
+    /// The tokens from `--auth-file` and `SLUICE_TOKENS` (read here, not by clap, so that it
+    /// never shows in `--help`); `None` when neither is set.
+    fn load(&self) -> Result<Option<Arc<AuthConfig>>, String> {
+        let compact = match std::env::var("SLUICE_TOKENS") {
+            Ok(v) => Some(v),
+            Err(std::env::VarError::NotPresent) => None,
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err("SLUICE_TOKENS is not valid UTF-8".into())
+            }
+        };
+        AuthConfig::load(self.auth_file.as_deref(), compact.as_deref())
+            .map(|c| c.map(Arc::new))
+            .map_err(|e| e.to_string())
+    }
+}
+
 #[derive(Args)]
 struct Tuning {
     /// How long a flush waits to gather more produce requests, in milliseconds.
@@ -80,6 +116,10 @@ struct Tuning {
     /// Journal shards new topics are spread over.
     #[arg(long, env = "SLUICE_SHARDS")]
     shards: Option<u32>,
+    /// Bytes of produce requests waiting for their commit, at most (default 64 MiB); beyond
+    /// it producers get 429 with Retry-After.
+    #[arg(long, env = "SLUICE_MAX_PENDING_BYTES")]
+    max_pending_bytes: Option<usize>,
 }
 
 impl StoreArgs {
@@ -104,6 +144,9 @@ fn gateway_config(t: &Tuning, default_linger: Duration) -> GatewayConfig {
     }
     if let Some(s) = t.shards {
         cfg.shards = s.max(1);
+    }
+    if let Some(b) = t.max_pending_bytes {
+        cfg.max_pending_bytes = b;
     }
     cfg
 }
@@ -143,10 +186,28 @@ async fn run_gateway(
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(%addr, "gateway listening");
     eprintln!("sluice: serving http://{addr}");
-    if addr.ip().is_loopback() {
-        eprintln!("sluice: no authentication is configured; listening on loopback only");
+    match &cfg.auth {
+        Some(auth) => eprintln!(
+            "sluice: bearer-token authentication is on ({} token(s)); /healthz, /readyz, \
+             /metrics and /v1/openapi.json stay open",
+            auth.len()
+        ),
+        None if addr.ip().is_loopback() => {
+            eprintln!("sluice: no authentication is configured; listening on loopback only")
+        }
+        None => {
+            tracing::warn!(%addr, "no authentication is configured on a non-loopback address");
+            eprintln!(
+                "\n\
+                 ********************************************************************\n\
+                 sluice: WARNING: NO AUTHENTICATION IS CONFIGURED and the gateway\n\
+                 listens on {addr}, reachable from other machines: anyone who can\n\
+                 connect can read, write and delete every topic. Give tokens with\n\
+                 --auth-file or SLUICE_TOKENS, or listen on 127.0.0.1.\n\
+                 ********************************************************************\n"
+            );
+        }
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let compacting = compactor.map(|cfg| {
@@ -178,21 +239,27 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Dev {
             data_dir,
             listen,
+            auth,
             tuning,
         } => {
+            let auth = auth.load()?;
             let store = store::open(&data_dir, &S3Options::default()).map_err(|e| e.to_string())?;
             eprintln!("sluice dev: data in {data_dir}");
-            let cfg = gateway_config(&tuning, Duration::from_millis(2));
+            let mut cfg = gateway_config(&tuning, Duration::from_millis(2));
+            cfg.auth = auth;
             run_gateway(store, listen, cfg, Some(CompactorConfig::default())).await
         }
         Command::Gateway {
             store,
             listen,
             with_compactor,
+            auth,
             tuning,
         } => {
+            let auth = auth.load()?;
             let s = store.open()?;
-            let cfg = gateway_config(&tuning, Duration::from_millis(10));
+            let mut cfg = gateway_config(&tuning, Duration::from_millis(10));
+            cfg.auth = auth;
             run_gateway(
                 s,
                 listen,
@@ -228,6 +295,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()

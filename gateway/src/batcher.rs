@@ -8,6 +8,7 @@
 //! While all flush slots are busy the batch being formed keeps growing (up to the byte limit).
 
 use crate::metrics::Metrics;
+use crate::overload::PendingPermit;
 use sluice_core::log::{Log, ProduceAck, ProduceRequest};
 use sluice_core::{Error, Result};
 use std::sync::atomic::Ordering;
@@ -29,6 +30,8 @@ struct Job {
     bytes: usize,
     /// `None` for `ack=none`: the outcome is only logged.
     reply: Option<oneshot::Sender<Result<ProduceAck>>>,
+    /// The request's share of `max_pending_bytes`, given back once its commit has finished.
+    permit: Option<PendingPermit>,
 }
 
 /// The handle produce handlers use. Cheap to clone; the task ends when every handle is dropped
@@ -51,9 +54,14 @@ impl Batcher {
         Self { tx }
     }
 
-    /// Queue a request and wait for its commit.
-    pub async fn produce(&self, request: ProduceRequest) -> Result<Result<ProduceAck>, Stopped> {
-        let answer = self.enqueue(request).await?;
+    /// Queue a request and wait for its commit. `permit` (if any) is dropped when the commit
+    /// has finished, before the answer is sent.
+    pub async fn produce(
+        &self,
+        request: ProduceRequest,
+        permit: Option<PendingPermit>,
+    ) -> Result<Result<ProduceAck>, Stopped> {
+        let answer = self.enqueue(request, permit).await?;
         answer.await.map_err(|_| Stopped)
     }
 
@@ -62,21 +70,28 @@ impl Batcher {
     pub async fn enqueue(
         &self,
         request: ProduceRequest,
+        permit: Option<PendingPermit>,
     ) -> Result<oneshot::Receiver<Result<ProduceAck>>, Stopped> {
         let (reply, rx) = oneshot::channel();
-        self.send(request, Some(reply)).await?;
+        self.send(request, Some(reply), permit).await?;
         Ok(rx)
     }
 
-    /// Queue a request without waiting for its commit; failures are logged.
-    pub async fn produce_detached(&self, request: ProduceRequest) -> Result<(), Stopped> {
-        self.send(request, None).await
+    /// Queue a request without waiting for its commit; failures are logged. `permit` is held
+    /// until the commit has finished.
+    pub async fn produce_detached(
+        &self,
+        request: ProduceRequest,
+        permit: Option<PendingPermit>,
+    ) -> Result<(), Stopped> {
+        self.send(request, None, permit).await
     }
 
     async fn send(
         &self,
         request: ProduceRequest,
         reply: Option<oneshot::Sender<Result<ProduceAck>>>,
+        permit: Option<PendingPermit>,
     ) -> Result<(), Stopped> {
         let bytes = request.encoded_len();
         self.tx
@@ -84,6 +99,7 @@ impl Batcher {
                 request,
                 bytes,
                 reply,
+                permit,
             })
             .await
             .map_err(|_| Stopped)
@@ -161,7 +177,7 @@ async fn run(
             let mut requests = Vec::with_capacity(flush.jobs.len());
             let mut waiters = Vec::with_capacity(flush.jobs.len());
             for job in flush.jobs {
-                waiters.push((job.reply, job.bytes, job.request.records.len()));
+                waiters.push((job.reply, job.bytes, job.request.records.len(), job.permit));
                 requests.push(job.request);
             }
             let n = requests.len();
@@ -175,7 +191,9 @@ async fn run(
             drop(slot);
             metrics.flushes_in_flight.fetch_sub(1, Ordering::Relaxed);
             metrics.flush_done(n, started.elapsed());
-            for ((reply, bytes, records), result) in waiters.into_iter().zip(results) {
+            for ((reply, bytes, records, permit), result) in waiters.into_iter().zip(results) {
+                // The commit is over: give the request's bytes back before answering.
+                drop(permit);
                 match &result {
                     Ok(ack) if ack.duplicate => Metrics::inc(&metrics.produce_duplicates),
                     Ok(_) => {
@@ -245,7 +263,7 @@ mod tests {
                 records: vec![(Some(i % 2), Record::new(None, Bytes::from(i.to_string())))],
                 dedup_key: None,
             };
-            answers.push(batcher.enqueue(request).await.unwrap());
+            answers.push(batcher.enqueue(request, None).await.unwrap());
             if i % 3 == 0 {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }

@@ -64,6 +64,19 @@ pub enum ApiError {
     /// The gateway cannot serve now (shutting down, store unreachable); retry.
     #[error("{0}")]
     Unavailable(String),
+    /// No bearer token, or one the gateway does not know. The detail never holds the token.
+    #[error("{detail}")]
+    Unauthorized {
+        detail: String,
+        /// A token was presented but is not valid (vs. no token at all).
+        invalid_token: bool,
+    },
+    /// The token is valid but lacks the scope this request needs on its topic.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many produce bytes are waiting for their commit; retry after `Retry-After`.
+    #[error("{0}")]
+    Overloaded(String),
     /// An error response produced outside our handlers (e.g. by the router), by status.
     #[error("{1}")]
     Status(StatusCode, String),
@@ -148,6 +161,11 @@ impl ApiError {
             ApiError::Unavailable(_) => {
                 k(S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
             }
+            ApiError::Unauthorized { .. } => {
+                k(S::UNAUTHORIZED, "unauthorized", "Authentication required")
+            }
+            ApiError::Forbidden(_) => k(S::FORBIDDEN, "forbidden", "Forbidden"),
+            ApiError::Overloaded(_) => k(S::TOO_MANY_REQUESTS, "overloaded", "Overloaded"),
             ApiError::Status(status, _) => match *status {
                 S::NOT_FOUND => k(S::NOT_FOUND, "not_found", "Not found"),
                 S::METHOD_NOT_ALLOWED => k(
@@ -168,6 +186,9 @@ impl ApiError {
                 S::SERVICE_UNAVAILABLE => {
                     k(S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
                 }
+                S::UNAUTHORIZED => k(S::UNAUTHORIZED, "unauthorized", "Authentication required"),
+                S::FORBIDDEN => k(S::FORBIDDEN, "forbidden", "Forbidden"),
+                S::TOO_MANY_REQUESTS => k(S::TOO_MANY_REQUESTS, "overloaded", "Overloaded"),
                 s if s.is_server_error() => k(s, "internal", "Internal error"),
                 s if s.is_client_error() => k(s, "invalid_request", "Invalid request"),
                 _ => k(S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
@@ -224,6 +245,19 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = self.problem();
         let status = self.kind().status;
+        // RFC 6750 §3: how to authenticate, and why the token was refused.
+        let challenge = match &self {
+            ApiError::Unauthorized {
+                invalid_token: false,
+                ..
+            } => Some("Bearer realm=\"sluice\""),
+            ApiError::Unauthorized {
+                invalid_token: true,
+                ..
+            } => Some("Bearer realm=\"sluice\", error=\"invalid_token\""),
+            ApiError::Forbidden(_) => Some("Bearer realm=\"sluice\", error=\"insufficient_scope\""),
+            _ => None,
+        };
         if status.is_server_error() {
             tracing::error!(error = %self, code = problem.code, "request failed");
         } else {
@@ -233,8 +267,11 @@ impl IntoResponse for ApiError {
         let mut resp = (status, body).into_response();
         let headers = resp.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some(c) = challenge {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
         }
         resp
     }
@@ -328,6 +365,21 @@ mod tests {
                 ApiError::Status(StatusCode::METHOD_NOT_ALLOWED, "x".into()),
                 405,
                 "method_not_allowed",
+            ),
+            (
+                ApiError::Unauthorized {
+                    detail: "x".into(),
+                    invalid_token: false,
+                },
+                401,
+                "unauthorized",
+            ),
+            (ApiError::Forbidden("x".into()), 403, "forbidden"),
+            (ApiError::Overloaded("x".into()), 429, "overloaded"),
+            (
+                ApiError::Status(StatusCode::TOO_MANY_REQUESTS, "x".into()),
+                429,
+                "overloaded",
             ),
         ];
         for (e, status, code) in cases {

@@ -6,8 +6,11 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
-use serde::de::DeserializeOwned;
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use std::fmt;
+use std::marker::PhantomData;
 
 /// The media type of the body, lower-cased without parameters; `None` when absent.
 pub fn media_type(headers: &HeaderMap) -> Option<String> {
@@ -79,10 +82,38 @@ impl<T: DeserializeOwned, S: Send + Sync + BodyLimit> FromRequest<S> for ApiJson
     }
 }
 
-/// Parse JSON; syntax errors are `invalid_json`, well-formed JSON of the wrong shape is
-/// `invalid_request`.
+/// Parse a JSON object; syntax errors are `invalid_json`, well-formed JSON of the wrong shape
+/// is `invalid_request`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| json_error(e, None))
+    serde_json::from_slice::<JsonObject<T>>(bytes)
+        .map(|o| o.0)
+        .map_err(|e| json_error(e, None))
+}
+
+/// A `T` that must come as a JSON object. Serde's derived structs also take an array of their
+/// fields in order (`["orders", 3]`); the API's bodies and records are objects only.
+pub struct JsonObject<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for JsonObject<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(ObjectVisitor(PhantomData))
+            .map(JsonObject)
+    }
+}
+
+/// `#[serde(deserialize_with = "objects")]`: an array whose items are all JSON objects.
+pub fn objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    Vec::<JsonObject<T>>::deserialize(d).map(|v| v.into_iter().map(|o| o.0).collect())
 }
 
 pub fn json_error(e: serde_json::Error, line: Option<usize>) -> ApiError {
@@ -99,13 +130,17 @@ pub fn json_error(e: serde_json::Error, line: Option<usize>) -> ApiError {
 /// Query string parameters; malformed ones are `invalid_request`.
 pub struct ApiQuery<T>(pub T);
 
+/// The query string of `uri` as a `T`, as [`ApiQuery`] reads it.
+pub fn parse_query<T: DeserializeOwned>(uri: &Uri) -> Result<T, ApiError> {
+    Query::<T>::try_from_uri(uri)
+        .map(|q| q.0)
+        .map_err(|e| ApiError::Invalid(e.body_text()))
+}
+
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| ApiQuery(q.0))
-            .map_err(|e| ApiError::Invalid(e.body_text()))
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        parse_query(&parts.uri).map(ApiQuery)
     }
 }
 
@@ -119,5 +154,67 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
             .await
             .map(|p| ApiPath(p.0))
             .map_err(|e| ApiError::Invalid(e.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::produce::{parse_records, Format};
+    use crate::api::wire::{CreateTopic, PatchTopic};
+
+    fn code(e: ApiError) -> &'static str {
+        e.kind().code
+    }
+
+    #[test]
+    fn bodies_and_records_are_json_objects() {
+        let t: CreateTopic = parse_json(br#"{"name":"orders","partitions":3}"#).unwrap();
+        assert_eq!((t.name.as_str(), t.partitions), ("orders", 3));
+        // Serde would take these as the fields in order; the API does not.
+        for body in [&br#"["orders", 3]"#[..], b"[]", b"null", b"3"] {
+            let e = parse_json::<CreateTopic>(body).err().unwrap();
+            assert_eq!(code(e), "invalid_request", "{body:?}");
+        }
+        let e = parse_json::<PatchTopic>(b"[null, null]").err().unwrap();
+        assert_eq!(code(e), "invalid_request");
+        assert_eq!(
+            code(parse_json::<CreateTopic>(b"{").err().unwrap()),
+            "invalid_json"
+        );
+
+        let ok = parse_records(Format::Json, br#"{"records":[{"value":"v"}]}"#).unwrap();
+        assert_eq!(ok[0].value.as_deref(), Some("v"));
+        let e = parse_records(Format::Json, br#"{"records":[["k",null,"v"]]}"#).unwrap_err();
+        assert_eq!(code(e), "invalid_request");
+        let e =
+            parse_records(Format::NdJson, b"{\"value\":\"v\"}\n[\"k\",null,\"v\"]\n").unwrap_err();
+        assert_eq!(code(e), "invalid_request");
+        let e = parse_records(Format::NdJson, b"{\"value\":\"v\"}\n[1]").unwrap_err();
+        assert!(e.to_string().starts_with("line 2: "), "{e}");
+    }
+
+    #[test]
+    fn query_strings() {
+        use crate::api::read::{start_of, Start};
+        use crate::api::wire::ReadQuery;
+        let q = |s: &str| parse_query::<ReadQuery>(&format!("/r?{s}").parse().unwrap());
+        let start = |s: &str| start_of(&q(s).unwrap(), None);
+        assert_eq!(start("").unwrap(), Start::Earliest);
+        assert_eq!(start("offset=earliest").unwrap(), Start::Earliest);
+        assert_eq!(start("offset=latest").unwrap(), Start::Latest);
+        assert_eq!(start("offset=42").unwrap(), Start::Offset(42));
+        assert_eq!(start("timestamp_ms=-5").unwrap(), Start::Timestamp(-5));
+        assert_eq!(code(start("offset=x").unwrap_err()), "invalid_offset");
+        assert_eq!(
+            code(start("offset=1&timestamp_ms=1").unwrap_err()),
+            "invalid_request"
+        );
+        assert_eq!(code(q("limit=-1").err().unwrap()), "invalid_request");
+        assert_eq!(code(q("nope=1").err().unwrap()), "invalid_request");
+        let resumed = start_of(&q("offset=latest").unwrap(), Some(9)).unwrap();
+        assert_eq!(resumed, Start::Offset(10));
+        let e = start_of(&q("").unwrap(), Some(u64::MAX)).unwrap_err();
+        assert_eq!(code(e), "invalid_request");
     }
 }

@@ -9,12 +9,16 @@
 //! - [`extract`]: request extractors whose rejections are problem documents too
 //! - [`api`]: the route handlers, wire types and the generated OpenAPI document
 //! - [`metrics`]: hand-written Prometheus counters
+//! - [`auth`]: bearer tokens with per-topic scopes (when configured)
+//! - [`overload`]: the byte budget that bounds produce requests waiting for their commit
 
 pub mod api;
+pub mod auth;
 pub mod batcher;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod overload;
 
 use sluice_core::log::Log;
 use std::future::Future;
@@ -22,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use api::openapi::ApiDoc;
+pub use auth::AuthConfig;
 pub use error::ApiError;
 
 /// Gateway settings. Durations and sizes have the defaults the CLI documents.
@@ -43,6 +48,11 @@ pub struct GatewayConfig {
     pub shards: u32,
     /// Upper bound for `wait_ms` of long-polling reads (default 30 000).
     pub max_wait_ms: u64,
+    /// Bytes of produce requests (their bodies) accepted but not yet committed, at most
+    /// (default 64 MiB). Beyond it produce answers 429 `overloaded` with `Retry-After: 1`.
+    pub max_pending_bytes: usize,
+    /// Bearer tokens and their grants; `None` (the default) serves everyone.
+    pub auth: Option<Arc<AuthConfig>>,
 }
 
 impl Default for GatewayConfig {
@@ -56,6 +66,8 @@ impl Default for GatewayConfig {
             max_records_per_request: 10_000,
             shards: 4,
             max_wait_ms: 30_000,
+            max_pending_bytes: 64 << 20,
+            auth: None,
         }
     }
 }

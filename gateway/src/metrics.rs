@@ -26,6 +26,14 @@ pub struct Metrics {
     pub read_requests: AtomicU64,
     pub read_records: AtomicU64,
     pub sse_streams: AtomicU64,
+    /// Produce requests answered 429 `overloaded`.
+    pub produce_overloaded: AtomicU64,
+    /// Bytes of produce requests accepted but not yet committed (see [`crate::overload`]).
+    pub pending_bytes: AtomicU64,
+    /// The most `pending_bytes` has ever been.
+    pub pending_bytes_peak: AtomicU64,
+    /// `max_pending_bytes`.
+    pub pending_bytes_limit: AtomicU64,
 }
 
 fn add(c: &AtomicU64, n: u64) {
@@ -87,7 +95,7 @@ impl Metrics {
                 );
             }
         }
-        let counters: [(&str, &str, &AtomicU64); 10] = [
+        let counters: [(&str, &str, &AtomicU64); 11] = [
             (
                 "sluice_produce_requests_total",
                 "Produce requests accepted for writing.",
@@ -138,6 +146,11 @@ impl Metrics {
                 "Server-sent event streams opened.",
                 &self.sse_streams,
             ),
+            (
+                "sluice_produce_overloaded_total",
+                "Produce requests refused with 429 because max_pending_bytes was reached.",
+                &self.produce_overloaded,
+            ),
         ];
         for (name, help, c) in counters {
             let _ = writeln!(
@@ -152,6 +165,30 @@ impl Metrics {
              # TYPE sluice_flushes_in_flight gauge\nsluice_flushes_in_flight {}",
             get(&self.flushes_in_flight)
         );
+        let gauges: [(&str, &str, &AtomicU64); 3] = [
+            (
+                "sluice_produce_pending_bytes",
+                "Bytes of produce requests accepted but not yet committed.",
+                &self.pending_bytes,
+            ),
+            (
+                "sluice_produce_pending_bytes_max",
+                "The most sluice_produce_pending_bytes has been since start.",
+                &self.pending_bytes_peak,
+            ),
+            (
+                "sluice_produce_pending_bytes_limit",
+                "max_pending_bytes: beyond it produce requests are refused with 429.",
+                &self.pending_bytes_limit,
+            ),
+        ];
+        for (name, help, g) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
+                get(g)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP sluice_flush_duration_seconds Time from segment write start to commit.\n\

@@ -6,10 +6,12 @@ pub mod read;
 pub mod topics;
 pub mod wire;
 
+use crate::auth::{self, AuthState};
 use crate::batcher::{Batcher, BatcherConfig};
 use crate::error::{ensure_problem, ApiError, ApiResult};
 use crate::extract::BodyLimit;
 use crate::metrics::{self, Metrics};
+use crate::overload::PendingBudget;
 use crate::GatewayConfig;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, Method, Uri};
@@ -31,6 +33,8 @@ pub struct Inner {
     pub cfg: GatewayConfig,
     pub batcher: Batcher,
     pub metrics: Arc<Metrics>,
+    /// Bounds the produce bytes waiting for their commit.
+    pub pending: PendingBudget,
     /// Becomes true (or closed) when the server shuts down: long-polls and streams end.
     pub shutdown: watch::Receiver<bool>,
     /// Held so `shutdown` never closes for a bare [`crate::router`].
@@ -77,15 +81,21 @@ pub(crate) fn build(
         metrics.clone(),
     );
     let body_limit = cfg.max_request_bytes;
+    let pending = PendingBudget::new(cfg.max_pending_bytes, metrics.clone());
+    let auth = cfg.auth.clone().map(|config| AuthState {
+        config,
+        max_request_bytes: cfg.max_request_bytes,
+    });
     let state = AppState(Arc::new(Inner {
         log,
         cfg,
         batcher,
         metrics: metrics.clone(),
+        pending,
         shutdown,
         _keep: keep,
     }));
-    Router::new()
+    let routes = Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -106,7 +116,13 @@ pub(crate) fn build(
         .route(
             "/v1/topics/{topic}/partitions/{partition}/offsets",
             get(read::offset_for_timestamp),
-        )
+        );
+    // Only routed requests with an allowed method are checked; 404 and 405 stay as they are.
+    let routes = match auth {
+        Some(a) => routes.route_layer(axum::middleware::from_fn_with_state(a, auth::require)),
+        None => routes,
+    };
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -1,8 +1,11 @@
 //! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` annotations and the
 //! wire types. Served at `GET /v1/openapi.json`.
 
+use super::wire::ProduceRecordRules;
 use super::{produce, read, topics, wire};
+use crate::auth::AuthDoc;
 use crate::error::Problem;
+use crate::overload::OverloadDoc;
 use axum::Json;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::{ContentBuilder, OpenApi as Doc, Ref, RefOr, ResponseBuilder};
@@ -48,7 +51,7 @@ use utoipa::{Modify, OpenApi};
         wire::RecordOut,
         wire::OffsetAnswer,
     )),
-    modifiers(&CommonErrors),
+    modifiers(&CommonErrors, &AuthDoc, &OverloadDoc, &ProduceRecordRules),
     tags(
         (name = "topics", description = "Topic administration"),
         (name = "records", description = "Produce and read records"),
@@ -76,7 +79,7 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     .filter_map(Option::as_mut)
 }
 
-fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+pub(crate) fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
     RefOr::T(
         ResponseBuilder::new()
             .description(description)

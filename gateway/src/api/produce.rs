@@ -3,7 +3,9 @@
 use super::wire::{Accepted, AckMode, ProduceAnswer, ProduceBody, ProduceQuery, ProduceRecord};
 use super::AppState;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{is_json, json_error, media_type, parse_json, ApiPath, ApiQuery, Body};
+use crate::extract::{
+    is_json, json_error, media_type, parse_json, ApiPath, ApiQuery, Body, JsonObject,
+};
 use crate::metrics::Metrics;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -18,9 +20,14 @@ use sluice_core::topic::TopicConfig;
 /// Longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY: usize = 256;
 
-enum Format {
+/// How a produce body is encoded, from its `Content-Type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `{"records": [...]}` (`application/json`, or no content type).
     Json,
+    /// One record object a line (`application/x-ndjson`, `application/jsonl`).
     NdJson,
+    /// The body is one record's value (`application/octet-stream`).
     Raw,
 }
 
@@ -118,21 +125,26 @@ fn checked(
     Ok((partition, record))
 }
 
-/// The body's records as wire records (JSON or NDJSON).
-fn parse_records(format: Format, body: &[u8]) -> ApiResult<Vec<ProduceRecord>> {
+/// The body's records as wire records: one object a line for [`Format::NdJson`], else a JSON body.
+pub fn parse_records(format: Format, body: &[u8]) -> ApiResult<Vec<ProduceRecord>> {
     match format {
         Format::NdJson => body
             .split(|&b| b == b'\n')
             .enumerate()
             .filter(|(_, line)| !line.trim_ascii().is_empty())
-            .map(|(n, line)| serde_json::from_slice(line).map_err(|e| json_error(e, Some(n + 1))))
+            .map(|(n, line)| {
+                serde_json::from_slice::<JsonObject<_>>(line)
+                    .map(|r| r.0)
+                    .map_err(|e| json_error(e, Some(n + 1)))
+            })
             .collect(),
         _ => parse_json::<ProduceBody>(body).map(|b| b.records),
     }
 }
 
-/// The request's records, decoded and checked, with their explicit partitions.
-fn records_of(
+/// The request's records, decoded and checked, with their explicit partitions: everything the
+/// produce handler does with a body before it reaches the log (also run by `sluice-fuzz`).
+pub fn records_of(
     format: Format,
     body: Bytes,
     q: &ProduceQuery,
@@ -175,8 +187,8 @@ fn records_of(
 /// Append records. Records with the same key go to the same partition; `partition` overrides.
 #[utoipa::path(post, path = "/v1/topics/{topic}/records", tag = "records",
     params(
-        ("topic" = String, Path, description = "Topic name"),
-        ("Idempotency-Key" = Option<String>, Header, description = "At most 256 bytes. A retry with the same key within the dedup window returns the first answer and writes nothing, on any gateway."),
+        ("topic" = String, Path, description = "Topic name", pattern = "^[A-Za-z0-9._-]{1,249}$", example = "orders"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 256, description = "1 to 256 bytes. A retry with the same key within the dedup window returns the first answer and writes nothing, on any gateway."),
         ProduceQuery,
     ),
     request_body(description = "Records as JSON, as NDJSON (one record object a line), or one raw value",
@@ -201,6 +213,8 @@ pub async fn produce(
     headers: HeaderMap,
     Body(body): Body,
 ) -> ApiResult<Response> {
+    // Held until the commit has finished: bounds the bytes waiting for it (429 beyond).
+    let permit = st.pending.try_acquire(body.len())?;
     let format = format_of(&headers)?;
     let dedup_key = match headers.get("idempotency-key") {
         None => None,
@@ -230,12 +244,16 @@ pub async fn produce(
     let stopped = |_| ApiError::Unavailable("the gateway is shutting down; retry".into());
     match q.ack.unwrap_or_default() {
         AckMode::Durable => {
-            let ack = st.batcher.produce(request).await.map_err(stopped)??;
+            let ack = st
+                .batcher
+                .produce(request, Some(permit))
+                .await
+                .map_err(stopped)??;
             Ok(Json(ProduceAnswer::from(ack)).into_response())
         }
         AckMode::None => {
             st.batcher
-                .produce_detached(request)
+                .produce_detached(request, Some(permit))
                 .await
                 .map_err(stopped)?;
             Ok((StatusCode::ACCEPTED, Json(Accepted { accepted: n })).into_response())

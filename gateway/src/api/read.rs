@@ -25,8 +25,41 @@ pub const MAX_READ_BYTES: usize = 4 << 20;
 const STREAM_WAIT: Duration = Duration::from_secs(30);
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// Where a read asks to start, before the log is consulted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    Earliest,
+    Latest,
+    Offset(u64),
+    /// The first record appended at or after this time.
+    Timestamp(i64),
+}
+
 /// Where a read starts: `Last-Event-ID` + 1 for a resuming event stream, else `timestamp_ms`,
 /// else `offset` (a number, `earliest` or `latest`; default `earliest`).
+pub fn start_of(q: &ReadQuery, last_event_id: Option<u64>) -> ApiResult<Start> {
+    if let Some(id) = last_event_id {
+        return id
+            .checked_add(1)
+            .map(Start::Offset)
+            .ok_or_else(|| ApiError::Invalid("Last-Event-ID is out of range".into()));
+    }
+    match (q.offset.as_deref(), q.timestamp_ms) {
+        (Some(_), Some(_)) => Err(ApiError::Invalid(
+            "give offset or timestamp_ms, not both".into(),
+        )),
+        (None, Some(ts)) => Ok(Start::Timestamp(ts)),
+        (None | Some("earliest"), None) => Ok(Start::Earliest),
+        (Some("latest"), None) => Ok(Start::Latest),
+        (Some(o), None) => o.parse::<u64>().map(Start::Offset).map_err(|_| {
+            ApiError::InvalidOffset(format!(
+                "offset {o:?} is not a number, \"earliest\" or \"latest\""
+            ))
+        }),
+    }
+}
+
+/// The offset a read starts at.
 async fn start_offset(
     st: &AppState,
     topic: &TopicConfig,
@@ -34,30 +67,17 @@ async fn start_offset(
     q: &ReadQuery,
     last_event_id: Option<u64>,
 ) -> ApiResult<u64> {
-    if let Some(id) = last_event_id {
-        return id
-            .checked_add(1)
-            .ok_or_else(|| ApiError::Invalid("Last-Event-ID is out of range".into()));
-    }
-    match (&q.offset, q.timestamp_ms) {
-        (Some(_), Some(_)) => Err(ApiError::Invalid(
-            "give offset or timestamp_ms, not both".into(),
-        )),
-        (None, Some(ts)) => Ok(st.log.offset_for_timestamp(topic, partition, ts).await?),
-        (Some(o), None) if o == "latest" => {
-            Ok(st.log.partition_info(topic, partition).await?.next_offset)
+    Ok(match start_of(q, last_event_id)? {
+        Start::Offset(o) => o,
+        Start::Timestamp(ts) => st.log.offset_for_timestamp(topic, partition, ts).await?,
+        Start::Latest => st.log.partition_info(topic, partition).await?.next_offset,
+        Start::Earliest => {
+            st.log
+                .partition_info(topic, partition)
+                .await?
+                .earliest_offset
         }
-        (Some(o), None) if o != "earliest" => o.parse::<u64>().map_err(|_| {
-            ApiError::InvalidOffset(format!(
-                "offset {o:?} is not a number, \"earliest\" or \"latest\""
-            ))
-        }),
-        _ => Ok(st
-            .log
-            .partition_info(topic, partition)
-            .await?
-            .earliest_offset),
-    }
+    })
 }
 
 fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<u64>> {
@@ -83,8 +103,8 @@ fn wants_event_stream(headers: &HeaderMap) -> bool {
 /// Read records from a partition; with `Accept: text/event-stream` a never-ending stream.
 #[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/records", tag = "records",
     params(
-        ("topic" = String, Path, description = "Topic name"),
-        ("partition" = u32, Path, description = "Partition number"),
+        ("topic" = String, Path, description = "Topic name", pattern = "^[A-Za-z0-9._-]{1,249}$", example = "orders"),
+        ("partition" = u32, Path, description = "Partition number", example = 0),
         ("Last-Event-ID" = Option<String>, Header, description = "Event streams: resume after this offset"),
         ReadQuery,
     ),
@@ -240,8 +260,8 @@ fn event_stream(
 /// The first offset appended at or after a time.
 #[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/offsets", tag = "records",
     params(
-        ("topic" = String, Path, description = "Topic name"),
-        ("partition" = u32, Path, description = "Partition number"),
+        ("topic" = String, Path, description = "Topic name", pattern = "^[A-Za-z0-9._-]{1,249}$", example = "orders"),
+        ("partition" = u32, Path, description = "Partition number", example = 0),
         OffsetQuery,
     ),
     responses(

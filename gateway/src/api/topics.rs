@@ -2,12 +2,13 @@
 
 use super::wire::{CreateTopic, PartitionInfo, PatchTopic, Topic, TopicDetail, TopicList};
 use super::AppState;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use futures::{StreamExt, TryStreamExt};
 use sluice_core::partition;
 use sluice_core::topic::{validate_name, TopicPatch};
@@ -24,6 +25,7 @@ fn known_name(name: &str) -> ApiResult<()> {
         (status = 201, description = "Created", body = Topic),
         (status = 400, description = "Invalid name, partitions or retention (`invalid_request`, `invalid_json`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The topic exists (`topic_exists`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The request body is too large (`request_too_large`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create(
@@ -45,19 +47,27 @@ pub async fn create(
         .into_response())
 }
 
-/// List all topics.
+/// List all topics (with auth: those the token has some scope on).
 #[utoipa::path(get, path = "/v1/topics", tag = "topics",
-    responses((status = 200, description = "Every live topic, sorted by name", body = TopicList)))]
-pub async fn list(State(st): State<AppState>) -> ApiResult<Json<TopicList>> {
+    responses((status = 200, description = "Every live topic, sorted by name; with auth, only those the token has a scope on", body = TopicList)))]
+pub async fn list(
+    State(st): State<AppState>,
+    caller: Option<Extension<Caller>>,
+) -> ApiResult<Json<TopicList>> {
     let topics = st.log.topics().list().await?;
+    let visible = |name: &str| caller.as_ref().is_none_or(|c| c.may_see(name));
     Ok(Json(TopicList {
-        topics: topics.iter().map(|t| Topic::from(&**t)).collect(),
+        topics: topics
+            .iter()
+            .filter(|t| visible(&t.name))
+            .map(|t| Topic::from(&**t))
+            .collect(),
     }))
 }
 
 /// A topic's config and each partition's offsets.
 #[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics",
-    params(("topic" = String, Path, description = "Topic name")),
+    params(("topic" = String, Path, description = "Topic name", pattern = "^[A-Za-z0-9._-]{1,249}$", example = "orders")),
     responses(
         (status = 200, description = "Config and per-partition offsets", body = TopicDetail),
         (status = 404, description = "No such topic (`topic_not_found`)", body = Problem, content_type = "application/problem+json"),
@@ -86,13 +96,14 @@ pub async fn get(
 
 /// Change the partition count (grow only) or the retention.
 #[utoipa::path(patch, path = "/v1/topics/{topic}", tag = "topics",
-    params(("topic" = String, Path, description = "Topic name")),
+    params(("topic" = String, Path, description = "Topic name", pattern = "^[A-Za-z0-9._-]{1,249}$", example = "orders")),
     request_body = PatchTopic,
     responses(
         (status = 200, description = "The new config", body = Topic),
         (status = 400, description = "Nothing to change, shrinking partitions, bad values (`invalid_request`, `invalid_json`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such topic (`topic_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Changed concurrently; retry (`conflict`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The request body is too large (`request_too_large`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn update(
@@ -122,7 +133,7 @@ pub async fn update(
 
 /// Delete a topic and (eventually) its records.
 #[utoipa::path(delete, path = "/v1/topics/{topic}", tag = "topics",
-    params(("topic" = String, Path, description = "Topic name")),
+    params(("topic" = String, Path, description = "Topic name", pattern = "^[A-Za-z0-9._-]{1,249}$", example = "scratch")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such topic (`topic_not_found`)", body = Problem, content_type = "application/problem+json"),

@@ -12,27 +12,36 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTopic {
-    /// `[A-Za-z0-9._-]{1,249}`
-    #[schema(example = "orders")]
+    /// `[A-Za-z0-9._-]{1,249}`, not `.` or `..`.
+    #[schema(
+        example = "orders",
+        pattern = "^[A-Za-z0-9._-]{1,249}$",
+        min_length = 1,
+        max_length = 249
+    )]
     pub name: String,
     /// 1 to 10 000.
     #[schema(example = 3, minimum = 1, maximum = 10000)]
     pub partitions: u32,
     /// Records older than this are deleted; absent or null keeps them forever.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub retention_ms: Option<i64>,
 }
 
-/// `PATCH /v1/topics/{topic}`: only the fields given change.
+/// `PATCH /v1/topics/{topic}`: only the fields given change; at least one must be given.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+// (Not `min_properties = 1`: utoipa-gen 5.5 writes it as `maxProperties`.)
+#[schema(example = json!({"retention_ms": 604800000}))]
 pub struct PatchTopic {
-    /// New partition count; partitions can only grow.
+    /// New partition count (at most 10 000); partitions can only grow.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
     pub partitions: Option<u32>,
     /// New retention; `null` keeps records forever.
     #[serde(default, deserialize_with = "some_or_null")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 1)]
     pub retention_ms: Option<Option<i64>>,
 }
 
@@ -116,9 +125,11 @@ pub struct TopicList {
 pub struct ProduceRecord {
     #[schema(example = "user-7")]
     pub key: Option<String>,
+    #[schema(format = Byte)]
     pub key_b64: Option<String>,
     #[schema(example = "hello")]
     pub value: Option<String>,
+    #[schema(format = Byte)]
     pub value_b64: Option<String>,
     /// String → string.
     pub headers: Option<BTreeMap<String, String>>,
@@ -128,10 +139,55 @@ pub struct ProduceRecord {
     pub timestamp_ms: Option<i64>,
 }
 
+/// Adds to the `ProduceRecord` schema what its derive cannot say: exactly one of `value` and
+/// `value_b64`, at most one of `key` and `key_b64` (a field that is absent or null is not given).
+pub(crate) struct ProduceRecordRules;
+
+impl utoipa::Modify for ProduceRecordRules {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{AllOf, AnyOf, ObjectBuilder, OneOf, Schema, Type};
+        let Some(schemas) = doc.components.as_mut().map(|c| &mut c.schemas) else {
+            return;
+        };
+        let Some(derived) = schemas.remove("ProduceRecord") else {
+            return;
+        };
+        let given = |field: &str, other: &str| {
+            ObjectBuilder::new()
+                .property(field, ObjectBuilder::new().schema_type(Type::String))
+                .property(other, ObjectBuilder::new().schema_type(Type::Null))
+                .required(field)
+                .build()
+        };
+        let null = |field: &str| {
+            ObjectBuilder::new()
+                .property(field, ObjectBuilder::new().schema_type(Type::Null))
+                .build()
+        };
+        let mut value = OneOf::new();
+        value.items = vec![
+            given("value", "value_b64").into(),
+            given("value_b64", "value").into(),
+        ];
+        let mut key = AnyOf::new();
+        key.items = vec![null("key").into(), null("key_b64").into()];
+        let mut all = AllOf::new();
+        all.items = vec![
+            derived,
+            Schema::OneOf(value).into(),
+            Schema::AnyOf(key).into(),
+        ];
+        schemas.insert("ProduceRecord".into(), Schema::AllOf(all).into());
+    }
+}
+
 /// `POST /v1/topics/{topic}/records` with `Content-Type: application/json`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProduceBody {
+    /// 1 to 10 000 records (the gateway's `max_records_per_request`).
+    #[serde(deserialize_with = "crate::extract::objects")]
+    #[schema(min_items = 1)]
     pub records: Vec<ProduceRecord>,
 }
 
@@ -201,12 +257,15 @@ pub struct ProduceQuery {
 #[serde(deny_unknown_fields)]
 pub struct ReadQuery {
     /// A number, `earliest` or `latest` (default `earliest`).
+    #[param(pattern = "^(earliest|latest|[0-9]{1,19})$", example = "earliest")]
     pub offset: Option<String>,
     /// Instead of `offset`: start at the first record appended at or after this time.
     pub timestamp_ms: Option<i64>,
-    /// Most records to return (default 100, at most 10 000).
+    /// Most records to return (default 100; larger values return at most 10 000).
+    #[param(minimum = 1)]
     pub limit: Option<u64>,
-    /// Long-poll: wait up to this long for records when there are none yet (at most 30 000).
+    /// Long-poll: wait up to this long for records when there are none yet (larger values wait
+    /// 30 000).
     pub wait_ms: Option<u64>,
 }
 

@@ -1,0 +1,132 @@
+//! Back-pressure for producers. Produce requests accepted but not yet committed (queued in the
+//! batcher or in a flush) hold a share of a byte budget, `max_pending_bytes`, through a
+//! [`PendingPermit`]; the permit travels with the request into the batcher and is released when
+//! the request's commit has finished, whatever its outcome (also for `ack=none`, whose answer is
+//! sent before the commit). A request that does not fit in what is left of the budget is answered
+//! at once with 429 `overloaded` and `Retry-After: 1`, so memory stays bounded when producers
+//! send faster than the store accepts, instead of queueing without limit. A request larger
+//! than the whole budget could never fit and is 413 `request_too_large`.
+//!
+//! The amount charged is the request body's length: the body (or the records decoded from it)
+//! is what the gateway holds until the commit.
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// The byte budget of produce requests in progress. Its counters are gauges of [`Metrics`]
+/// (`sluice_produce_pending_bytes`, `…_max`, `…_limit`).
+#[derive(Clone, Debug)]
+pub struct PendingBudget {
+    max: u64,
+    metrics: Arc<Metrics>,
+}
+
+/// A share of the [`PendingBudget`]; given back when dropped.
+#[derive(Debug)]
+#[must_use = "the budget is given back when the permit is dropped"]
+pub struct PendingPermit {
+    bytes: u64,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for PendingPermit {
+    fn drop(&mut self) {
+        self.metrics
+            .pending_bytes
+            .fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+impl PendingBudget {
+    pub fn new(max_bytes: usize, metrics: Arc<Metrics>) -> Self {
+        let max = max_bytes as u64;
+        metrics.pending_bytes_limit.store(max, Ordering::Relaxed);
+        Self { max, metrics }
+    }
+
+    /// Take `bytes` from the budget without waiting: 429 `overloaded` when they do not fit now,
+    /// 413 when they never could.
+    pub fn try_acquire(&self, bytes: usize) -> Result<PendingPermit, ApiError> {
+        let bytes = bytes as u64;
+        if bytes > self.max {
+            return Err(ApiError::RequestTooLarge {
+                max: usize::try_from(self.max).unwrap_or(usize::MAX),
+            });
+        }
+        let pending = &self.metrics.pending_bytes;
+        let mut now = pending.load(Ordering::Acquire);
+        let total = loop {
+            let total = now.saturating_add(bytes);
+            if total > self.max {
+                Metrics::inc(&self.metrics.produce_overloaded);
+                return Err(ApiError::Overloaded(format!(
+                    "the gateway holds {now} bytes of produce requests not yet committed and \
+                     accepts at most {}; retry after `Retry-After`",
+                    self.max
+                )));
+            }
+            match pending.compare_exchange_weak(now, total, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break total,
+                Err(actual) => now = actual,
+            }
+        };
+        self.metrics
+            .pending_bytes_peak
+            .fetch_max(total, Ordering::Relaxed);
+        Ok(PendingPermit {
+            bytes,
+            metrics: self.metrics.clone(),
+        })
+    }
+}
+
+/// OpenAPI: the 429 answer of produce.
+pub struct OverloadDoc;
+
+impl utoipa::Modify for OverloadDoc {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        if let Some(op) = doc
+            .paths
+            .paths
+            .get_mut("/v1/topics/{topic}/records")
+            .and_then(|item| item.post.as_mut())
+        {
+            op.responses
+                .responses
+                .entry("429".into())
+                .or_insert_with(|| {
+                    crate::api::openapi::problem_response(
+                        "Too many bytes of produce requests are waiting for their commit on this \
+                     gateway; retry after `Retry-After` (`overloaded`)",
+                    )
+                });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_is_bounded_and_released() {
+        let m = Metrics::new();
+        let b = PendingBudget::new(100, m.clone());
+        let p1 = b.try_acquire(60).unwrap();
+        let p2 = b.try_acquire(40).unwrap();
+        assert_eq!(b.try_acquire(1).unwrap_err().kind().code, "overloaded");
+        assert_eq!(
+            b.try_acquire(101).unwrap_err().kind().code,
+            "request_too_large"
+        );
+        drop(p1);
+        let p3 = b.try_acquire(50).unwrap();
+        assert_eq!(m.pending_bytes.load(Ordering::Relaxed), 90);
+        drop((p2, p3));
+        assert_eq!(m.pending_bytes.load(Ordering::Relaxed), 0);
+        assert_eq!(m.pending_bytes_peak.load(Ordering::Relaxed), 100);
+        assert_eq!(m.produce_overloaded.load(Ordering::Relaxed), 1);
+    }
+}
