@@ -1,16 +1,21 @@
 //! `sluice-fuzz TARGET [ITERATIONS] [SEED]`: a mutational fuzzer for every decoder of the bucket
-//! formats. It starts from valid objects, applies random mutations (bit flips, byte sets,
-//! truncations, insertions, deletions, splices of two inputs, length-field tweaks), runs the
-//! decoder on each input and checks that it returns instead of panicking, and that whatever
-//! decodes re-encodes to a value that decodes the same. Deterministic for a given seed; a panic
-//! prints the seed and the iteration so it can be replayed.
+//! formats and for the gateway's request parsers. It starts from valid inputs, applies random
+//! mutations (bit flips, byte sets, truncations, insertions, deletions, splices of two inputs,
+//! length-field tweaks; JSON tokens for the text targets), runs the decoder on each input and
+//! checks that it returns instead of panicking, and that whatever decodes re-encodes to a value
+//! that decodes the same. Deterministic for a given seed; a panic prints the seed and the
+//! iteration so it can be replayed.
 //!
-//! Targets: `segment`, `journal`, `index`, `checkpoint`, `all`. Example (≥ 10 million runs):
+//! Targets: `segment`, `journal`, `index`, `checkpoint` (bucket objects); `produce-json`,
+//! `produce-ndjson` (produce request bodies, through the same function the handler calls, so
+//! every rejection must be a 4xx problem), `query` (the read and produce query strings and the
+//! read's start offset); `all`. Example (≥ 10 million runs):
 //! `cargo run --release -p sluice-fuzz -- all 10000000`.
 //!
 //! Why not cargo-fuzz: it needs a nightly toolchain, which this project's machines cannot fetch.
 //! The same decoders are also exercised by proptest in `core/src/format/fuzz_tests.rs`.
 
+use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use sluice_core::format::checkpoint::{Checkpoint, DedupRecord};
 use sluice_core::format::index::{IndexEntry, IndexObject};
@@ -18,7 +23,23 @@ use sluice_core::format::journal::{Append, BatchRef, JournalEntry};
 use sluice_core::format::record::Record;
 use sluice_core::format::segment::{decode_segment, encode_frame, segment_header, Codec};
 use sluice_core::ids::{ObjectId, PartitionId, TopicId};
+use sluice_core::topic::TopicConfig;
+use sluice_gateway::api::produce::{records_of, Format};
+use sluice_gateway::api::read::{start_of, Start};
+use sluice_gateway::api::wire::{OffsetQuery, ProduceQuery, ReadQuery};
+use sluice_gateway::extract::parse_query;
+use sluice_gateway::ApiError;
 use std::process::ExitCode;
+
+const TARGETS: [&str; 7] = [
+    "segment",
+    "journal",
+    "index",
+    "checkpoint",
+    "produce-json",
+    "produce-ndjson",
+    "query",
+];
 
 struct Rng(u64);
 impl Rng {
@@ -116,8 +137,179 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
         }
         .encode()
         .to_vec()],
+        "produce-json" => [
+            r#"{"records":[{"key":"user-7","value":"hello","headers":{"type":"created"},"partition":null,"timestamp_ms":null}]}"#,
+            r#"{"records":[{"key_b64":"AAEC","value_b64":"aGVsbG8=","partition":3,"timestamp_ms":1732400000000},{"value":"x"}]}"#,
+            r#"{"records":[{"value":"\u00e9\ud83d\ude00 ","headers":{"a":"1","b":""}},{"value_b64":"","key":""}]}"#,
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect(),
+        "produce-ndjson" => [
+            "{\"key\":\"user-7\",\"value\":\"created\",\"headers\":{\"type\":\"created\"}}\n{\"key\":\"user-7\",\"value\":\"paid\"}\n",
+            "{\"value_b64\":\"AP8=\",\"partition\":1}\n\n  \n{\"value\":\"tail\",\"timestamp_ms\":-1}",
+            "{\"key_b64\":\"dXNlcg==\",\"value\":\"\",\"headers\":{}}\r\n",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect(),
+        "query" => [
+            "offset=earliest&limit=10&wait_ms=100",
+            "offset=42",
+            "offset=latest",
+            "timestamp_ms=1732400000000",
+            "offset=7&timestamp_ms=-5",
+            "ack=none&key=user-7&partition=3",
+            "ack=durable&key=%E2%82%AC+x&partition=0",
+            "",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect(),
         _ => Vec::new(),
     }
+}
+
+/// JSON and query-string fragments the text targets splice in.
+#[rustfmt::skip]
+const TOKENS: &[&str] = &[
+    "{", "}", "[", "]", ",", ":", "\"", "\\", "\n", " ", "null", "true", "0", "-1", "1.5", "1e400",
+    "4294967295", "4294967296", "18446744073709551616", "-9223372036854775809", "\"\\ud800\"",
+    "\"records\"", "\"key\"", "\"key_b64\"", "\"value\"", "\"value_b64\"", "\"headers\"",
+    "\"partition\"", "\"timestamp_ms\"", "\"AAEC\"", "\"====\"", "\"x\"", "{}", "[]", "&", "=",
+    "%", "%FF", "%00", "+", "offset=", "limit=", "wait_ms=", "timestamp_ms=", "ack=", "key=",
+    "partition=", "earliest", "latest", "none", "durable", "\"partition\":3,", "\"key\":\"k\",",
+    "\"key_b64\":\"AAEC\",", "\"value_b64\":\"/w==\",", "\"timestamp_ms\":-1,",
+    "\"headers\":{\"h\":\"v\"},", "{\"value\":\"v\"},", "\"\\u00e9\",", "\"h\":\"v\",",
+];
+
+/// Limits the produce targets check records against.
+const MAX_RECORD_BYTES: usize = 512;
+const MAX_RECORDS: usize = 64;
+const PARTITIONS: u32 = 4;
+
+fn fuzz_topic() -> TopicConfig {
+    TopicConfig {
+        format: sluice_core::topic::TOPIC_FORMAT,
+        name: "orders".into(),
+        id: "01JDC0000000000000000000AA".into(),
+        version: 1,
+        partitions: PARTITIONS,
+        retention_ms: None,
+        shard: 0,
+        created_ms: 0,
+        deleted: false,
+    }
+}
+
+/// Bad input is the client's fault: a 4xx problem document, never a 5xx.
+fn assert_client_error(e: &ApiError) {
+    let status = e.kind().status;
+    assert!(status.is_client_error(), "{status} for bad input: {e}");
+    assert!(serde_json::to_vec(&e.problem()).is_ok());
+}
+
+fn b64(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// A record as wire JSON, with every byte string base64-encoded so any record round-trips.
+fn wire_record(partition: Option<u32>, r: &Record) -> serde_json::Value {
+    let headers: serde_json::Map<String, serde_json::Value> = r
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            let v = std::str::from_utf8(v).expect("header values come from JSON strings");
+            (k.clone(), serde_json::Value::from(v))
+        })
+        .collect();
+    serde_json::json!({
+        "key_b64": r.key.as_deref().map(b64),
+        "value_b64": b64(&r.value),
+        "headers": headers,
+        "partition": partition,
+        "timestamp_ms": r.producer_ts,
+    })
+}
+
+/// Decode a produce body the way the handler does; whatever decodes must be within the limits
+/// and re-encode (as JSON and as NDJSON) to a body that decodes to the same records.
+fn run_produce(format: Format, input: &[u8]) -> bool {
+    let topic = fuzz_topic();
+    let q = ProduceQuery {
+        ack: None,
+        key: None,
+        partition: None,
+    };
+    let decode = |format, body: Vec<u8>| {
+        records_of(
+            format,
+            Bytes::from(body),
+            &q,
+            &topic,
+            MAX_RECORD_BYTES,
+            MAX_RECORDS,
+        )
+    };
+    let records = match decode(format, input.to_vec()) {
+        Ok(records) => records,
+        Err(e) => {
+            assert_client_error(&e);
+            return false;
+        }
+    };
+    assert!((1..=MAX_RECORDS).contains(&records.len()));
+    for (p, r) in &records {
+        assert!(p.is_none_or(|p| p < PARTITIONS));
+        assert!(r.encoded_len() <= MAX_RECORD_BYTES);
+    }
+    let wire: Vec<serde_json::Value> = records.iter().map(|(p, r)| wire_record(*p, r)).collect();
+    let json = serde_json::to_vec(&serde_json::json!({ "records": wire })).unwrap();
+    assert_eq!(decode(Format::Json, json).ok().as_ref(), Some(&records));
+    let mut ndjson = Vec::new();
+    for w in &wire {
+        serde_json::to_writer(&mut ndjson, w).unwrap();
+        ndjson.push(b'\n');
+    }
+    assert_eq!(decode(Format::NdJson, ndjson).ok().as_ref(), Some(&records));
+    true
+}
+
+/// Parse a query string as each endpoint's parameters; for reads, resolve the start offset.
+fn run_query(input: &[u8]) -> bool {
+    let Ok(uri) = axum::http::Uri::try_from([b"/q?", input].concat()) else {
+        return false; // not a request target the HTTP layer would pass on
+    };
+    let mut parsed = false;
+    match parse_query::<ReadQuery>(&uri) {
+        Err(e) => assert_client_error(&e),
+        Ok(q) => {
+            parsed = true;
+            match start_of(&q, None) {
+                Err(e) => assert_client_error(&e),
+                Ok(Start::Offset(n)) => {
+                    assert_eq!(q.offset.as_deref().map(str::parse), Some(Ok(n)))
+                }
+                Ok(Start::Timestamp(ts)) => {
+                    assert!(q.offset.is_none() && q.timestamp_ms == Some(ts))
+                }
+                Ok(Start::Earliest | Start::Latest) => assert!(q.timestamp_ms.is_none()),
+            }
+            // A resuming event stream starts after Last-Event-ID, whatever the query says.
+            assert_eq!(start_of(&q, Some(41)).ok(), Some(Start::Offset(42)));
+            assert_client_error(&start_of(&q, Some(u64::MAX)).unwrap_err());
+        }
+    }
+    for r in [
+        parse_query::<ProduceQuery>(&uri).map(|_| ()),
+        parse_query::<OffsetQuery>(&uri).map(|_| ()),
+    ] {
+        match r {
+            Ok(()) => parsed = true,
+            Err(e) => assert_client_error(&e),
+        }
+    }
+    parsed
 }
 
 /// Decode; whatever decodes must round-trip through its encoder. Returns whether it decoded.
@@ -133,6 +325,9 @@ fn run_one(target: &str, input: &[u8]) -> bool {
         "checkpoint" => Checkpoint::decode(input)
             .map(|c| assert_eq!(Checkpoint::decode(&c.encode()).as_ref(), Ok(&c)))
             .is_ok(),
+        "produce-json" => run_produce(Format::Json, input),
+        "produce-ndjson" => run_produce(Format::NdJson, input),
+        "query" => run_query(input),
         _ => unreachable!(),
     }
 }
@@ -185,6 +380,9 @@ fn mutate(rng: &mut Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
 /// Make checksums (and, sometimes, the envelope length) agree with a mutated input, so most
 /// inputs get past the CRC and exercise the body decoders.
 fn fix_checksums(target: &str, rng: &mut Rng, v: &mut [u8]) {
+    if is_text(target) {
+        return;
+    }
     if target == "segment" {
         let mut pos = 8;
         while pos + 4 <= v.len() {
@@ -209,26 +407,86 @@ fn fix_checksums(target: &str, rng: &mut Rng, v: &mut [u8]) {
     }
 }
 
+/// Targets whose inputs are text (request bodies, query strings) rather than bucket objects.
+fn is_text(target: &str) -> bool {
+    matches!(target, "produce-json" | "produce-ndjson" | "query")
+}
+
+/// Splice a few JSON / query tokens into a text input: anywhere, right after a structural
+/// character (where a whole member or element fits), or in place of a short run.
+fn add_tokens(rng: &mut Rng, v: &mut Vec<u8>) {
+    for _ in 0..1 + rng.below(3) {
+        let token = TOKENS[rng.below(TOKENS.len())].as_bytes();
+        let mut i = rng.below(v.len() + 1);
+        match rng.below(3) {
+            0 => {
+                let after = |b: &u8| b"{[,:&".contains(b);
+                if let Some(p) = v[..i]
+                    .iter()
+                    .rposition(after)
+                    .or_else(|| v.iter().position(after))
+                {
+                    i = p + 1;
+                }
+                v.splice(i..i, token.iter().copied());
+            }
+            1 if i < v.len() => {
+                let j = (i + 1 + rng.below(8)).min(v.len());
+                v.splice(i..j, token.iter().copied());
+            }
+            _ => {
+                v.splice(i..i, token.iter().copied());
+            }
+        }
+    }
+}
+
 fn fuzz(target: &str, iterations: u64, seed: u64) {
     let mut corpus = seeds(target);
     let mut rng = Rng(seed);
     let started = std::time::Instant::now();
     let mut decoded = 0u64;
     for i in 0..iterations {
-        let mut input = mutate(&mut rng, &corpus);
+        let text = is_text(target);
+        let mut input = if text && rng.below(2) == 0 {
+            // Tokens alone: keeps more inputs well-formed, so the checks past the parser run.
+            let mut v = corpus[rng.below(corpus.len())].clone();
+            add_tokens(&mut rng, &mut v);
+            v
+        } else {
+            mutate(&mut rng, &corpus)
+        };
         if rng.below(4) != 0 {
             fix_checksums(target, &mut rng, &mut input);
         }
-        match std::panic::catch_unwind(|| run_one(target, &input)) {
-            Ok(true) => decoded += 1,
-            Ok(false) => {}
-            Err(_) => {
-                eprintln!("sluice-fuzz: {target} panicked at iteration {i} (seed {seed}); input: {input:02x?}");
+        if text && rng.below(4) == 0 {
+            add_tokens(&mut rng, &mut input);
+        }
+        let ok = match std::panic::catch_unwind(|| run_one(target, &input)) {
+            Ok(ok) => ok,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("?");
+                eprintln!("sluice-fuzz: {target} panicked at iteration {i} (seed {seed}): {msg}");
+                if text {
+                    eprintln!("input (lossy UTF-8): {:?}", String::from_utf8_lossy(&input));
+                } else {
+                    eprintln!("input: {input:02x?}");
+                }
                 std::process::exit(1);
             }
-        }
-        // Keep some inputs that still decode, so later mutations explore deeper.
-        if corpus.len() < 256 && rng.below(64) == 0 {
+        };
+        decoded += ok as u64;
+        // Keep some inputs, so later mutations explore deeper; for text targets only those that
+        // decoded (most mutants of a JSON body are not JSON any more).
+        if text {
+            if ok && corpus.len() < 256 && rng.below(8) == 0 {
+                corpus.push(input);
+            }
+        } else if corpus.len() < 256 && rng.below(64) == 0 {
             corpus.push(input);
         }
     }
@@ -244,10 +502,13 @@ fn main() -> ExitCode {
     let iterations: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let seed: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1);
     let targets: Vec<&str> = match target {
-        "all" => vec!["segment", "journal", "index", "checkpoint"],
-        t @ ("segment" | "journal" | "index" | "checkpoint") => vec![t],
+        "all" => TARGETS.to_vec(),
+        t if TARGETS.contains(&t) => vec![t],
         other => {
-            eprintln!("usage: sluice-fuzz segment|journal|index|checkpoint|all [ITERATIONS] [SEED] (unknown target {other:?})");
+            eprintln!(
+                "usage: sluice-fuzz {}|all [ITERATIONS] [SEED] (unknown target {other:?})",
+                TARGETS.join("|")
+            );
             return ExitCode::FAILURE;
         }
     };
