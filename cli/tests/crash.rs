@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{free_port, Proc};
+use common::{free_port, read_partition, Proc};
 use serde_json::{json, Value};
 use sluice_tests::checker::{check, Acked, History};
 use sluice_tests::{s3_backend, Backend, Rng};
@@ -242,32 +242,8 @@ async fn kill_nine_chaos_keeps_every_invariant() {
     // Read everything back and check.
     let mut h = std::mem::take(&mut *chaos.history.lock().unwrap());
     for p in 0..PARTITIONS {
-        let out = h.read.entry(("chaos".into(), p)).or_default();
-        let mut offset = 0u64;
-        loop {
-            let r: Value = http
-                .get(format!(
-                    "{}/v1/topics/chaos/partitions/{p}/records?offset={offset}&limit=1000",
-                    urls[p as usize % 3]
-                ))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let records = r["records"].as_array().cloned().unwrap_or_default();
-            for rec in &records {
-                out.push((
-                    rec["offset"].as_u64().unwrap(),
-                    rec["value"].as_str().unwrap().as_bytes().to_vec(),
-                ));
-            }
-            offset = r["next_offset"].as_u64().unwrap();
-            if records.is_empty() || offset >= r["high_watermark"].as_u64().unwrap() {
-                break;
-            }
-        }
+        let got = read_partition(&http, &urls[p as usize % 3], "chaos", p).await;
+        h.read.insert(("chaos".into(), p), got);
     }
     let mut violations = std::mem::take(&mut *chaos.violations.lock().unwrap());
     violations.extend(check(&h));

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{free_port, Proc};
+use common::{free_port, read_partition, Proc};
 use serde_json::{json, Value};
 use sluice_tests::checker::{check, Acked, History};
 use sluice_tests::{s3_backend, Backend, Rng};
@@ -119,32 +119,8 @@ async fn run(backend: Backend) {
     reader.wait_healthy().await;
     let mut h = std::mem::take(&mut *history.lock().unwrap());
     for p in 0..4u32 {
-        let out = h.read.entry(("orders".into(), p)).or_default();
-        let mut offset = 0u64;
-        loop {
-            let r: Value = client
-                .get(format!(
-                    "{}/v1/topics/orders/partitions/{p}/records?offset={offset}&limit=500",
-                    reader.url()
-                ))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let records = r["records"].as_array().expect("records");
-            for rec in records {
-                out.push((
-                    rec["offset"].as_u64().unwrap(),
-                    rec["value"].as_str().unwrap().as_bytes().to_vec(),
-                ));
-            }
-            offset = r["next_offset"].as_u64().unwrap();
-            if records.is_empty() || offset >= r["high_watermark"].as_u64().unwrap() {
-                break;
-            }
-        }
+        let got = read_partition(&client, &reader.url(), "orders", p).await;
+        h.read.insert(("orders".into(), p), got);
     }
     let violations = check(&h);
     println!(

@@ -55,6 +55,18 @@ pub struct ProduceRequest {
 }
 
 impl ProduceRequest {
+    /// How each record asks to be routed: explicit partition, else its key, else anywhere.
+    fn routes(&self) -> Vec<Route<'_>> {
+        self.records
+            .iter()
+            .map(|(p, r)| match (p, &r.key) {
+                (Some(p), _) => Route::Explicit(*p),
+                (None, Some(k)) => Route::Key(k),
+                (None, None) => Route::Any,
+            })
+            .collect()
+    }
+
     pub fn encoded_len(&self) -> usize {
         self.records.iter().map(|(_, r)| r.encoded_len()).sum()
     }
@@ -268,21 +280,10 @@ impl Log {
         }
         let topic = req.topic.topic_id()?;
         let n = req.topic.partitions;
-        let routes: Vec<Route<'_>> = req
-            .records
-            .iter()
-            .map(|(p, r)| match (p, &r.key) {
-                (Some(p), _) => Route::Explicit(*p),
-                (None, Some(k)) => Route::Key(k),
-                (None, None) => Route::Any,
-            })
-            .collect();
-        let assignment =
-            partition::assign(&routes, n, req.dedup_key.as_deref(), sticky).map_err(|p| {
-                Error::PartitionNotFound {
-                    topic: req.topic.name.clone(),
-                    partition: p,
-                }
+        let assignment = partition::assign(&req.routes(), n, req.dedup_key.as_deref(), sticky)
+            .map_err(|p| Error::PartitionNotFound {
+                topic: req.topic.name.clone(),
+                partition: p,
             })?;
         let mut by_partition: Vec<(u32, Vec<&Record>)> = Vec::new();
         for ((_, r), &p) in req.records.iter().zip(&assignment) {
@@ -835,16 +836,7 @@ fn answer(
         }
         Outcome::Duplicate(d) => {
             // Recompute the routing with the partition count the first attempt used.
-            let routes: Vec<Route<'_>> = req
-                .records
-                .iter()
-                .map(|(p, r)| match (p, &r.key) {
-                    (Some(p), _) => Route::Explicit(*p),
-                    (None, Some(k)) => Route::Key(k),
-                    (None, None) => Route::Any,
-                })
-                .collect();
-            let assignment = partition::assign(&routes, d.partition_count, Some(&d.key), 0)
+            let assignment = partition::assign(&req.routes(), d.partition_count, Some(&d.key), 0)
                 .map_err(|_| Error::IdempotencyConflict)?;
             let offsets = partition::offsets_in_request_order(&assignment, &d.batches)
                 .ok_or(Error::IdempotencyConflict)?;

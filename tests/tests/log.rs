@@ -21,6 +21,30 @@ fn writer_config() -> LogConfig {
     cfg
 }
 
+async fn create_topics(backend: &Backend) {
+    let admin = Log::new(backend.client(), clock::system(), LogConfig::default());
+    for (name, partitions, shard) in TOPICS {
+        admin
+            .topics()
+            .create(name, partitions, None, shard)
+            .await
+            .expect("create topic");
+    }
+}
+
+/// A compactor that folds and truncates busily behind the writers.
+fn compactor_config() -> CompactorConfig {
+    CompactorConfig {
+        interval: Duration::from_millis(20),
+        truncate_keep_entries: 50,
+        // Respect the protocol's margin: entries are deleted only when much older than the
+        // writers' max head age (1 s here) plus the longest PUT (SeaweedFS can take seconds
+        // to answer a lost race).
+        truncate_min_age_ms: 10_000,
+        ..Default::default()
+    }
+}
+
 struct Shared {
     history: Mutex<History>,
     /// Idempotent requests already acked, for cross-writer retries: (request, first answer).
@@ -105,24 +129,8 @@ async fn writer(backend: Backend, w: u32, flushes: usize, shared: Arc<Shared>) {
 }
 
 async fn concurrent_writers(backend: Backend, writers: u32, flushes: usize) {
-    let admin = Log::new(backend.client(), clock::system(), LogConfig::default());
-    for (name, partitions, shard) in TOPICS {
-        admin
-            .topics()
-            .create(name, partitions, None, shard)
-            .await
-            .expect("create topic");
-    }
-    let cfg = CompactorConfig {
-        interval: Duration::from_millis(20),
-        truncate_keep_entries: 50,
-        // Respect the protocol's margin: entries are deleted only when much older than the
-        // writers' max head age (1 s here) plus the longest PUT (SeaweedFS can take seconds
-        // to answer a lost race).
-        truncate_min_age_ms: 10_000,
-        ..Default::default()
-    };
-    let compactor = Compactor::new(backend.client(), clock::system(), cfg);
+    create_topics(&backend).await;
+    let compactor = Compactor::new(backend.client(), clock::system(), compactor_config());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let compacting = tokio::spawn(compactor.run(async move {
         let _ = stop_rx.await;
@@ -211,26 +219,13 @@ async fn five_percent_store_faults_lose_and_duplicate_nothing() {
     };
     let dir = tempfile::tempdir().unwrap();
     let backend = Backend::Local(dir.path().join("bucket"));
-    let admin = Log::new(backend.client(), clock::system(), LogConfig::default());
-    for (name, partitions, shard) in TOPICS {
-        admin
-            .topics()
-            .create(name, partitions, None, shard)
-            .await
-            .unwrap();
-    }
+    create_topics(&backend).await;
     let compactor = Compactor::new(
         faults(99, backend.client()),
         clock::system(),
         CompactorConfig {
-            interval: Duration::from_millis(20),
             lease_duration: Duration::from_millis(200),
-            truncate_keep_entries: 20,
-            // Respect the protocol's margin: entries are deleted only when much older than the
-            // writers' max head age (1 s here) plus the longest PUT (SeaweedFS can take seconds
-            // to answer a lost race).
-            truncate_min_age_ms: 10_000,
-            ..Default::default()
+            ..compactor_config()
         },
     );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

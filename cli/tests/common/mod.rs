@@ -125,3 +125,37 @@ impl Proc {
         }
     }
 }
+
+/// Read a whole partition through a gateway's REST API: (offset, value) in order.
+pub async fn read_partition(
+    http: &reqwest::Client,
+    url: &str,
+    topic: &str,
+    partition: u32,
+) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut offset = 0u64;
+    loop {
+        let r: serde_json::Value = http
+            .get(format!(
+                "{url}/v1/topics/{topic}/partitions/{partition}/records?offset={offset}&limit=1000"
+            ))
+            .send()
+            .await
+            .expect("read request")
+            .json()
+            .await
+            .expect("read answer");
+        let records = r["records"].as_array().cloned().unwrap_or_default();
+        for rec in &records {
+            out.push((
+                rec["offset"].as_u64().expect("offset"),
+                rec["value"].as_str().expect("value").as_bytes().to_vec(),
+            ));
+        }
+        offset = r["next_offset"].as_u64().expect("next_offset");
+        if records.is_empty() || offset >= r["high_watermark"].as_u64().expect("high_watermark") {
+            return out;
+        }
+    }
+}
