@@ -135,8 +135,8 @@ extra_suites() {
 
     # Mutational fuzzing of the bucket-format decoders and the gateway's request
     # parsers (produce bodies, query strings); a short debug-build run.
-    section "cargo run -p sluice-fuzz -- all 200000"
-    cargo run -p sluice-fuzz -- all 200000
+    section "cargo run -p sluice-fuzz -- all 1000000"
+    cargo run -p sluice-fuzz -- all 1000000
 }
 
 section "extra suites"
