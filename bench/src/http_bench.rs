@@ -48,6 +48,10 @@ pub struct Args {
     /// `--linger-ms` for the gateway (default: the gateway's own default).
     #[arg(long)]
     linger_ms: Option<u64>,
+    /// `--max-pending-bytes` for the gateway, in MiB: with many producers this measures memory
+    /// under overload (the gateway answers 429 beyond it; counted as errors here).
+    #[arg(long)]
+    max_pending_mib: Option<u64>,
     /// S3 endpoint for the `s3` backend (e.g. http://127.0.0.1:4566).
     #[arg(long, env = "SLUICE_TEST_S3_ENDPOINT")]
     endpoint: Option<String>,
@@ -140,6 +144,9 @@ fn spawn_gateway(
     cmd.arg("--listen").arg(&listen);
     if let Some(ms) = args.linger_ms {
         cmd.arg("--linger-ms").arg(ms.to_string());
+    }
+    if let Some(mib) = args.max_pending_mib {
+        cmd.arg("--max-pending-bytes").arg((mib << 20).to_string());
     }
     let log = dir.join(format!("gateway-{backend}-{run_id}.log"));
     let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;

@@ -17,9 +17,10 @@
 
 pub mod lease;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use lease::Lease;
+use object_store::PutPayload;
 use sluice_core::clock::Clock;
 use sluice_core::error::{Error, Result};
 use sluice_core::format::checkpoint::Checkpoint;
@@ -42,6 +43,9 @@ pub struct CompactorConfig {
     pub interval: Duration,
     /// Most journal entries folded per shard per pass.
     pub max_entries_per_pass: usize,
+    /// Most record bytes folded per shard per pass (the compactor holds them in memory while it
+    /// writes the data objects); a backlog is folded over several passes.
+    pub max_bytes_per_pass: u64,
     /// Dedup window written into checkpoints (must match the gateways').
     pub dedup_window_ms: i64,
     /// Unreferenced segments younger than this are never deleted. Must exceed the writers'
@@ -62,6 +66,7 @@ impl Default for CompactorConfig {
             lease_duration: Duration::from_secs(30),
             interval: Duration::from_millis(1000),
             max_entries_per_pass: 10_000,
+            max_bytes_per_pass: 64 << 20,
             dedup_window_ms: 10 * 60_000,
             gc_grace_ms: 10 * 60_000,
             truncate_keep_entries: 1000,
@@ -77,6 +82,8 @@ pub struct PassReport {
     pub leader: bool,
     /// There was work, but another instance holds the lease.
     pub waiting: bool,
+    /// Some shard has more to fold than one pass takes.
+    pub backlog: bool,
     pub entries_folded: u64,
     pub index_objects: u64,
     pub checkpoints: u64,
@@ -121,20 +128,25 @@ impl Compactor {
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
+            let mut backlog = false;
             match self.run_once().await {
-                Ok(r)
-                    if r.entries_folded > 0
-                        || r.segments_deleted > 0
-                        || r.retention_deleted > 0 =>
-                {
-                    tracing::debug!(?r, "compaction pass")
+                Ok(r) => {
+                    backlog = r.backlog;
+                    if r.entries_folded > 0 || r.segments_deleted > 0 || r.retention_deleted > 0 {
+                        tracing::debug!(?r, "compaction pass");
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "compaction pass failed; will retry"),
             }
+            // A backlog (a pass stopped at its byte or entry limit) is folded without pausing.
+            let pause = if backlog {
+                Duration::ZERO
+            } else {
+                self.cfg.interval
+            };
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = tokio::time::sleep(self.cfg.interval) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
         }
     }
@@ -185,6 +197,7 @@ impl Compactor {
         for (shard, cp) in work {
             let done = self.fold_shard(shard, cp, &mut report).await?;
             complete &= done;
+            report.backlog |= !done;
         }
         for &shard in &shards {
             self.truncate(shard, &mut report).await?;
@@ -274,6 +287,8 @@ impl Compactor {
             .try_collect()
             .await?;
         let mut entries = Vec::new();
+        let mut pass_bytes = 0u64;
+        let mut cut = false;
         for (seq, bytes) in fetched {
             let key = keys::journal_entry(shard, seq);
             let Some(bytes) = bytes else { break };
@@ -284,11 +299,19 @@ impl Compactor {
                     sluice_core::codec::invalid("journal.seq", "does not match its key"),
                 ));
             }
+            // Bound the record bytes one pass holds in memory (at least one entry per pass).
+            let bytes: u64 = entry.batches().map(|(_, b)| b.len as u64).sum();
+            if !entries.is_empty() && pass_bytes + bytes > self.cfg.max_bytes_per_pass {
+                cut = true;
+                break;
+            }
+            pass_bytes += bytes;
             head.apply(&entry)
                 .map_err(|source| Error::Inconsistent { shard, source })?;
             entries.push(entry);
         }
-        let complete = entries.len() < self.cfg.max_entries_per_pass
+        let complete = !cut
+            && entries.len() < self.cfg.max_entries_per_pass
             && store::get_opt(&*self.store, &keys::journal_entry(shard, head.seq + 1))
                 .await?
                 .is_none();
@@ -380,21 +403,22 @@ impl Compactor {
                 frames[i] = bytes;
             }
         }
-        let mut data = BytesMut::with_capacity(
-            SEGMENT_HEADER_LEN + frames.iter().map(Bytes::len).sum::<usize>(),
-        );
-        data.extend_from_slice(&segment_header());
+        // The data object is the header plus the frames as they are: no copy of the records.
+        let mut pos = SEGMENT_HEADER_LEN as u64;
         let mut entries = Vec::with_capacity(batches.len());
         for ((b, ts), frame) in batches.iter().zip(&frames) {
             entries.push(IndexEntry {
                 base_offset: b.base_offset,
                 record_count: b.record_count,
                 append_ts: *ts,
-                pos: data.len() as u64,
+                pos,
                 len: frame.len() as u32,
             });
-            data.extend_from_slice(frame);
+            pos += frame.len() as u64;
         }
+        let data: PutPayload = std::iter::once(Bytes::copy_from_slice(&segment_header()))
+            .chain(frames)
+            .collect();
         let index = IndexObject {
             topic: p.topic,
             partition: p.partition,
@@ -411,7 +435,7 @@ impl Compactor {
         store::put_create(
             &*self.store,
             &key.data_path(p.topic, p.partition),
-            data.freeze(),
+            data,
         )
         .await?;
         store::put_create(

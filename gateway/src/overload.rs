@@ -8,12 +8,20 @@
 //! than the whole budget could never fit and is 413 `request_too_large`.
 //!
 //! The amount charged is the request body's length: the body (or the records decoded from it)
-//! is what the gateway holds until the commit.
+//! is what the gateway holds until the commit. When the request declares a `Content-Length`,
+//! [`reserve_early`] charges it *before* the body is read, so the bodies of requests that will
+//! be refused never occupy memory: with many more producers than the gateway can flush, memory
+//! stays near the budget instead of growing with the number of connections.
 
+use crate::api::AppState;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use axum::extract::{Request, State};
+use axum::http::header::CONTENT_LENGTH;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The byte budget of produce requests in progress. Its counters are gauges of [`Metrics`]
 /// (`sluice_produce_pending_bytes`, `…_max`, `…_limit`).
@@ -129,4 +137,37 @@ mod tests {
         assert_eq!(m.pending_bytes_peak.load(Ordering::Relaxed), 100);
         assert_eq!(m.produce_overloaded.load(Ordering::Relaxed), 1);
     }
+}
+
+/// A budget share taken by [`reserve_early`], handed to the produce handler through the
+/// request's extensions.
+#[derive(Clone, Debug, Default)]
+pub struct EarlyPermit(Arc<Mutex<Option<PendingPermit>>>);
+
+impl EarlyPermit {
+    /// The permit, once (`None` if already taken).
+    pub fn take(&self) -> Option<PendingPermit> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// Produce middleware: charge the budget by the declared `Content-Length` before the body is
+/// read; 429 (or 413) at once when it does not fit. Requests without a length are charged by
+/// the handler after reading, as before.
+pub async fn reserve_early(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse::<usize>().ok());
+    if let Some(len) = declared {
+        match st.pending.try_acquire(len) {
+            Ok(permit) => {
+                req.extensions_mut()
+                    .insert(EarlyPermit(Arc::new(Mutex::new(Some(permit)))));
+            }
+            Err(e) => return e.into_response(),
+        }
+    }
+    next.run(req).await
 }

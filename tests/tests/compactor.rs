@@ -556,3 +556,27 @@ async fn stale_writer_never_lands_on_a_truncated_journal_key() {
     );
     verify(store, history).await;
 }
+
+/// A backlog is folded in bounded passes (memory), each flagged as backlog until the last.
+#[tokio::test]
+async fn backlog_is_folded_in_passes_bounded_by_bytes() {
+    let store = memory();
+    let log = setup(store.clone(), clock::system()).await;
+    let mut history = History::default();
+    produce(&log, 5, 41, 0, &mut history).await;
+    let mut c = Compactor::new(
+        store.clone(),
+        clock::system(),
+        CompactorConfig {
+            max_bytes_per_pass: 1, // one journal entry per shard per pass
+            ..Default::default()
+        },
+    );
+    let first = c.run_once().await.unwrap();
+    assert!(first.backlog, "five entries per shard do not fit one pass");
+    assert_eq!(first.entries_folded, 2, "one entry per shard");
+    compact_fully(&mut c).await;
+    let last = c.run_once().await.unwrap();
+    assert!(!last.backlog);
+    verify(store, history).await;
+}

@@ -110,12 +110,16 @@ pub enum Created {
     AlreadyExists,
 }
 
-pub async fn put_create(store: &dyn ObjectStore, key: &Path, bytes: Bytes) -> Result<Created> {
+pub async fn put_create(
+    store: &dyn ObjectStore,
+    key: &Path,
+    payload: impl Into<PutPayload>,
+) -> Result<Created> {
     let opts = PutOptions {
         mode: PutMode::Create,
         ..Default::default()
     };
-    match store.put_opts(key, PutPayload::from(bytes), opts).await {
+    match store.put_opts(key, payload.into(), opts).await {
         Ok(_) => Ok(Created::Yes),
         Err(object_store::Error::AlreadyExists { .. }) => Ok(Created::AlreadyExists),
         // Some servers answer a lost If-None-Match race with 409 instead of 412.

@@ -108,7 +108,13 @@ pub(crate) fn build(
                 .patch(topics::update)
                 .delete(topics::delete),
         )
-        .route("/v1/topics/{topic}/records", post(produce::produce))
+        .route(
+            "/v1/topics/{topic}/records",
+            post(produce::produce).route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::overload::reserve_early,
+            )),
+        )
         .route(
             "/v1/topics/{topic}/partitions/{partition}/records",
             get(read::read),

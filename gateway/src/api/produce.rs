@@ -7,9 +7,11 @@ use crate::extract::{
     is_json, json_error, media_type, parse_json, ApiPath, ApiQuery, Body, JsonObject,
 };
 use crate::metrics::Metrics;
+use crate::overload::EarlyPermit;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use base64::Engine;
 use bytes::Bytes;
@@ -211,10 +213,15 @@ pub async fn produce(
     ApiPath(topic): ApiPath<String>,
     ApiQuery(q): ApiQuery<ProduceQuery>,
     headers: HeaderMap,
+    early: Option<Extension<EarlyPermit>>,
     Body(body): Body,
 ) -> ApiResult<Response> {
-    // Held until the commit has finished: bounds the bytes waiting for it (429 beyond).
-    let permit = st.pending.try_acquire(body.len())?;
+    // Held until the commit has finished: bounds the bytes waiting for it (429 beyond). Taken
+    // from Content-Length before the body was read when the request declared one.
+    let permit = match early.and_then(|Extension(e)| e.take()) {
+        Some(p) => p,
+        None => st.pending.try_acquire(body.len())?,
+    };
     let format = format_of(&headers)?;
     let dedup_key = match headers.get("idempotency-key") {
         None => None,
