@@ -426,9 +426,17 @@ async fn producer(
             .send()
             .await;
         t.requests += 1;
+        let mut retry_after = None;
         let failed = match r {
             Ok(resp) => {
                 let status = resp.status();
+                // Well-behaved producers wait as told when the gateway sheds load.
+                retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .map(Duration::from_secs);
                 match resp.bytes().await {
                     Ok(_) if status.as_u16() == 200 => {
                         t.acks.push(t0.elapsed());
@@ -455,7 +463,8 @@ async fn producer(
             }
         };
         if failed && pace.is_none() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            let wait = retry_after.unwrap_or(Duration::from_millis(10));
+            tokio::time::sleep(wait.min(deadline.saturating_duration_since(Instant::now()))).await;
         }
     }
     t
