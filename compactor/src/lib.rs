@@ -432,12 +432,7 @@ impl Compactor {
             max_ts: index.max_ts(),
         };
         self.fence().await?;
-        store::put_create(
-            &*self.store,
-            &key.data_path(p.topic, p.partition),
-            data,
-        )
-        .await?;
+        store::put_create(&*self.store, &key.data_path(p.topic, p.partition), data).await?;
         store::put_create(
             &*self.store,
             &key.path(p.topic, p.partition),
