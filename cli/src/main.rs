@@ -245,7 +245,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let auth = auth.load()?;
             let store = store::open(&data_dir, &S3Options::default()).map_err(|e| e.to_string())?;
             eprintln!("sluice dev: data in {data_dir}");
-            let mut cfg = gateway_config(&tuning, Duration::from_millis(2));
+            let mut cfg = gateway_config(&tuning, Duration::ZERO);
             cfg.auth = auth;
             run_gateway(store, listen, cfg, Some(CompactorConfig::default())).await
         }
