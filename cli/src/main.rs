@@ -120,6 +120,10 @@ struct Tuning {
     /// it producers get 429 with Retry-After.
     #[arg(long, env = "SLUICE_MAX_PENDING_BYTES")]
     max_pending_bytes: Option<usize>,
+    /// Long-polls and event streams waiting at once, at most (default 4096); beyond it
+    /// long-polls answer at once and new event streams get 429.
+    #[arg(long, env = "SLUICE_MAX_WAITING_READERS")]
+    max_waiting_readers: Option<usize>,
 }
 
 impl StoreArgs {
@@ -147,6 +151,9 @@ fn gateway_config(t: &Tuning, default_linger: Duration) -> GatewayConfig {
     }
     if let Some(b) = t.max_pending_bytes {
         cfg.max_pending_bytes = b;
+    }
+    if let Some(n) = t.max_waiting_readers {
+        cfg.max_waiting_readers = n.max(1);
     }
     cfg
 }

@@ -53,6 +53,9 @@ pub struct GatewayConfig {
     pub max_pending_bytes: usize,
     /// Bearer tokens and their grants; `None` (the default) serves everyone.
     pub auth: Option<Arc<AuthConfig>>,
+    /// Long-polls and event streams waiting at once, at most (default 4096). Beyond it a
+    /// long-poll answers at once (a short poll) and a new event stream gets 429 `overloaded`.
+    pub max_waiting_readers: usize,
 }
 
 impl Default for GatewayConfig {
@@ -68,6 +71,7 @@ impl Default for GatewayConfig {
             max_wait_ms: 30_000,
             max_pending_bytes: 64 << 20,
             auth: None,
+            max_waiting_readers: 4096,
         }
     }
 }

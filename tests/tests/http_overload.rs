@@ -271,3 +271,77 @@ async fn more_producers_than_the_store_can_take_get_429_not_unbounded_queues() {
         );
     }
 }
+
+/// Waiting readers are bounded too: past `max_waiting_readers` a long-poll answers at once
+/// (a short poll) and a new event stream gets 429 with `Retry-After`; a closed stream frees its
+/// place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_readers_are_bounded() {
+    let log = Log::new(
+        store::open("memory://", &S3Options::default()).unwrap(),
+        clock::system(),
+        LogConfig::default(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (_stop, stopped) = oneshot::channel::<()>();
+    let cfg = GatewayConfig {
+        max_waiting_readers: 2,
+        ..Default::default()
+    };
+    tokio::spawn(sluice_gateway::serve(listener, log, cfg, async move {
+        let _ = stopped.await;
+    }));
+    let c = reqwest::Client::new();
+    let r = c
+        .post(format!("{url}/v1/topics"))
+        .json(&json!({"name": "tail", "partitions": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let records = format!("{url}/v1/topics/tail/partitions/0/records");
+    let stream = || c.get(&records).header("accept", "text/event-stream").send();
+    let first = stream().await.unwrap();
+    let second = stream().await.unwrap();
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
+    let third = stream().await.unwrap();
+    assert_eq!(third.status().as_u16(), 429);
+    assert_eq!(third.headers()["retry-after"], "1");
+    let problem: Value = third.json().await.unwrap();
+    assert_eq!(problem["code"], "overloaded");
+    // A long-poll with no place to wait answers at once instead of queueing.
+    let started = Instant::now();
+    let r: Value = c
+        .get(format!("{records}?offset=0&wait_ms=5000"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(r["records"].as_array().unwrap().is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // Closing a stream frees its place.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = stream().await.unwrap();
+        if s.status().as_u16() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a closed stream never freed its place"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(second);
+}

@@ -35,6 +35,8 @@ pub struct Inner {
     pub metrics: Arc<Metrics>,
     /// Bounds the produce bytes waiting for their commit.
     pub pending: PendingBudget,
+    /// Bounds the long-polls and event streams waiting at once.
+    pub waiting: Arc<tokio::sync::Semaphore>,
     /// Becomes true (or closed) when the server shuts down: long-polls and streams end.
     pub shutdown: watch::Receiver<bool>,
     /// Held so `shutdown` never closes for a bare [`crate::router`].
@@ -86,8 +88,10 @@ pub(crate) fn build(
         config,
         max_request_bytes: cfg.max_request_bytes,
     });
+    let waiting = Arc::new(tokio::sync::Semaphore::new(cfg.max_waiting_readers.max(1)));
     let state = AppState(Arc::new(Inner {
         log,
+        waiting,
         cfg,
         batcher,
         metrics: metrics.clone(),

@@ -117,6 +117,7 @@ fn wants_event_stream(headers: &HeaderMap) -> bool {
         (status = 400, description = "Bad offset, limit or parameters (`invalid_offset`, `invalid_request`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such topic or partition (`topic_not_found`, `partition_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 416, description = "The offset was deleted by retention or is beyond the end (`offset_out_of_range`, with `earliest_offset` and `next_offset`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Event streams: too many readers are waiting on this gateway (`overloaded`, with `Retry-After`)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn read(
     State(st): State<AppState>,
@@ -144,10 +145,20 @@ pub async fn read(
         .read(&cfg, partition, offset, limit, MAX_READ_BYTES)
         .await?;
     if stream {
-        return Ok(event_stream(st, topic, cfg, partition, batch).into_response());
+        let slot = st.waiting.clone().try_acquire_owned().map_err(|_| {
+            ApiError::Overloaded(format!(
+                "{} readers are waiting on this gateway already; retry after `Retry-After`",
+                st.cfg.max_waiting_readers
+            ))
+        })?;
+        return Ok(event_stream(st, topic, cfg, partition, batch, slot).into_response());
     }
     let wait = Duration::from_millis(q.wait_ms.unwrap_or(0).min(st.cfg.max_wait_ms));
-    if batch.records.is_empty() && !wait.is_zero() {
+    // Past `max_waiting_readers` a long-poll degrades to a short poll instead of piling up.
+    let slot = (batch.records.is_empty() && !wait.is_zero())
+        .then(|| st.waiting.clone().try_acquire_owned().ok())
+        .flatten();
+    if let Some(_slot) = slot {
         tokio::select! {
             r = st.log.wait_for(&cfg, partition, offset, wait) => r?,
             _ = st.shutting_down() => {}
@@ -167,6 +178,8 @@ pub async fn read(
 }
 
 struct Tail {
+    /// Counts this stream against `max_waiting_readers` while it lives.
+    _slot: tokio::sync::OwnedSemaphorePermit,
     st: AppState,
     name: String,
     topic: Arc<TopicConfig>,
@@ -238,10 +251,12 @@ fn event_stream(
     topic: Arc<TopicConfig>,
     partition: u32,
     first: ReadBatch,
+    slot: tokio::sync::OwnedSemaphorePermit,
 ) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
     Metrics::inc(&st.metrics.sse_streams);
     let next = first.next_offset;
     let tail = Tail {
+        _slot: slot,
         st,
         name,
         topic,
