@@ -769,7 +769,12 @@ impl Log {
                     if tick >= deadline {
                         return Ok(());
                     }
-                    shard.sync_since(Some(Instant::now())).await?;
+                    // Waiters share polls: one GET per shard per poll interval, however many
+                    // readers wait.
+                    let since = Instant::now()
+                        .checked_sub(self.cfg.poll_interval)
+                        .unwrap_or_else(Instant::now);
+                    shard.sync_since(Some(since)).await?;
                 }
             }
         }
