@@ -39,6 +39,7 @@ pub struct Args {
     bucket: String,
 }
 
+#[derive(Default)]
 struct Run {
     records: u64,
     bytes: u64,
@@ -99,15 +100,7 @@ async fn raw_puts(clients: Vec<Arc<Instrumented>>, args: &Args) -> Run {
             })
         })
         .collect();
-    let mut run = Run {
-        records: 0,
-        bytes: 0,
-        elapsed: Duration::ZERO,
-        latencies: Latencies::default(),
-        commit_latencies: Latencies::default(),
-        requests: 0,
-        puts: 0,
-    };
+    let mut run = Run::default();
     for t in tasks {
         let (n, lat, counts) = t.await.expect("raw writer");
         run.bytes += n * args.flush_bytes as u64;
@@ -190,15 +183,7 @@ async fn sluice_commits(clients: Vec<Arc<Instrumented>>, args: &Args) -> Run {
             })
         })
         .collect();
-    let mut run = Run {
-        records: 0,
-        bytes: 0,
-        elapsed: Duration::ZERO,
-        latencies: Latencies::default(),
-        commit_latencies: Latencies::default(),
-        requests: 0,
-        puts: 0,
-    };
+    let mut run = Run::default();
     for t in tasks {
         let (r, b, lat, commit_lat) = t.await.expect("writer");
         run.records += r;
