@@ -43,10 +43,6 @@ impl Lease {
         }
     }
 
-    pub fn holder(&self) -> &str {
-        &self.holder
-    }
-
     /// The epoch held, if the lease is held with a safety margin left (a third of its duration).
     pub fn epoch(&self) -> Option<u64> {
         self.held
@@ -117,10 +113,5 @@ impl Lease {
                 Ok(false)
             }
         }
-    }
-
-    /// Give the lease up by forgetting it (it expires after its duration).
-    pub fn release(&mut self) {
-        self.held = None;
     }
 }

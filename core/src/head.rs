@@ -101,14 +101,6 @@ impl HeadState {
         self.next.get(p).copied().unwrap_or(0)
     }
 
-    pub fn partitions(&self) -> impl Iterator<Item = (&PartitionId, &u64)> {
-        self.next.iter()
-    }
-
-    pub fn dedup_len(&self) -> usize {
-        self.dedup.len()
-    }
-
     /// Move the head past `entry`, checking that it continues this head exactly.
     pub fn apply(&mut self, entry: &JournalEntry) -> Result<(), ApplyError> {
         if entry.seq != self.seq + 1 {

@@ -9,7 +9,7 @@ use crate::format::journal::BatchRef;
 use crate::format::record::Record;
 use crate::format::segment::{decode_frame, encode_frame, segment_header, split_frames, Codec};
 use crate::head::{Outcome, PendingAppend};
-use crate::ids::{new_ulid, ObjectId, PartitionId, TopicId};
+use crate::ids::{new_ulid, ObjectId, PartitionId};
 use crate::keys::{self, IndexKey};
 use crate::partition::{self, Route};
 use crate::shard::{Located, ShardConfig, ShardLog, TailBatch};
@@ -113,13 +113,6 @@ pub struct PreparedFlush {
     results: Vec<Option<Result<ProduceAck>>>,
 }
 
-impl PreparedFlush {
-    /// Bytes of records in this flush.
-    pub fn record_bytes(&self) -> usize {
-        self.requests.iter().map(ProduceRequest::encoded_len).sum()
-    }
-}
-
 /// Cached LIST of one partition's index objects.
 #[derive(Default)]
 struct IndexListing {
@@ -157,12 +150,6 @@ impl Log {
     pub fn store(&self) -> &DynStore {
         &self.store
     }
-    pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
-    }
-    pub fn config(&self) -> &LogConfig {
-        &self.cfg
-    }
     pub fn topics(&self) -> &Topics {
         &self.topics
     }
@@ -192,11 +179,6 @@ impl Log {
         s.refresh_checkpoint_if_due().await?;
         s.sync_since(Some(Instant::now())).await?;
         Ok(s)
-    }
-
-    /// Shards opened so far.
-    pub async fn open_shards(&self) -> Vec<Arc<ShardLog>> {
-        self.shards.lock().await.values().cloned().collect()
     }
 
     /// Write all requests as one segment and commit them (one journal entry per shard touched).
@@ -852,9 +834,4 @@ fn answer(
             })
         }
     }
-}
-
-/// Identity helper for callers that hold a topic id.
-pub fn partition_id(topic: TopicId, partition: u32) -> PartitionId {
-    PartitionId { topic, partition }
 }

@@ -182,19 +182,6 @@ impl ShardLog {
         self.head_tx.subscribe()
     }
 
-    /// Every segment referenced by the tail (entries after the checkpoint).
-    pub fn tail_segments(&self) -> Vec<ObjectId> {
-        let st = self.read_state();
-        let mut v: Vec<ObjectId> = st
-            .tail
-            .values()
-            .flat_map(|q| q.iter().map(|b| b.segment))
-            .collect();
-        v.sort();
-        v.dedup();
-        v
-    }
-
     pub fn locate(&self, p: &PartitionId, offset: u64) -> Located {
         let st = self.read_state();
         let next = st.head.next_offset(p);
