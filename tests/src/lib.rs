@@ -2,6 +2,7 @@
 //! that asserts the invariants I1–I5 over what writers were acked and what readers got back.
 
 pub mod checker;
+pub mod http;
 
 use sluice_core::store::{self, DynStore, S3Options};
 use std::path::PathBuf;

@@ -2,57 +2,10 @@
 //! over the in-memory store (and one on a local folder), driven with an HTTP client.
 
 use serde_json::{json, Value};
-use sluice_core::clock;
-use sluice_core::log::{Log, LogConfig};
 use sluice_core::store::{self, DynStore, S3Options};
 use sluice_gateway::GatewayConfig;
+use sluice_tests::http::{metric, Gateway};
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
-/// A running gateway; stops (gracefully) when dropped.
-struct Gateway {
-    url: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
-}
-
-impl Gateway {
-    async fn start(store: DynStore, cfg: GatewayConfig) -> Self {
-        let log = Log::new(store, clock::system(), LogConfig::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(sluice_gateway::serve(listener, log, cfg, async move {
-            let _ = stopped.await;
-        }));
-        Self {
-            url,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    /// Signal shutdown and wait for `serve` to return.
-    async fn shutdown(mut self) -> std::io::Result<()> {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        let task = self.task.take().unwrap();
-        tokio::time::timeout(Duration::from_secs(10), task)
-            .await
-            .expect("serve returns after shutdown")
-            .expect("serve task")
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
-}
 
 fn memory() -> DynStore {
     store::open("memory://", &S3Options::default()).unwrap()
@@ -139,14 +92,6 @@ fn values(read: &Value) -> Vec<String> {
 }
 
 /// A metric's value from the Prometheus text.
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("metric {name} missing in:\n{text}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topic_crud() {
@@ -522,16 +467,16 @@ async fn concurrent_producers_are_batched() {
         .text()
         .await
         .unwrap();
-    let requests = metric(&text, "sluice_produce_requests_total");
-    let flushes = metric(&text, "sluice_flushes_total");
+    let requests = metric::<f64>(&text, "sluice_produce_requests_total");
+    let flushes = metric::<f64>(&text, "sluice_flushes_total");
     assert_eq!(requests, 50.0);
     assert!(
         flushes >= 1.0 && flushes < requests,
         "flushes {flushes} for {requests} requests"
     );
-    assert_eq!(metric(&text, "sluice_produced_records_total"), 50.0);
+    assert_eq!(metric::<f64>(&text, "sluice_produced_records_total"), 50.0);
     assert_eq!(
-        metric(&text, "sluice_flush_duration_seconds_count"),
+        metric::<f64>(&text, "sluice_flush_duration_seconds_count"),
         flushes
     );
 }
@@ -1007,8 +952,8 @@ async fn openapi_metrics_health() {
         "{text}"
     );
     assert!(text.contains("route=\"/v1/openapi.json\""), "{text}");
-    metric(&text, "sluice_flushes_total");
-    metric(&text, "sluice_read_records_total");
+    metric::<f64>(&text, "sluice_flushes_total");
+    metric::<f64>(&text, "sluice_read_records_total");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

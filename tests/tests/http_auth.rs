@@ -4,12 +4,10 @@
 
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use serde_json::{json, Value};
-use sluice_core::clock;
-use sluice_core::log::{Log, LogConfig};
 use sluice_core::store::{self, S3Options};
 use sluice_gateway::{AuthConfig, GatewayConfig};
+use sluice_tests::http::Gateway;
 use std::sync::{Arc, Mutex, OnceLock};
-use tokio::sync::oneshot;
 
 /// Tokens of the tests and what they may do.
 const ROOT: &str = "root-0f3c9a7e5b";
@@ -43,27 +41,14 @@ fn auth_config() -> AuthConfig {
     .unwrap()
 }
 
-/// A running gateway; stops when dropped.
-struct Gateway {
-    url: String,
-    _stop: oneshot::Sender<()>,
-}
-
 async fn gateway(auth: AuthConfig) -> Gateway {
     captured_logs();
     let store = store::open("memory://", &S3Options::default()).unwrap();
-    let log = Log::new(store, clock::system(), LogConfig::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
     let cfg = GatewayConfig {
         auth: Some(Arc::new(auth)),
         ..Default::default()
     };
-    tokio::spawn(sluice_gateway::serve(listener, log, cfg, async move {
-        let _ = stopped.await;
-    }));
-    Gateway { url, _stop: stop }
+    Gateway::start(store, cfg).await
 }
 
 /// `Authorization` header for a token (`None`: no header).

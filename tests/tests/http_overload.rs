@@ -4,28 +4,16 @@
 //! bytes within the budget.
 
 use serde_json::{json, Value};
-use sluice_core::clock;
-use sluice_core::log::{Log, LogConfig};
 use sluice_core::store::{self, FaultConfig, Instrumented, S3Options};
 use sluice_gateway::GatewayConfig;
+use sluice_tests::http::{metric, Gateway};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
 
 const BUDGET: usize = 256 << 10;
 const REQUESTS: usize = 200;
 const BODY_BYTES: usize = 8 << 10;
 const PARTITIONS: u32 = 4;
-
-/// A metric's value from the Prometheus text.
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("metric {name} missing in:\n{text}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
 
 /// The value of request `i`: unique, and padded so that the JSON body is `BODY_BYTES` long.
 fn value(i: usize) -> String {
@@ -94,17 +82,12 @@ async fn more_producers_than_the_store_can_take_get_429_not_unbounded_queues() {
         only_prefix: Some("segments/".into()),
         ..Default::default()
     });
-    let log = Log::new(slow.clone(), clock::system(), LogConfig::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (_stop, stopped) = oneshot::channel::<()>();
     let cfg = GatewayConfig {
         max_pending_bytes: BUDGET,
         ..Default::default()
     };
-    tokio::spawn(sluice_gateway::serve(listener, log, cfg, async move {
-        let _ = stopped.await;
-    }));
+    let gw = Gateway::start(slow.clone(), cfg).await;
+    let url = gw.url.clone();
     let c = reqwest::Client::new();
     let r = c
         .post(format!("{url}/v1/topics"))
@@ -172,19 +155,19 @@ async fn more_producers_than_the_store_can_take_get_429_not_unbounded_queues() {
         .text()
         .await
         .unwrap();
-    let peak = metric(&metrics, "sluice_produce_pending_bytes_max");
+    let peak = metric::<u64>(&metrics, "sluice_produce_pending_bytes_max");
     assert!(
         peak > 0 && peak <= BUDGET as u64,
         "peak pending bytes {peak}"
     );
     assert_eq!(
-        metric(&metrics, "sluice_produce_pending_bytes_limit"),
+        metric::<u64>(&metrics, "sluice_produce_pending_bytes_limit"),
         BUDGET as u64
     );
     // Every answer was sent after its permit was given back.
-    assert_eq!(metric(&metrics, "sluice_produce_pending_bytes"), 0);
+    assert_eq!(metric::<u64>(&metrics, "sluice_produce_pending_bytes"), 0);
     assert_eq!(
-        metric(&metrics, "sluice_produce_overloaded_total"),
+        metric::<u64>(&metrics, "sluice_produce_overloaded_total"),
         refused.len() as u64
     );
 
@@ -228,9 +211,9 @@ async fn more_producers_than_the_store_can_take_get_429_not_unbounded_queues() {
         .text()
         .await
         .unwrap();
-    let peak = metric(&metrics, "sluice_produce_pending_bytes_max");
+    let peak = metric::<u64>(&metrics, "sluice_produce_pending_bytes_max");
     assert!(peak <= BUDGET as u64, "peak pending bytes {peak}");
-    assert_eq!(metric(&metrics, "sluice_produce_pending_bytes"), 0);
+    assert_eq!(metric::<u64>(&metrics, "sluice_produce_pending_bytes"), 0);
 
     // Every acked record is readable where its ack said, and nothing else was written (a
     // refused request left no record behind).
@@ -277,21 +260,16 @@ async fn more_producers_than_the_store_can_take_get_429_not_unbounded_queues() {
 /// place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_readers_are_bounded() {
-    let log = Log::new(
-        store::open("memory://", &S3Options::default()).unwrap(),
-        clock::system(),
-        LogConfig::default(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (_stop, stopped) = oneshot::channel::<()>();
     let cfg = GatewayConfig {
         max_waiting_readers: 2,
         ..Default::default()
     };
-    tokio::spawn(sluice_gateway::serve(listener, log, cfg, async move {
-        let _ = stopped.await;
-    }));
+    let gw = Gateway::start(
+        store::open("memory://", &S3Options::default()).unwrap(),
+        cfg,
+    )
+    .await;
+    let url = gw.url.clone();
     let c = reqwest::Client::new();
     let r = c
         .post(format!("{url}/v1/topics"))

@@ -1,0 +1,71 @@
+//! In-process gateways for HTTP tests: a real `sluice_gateway::serve` on `127.0.0.1:0`.
+
+use sluice_core::clock;
+use sluice_core::log::{Log, LogConfig};
+use sluice_core::store::DynStore;
+use sluice_gateway::GatewayConfig;
+use std::fmt::Debug;
+use std::str::FromStr;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running gateway; stops (gracefully) when dropped.
+pub struct Gateway {
+    pub url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Gateway {
+    /// Serve `store` with `cfg` on a free loopback port.
+    pub async fn start(store: DynStore, cfg: GatewayConfig) -> Self {
+        let log = Log::new(store, clock::system(), LogConfig::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let url = format!("http://{}", listener.local_addr().expect("local addr"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(sluice_gateway::serve(listener, log, cfg, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            url,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Signal shutdown and wait for `serve` to return.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let task = self.task.take().expect("not shut down yet");
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("serve returns after shutdown")
+            .expect("serve task")
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// A metric's value from the Prometheus text of `GET /metrics`.
+pub fn metric<T: FromStr>(text: &str, name: &str) -> T
+where
+    T::Err: Debug,
+{
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("metric {name} missing in:\n{text}"))
+        .trim()
+        .parse()
+        .expect("a number")
+}
