@@ -75,29 +75,9 @@ EOF
 }
 
 ensure_installed() {
-    if venv_ok; then
-        return 0
-    fi
-    local py
-    if ! py="$(find_python 3 11)"; then
-        apt_install python3 python3-venv python3-pip
-        py="$(find_python 3 11)" || die "no Python >= 3.11 with venv support found (set SLUICE_PYTHON)"
-    fi
-    log "installing LocalStack $LOCALSTACK_VERSION into $VENV (using $py)"
-    rm -rf "$VENV"
-    local t0=$SECONDS
-    if ! { "$py" -m venv "$VENV" &&
-        "$VENV/bin/pip" install --disable-pip-version-check --no-input -q \
-            "localstack-core[base-runtime]==$LOCALSTACK_VERSION" \
-            'cbor2<6' 'pyopenssl<25' 'cryptography<45' service_identity; } >&2; then
-        rm -rf "$VENV"
-        die "installing LocalStack $LOCALSTACK_VERSION failed (see pip output above)"
-    fi
-    venv_ok || {
-        rm -rf "$VENV"
-        die "LocalStack $LOCALSTACK_VERSION installed but 'import localstack' fails in $VENV"
-    }
-    log "installed LocalStack in $((SECONDS - t0)) s"
+    install_venv 3 11 "LocalStack $LOCALSTACK_VERSION" "'import localstack' fails in $VENV" \
+        "localstack-core[base-runtime]==$LOCALSTACK_VERSION" \
+        'cbor2<6' 'pyopenssl<25' 'cryptography<45' service_identity
 }
 
 # --- process helpers --------------------------------------------------------

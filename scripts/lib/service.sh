@@ -12,7 +12,9 @@
 #   ENDPOINT        its S3 endpoint URL
 #   TIMEOUT         seconds to wait for health
 #   CACHE LOCKFILE PIDFILE LOGFILE
+#   VENV            the venv `install_venv` creates
 # and defines these functions:
+#   venv_ok          exit 0 if the service is installed in VENV
 #   healthy          exit 0 if S3 is healthy at ENDPOINT
 #   cmdline_matches  read a process's command line (NULs turned into spaces)
 #                    on stdin; exit 0 if it is the service's process
@@ -56,6 +58,37 @@ ensure_curl() {
 
 # find_python MAJOR MINOR: prints the path of a Python >= MAJOR.MINOR that can
 # create venvs.
+# install_venv MAJOR MINOR WHAT BROKEN PACKAGE...: unless `venv_ok` (defined by the
+# service script) already holds, install PACKAGEs into a fresh venv at $VENV with a Python
+# >= MAJOR.MINOR (installing Debian's python3-venv if none is found). WHAT names the install in
+# messages ("LocalStack 4.13.1"); BROKEN says what failed when `venv_ok` still does not hold.
+install_venv() {
+    local major="$1" minor="$2" what="$3" broken="$4"
+    shift 4
+    if venv_ok; then
+        return 0
+    fi
+    local py
+    if ! py="$(find_python "$major" "$minor")"; then
+        apt_install python3 python3-venv python3-pip
+        py="$(find_python "$major" "$minor")" ||
+            die "no Python >= $major.$minor with venv support found (set SLUICE_PYTHON)"
+    fi
+    log "installing $what into $VENV (using $py)"
+    rm -rf "$VENV"
+    local t0=$SECONDS
+    if ! { "$py" -m venv "$VENV" &&
+        "$VENV/bin/pip" install --disable-pip-version-check --no-input -q "$@"; } >&2; then
+        rm -rf "$VENV"
+        die "installing $what failed (see pip output above)"
+    fi
+    venv_ok || {
+        rm -rf "$VENV"
+        die "$what installed but $broken"
+    }
+    log "installed $what in $((SECONDS - t0)) s"
+}
+
 find_python() {
     local cand
     for cand in "${SLUICE_PYTHON:-}" python3.11 python3; do
