@@ -57,6 +57,16 @@ impl Drop for Gateway {
     }
 }
 
+/// The Prometheus text of a gateway's `GET /metrics`.
+pub async fn metrics_text(url: &str) -> String {
+    reqwest::get(format!("{url}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
 /// A metric's value from the Prometheus text of `GET /metrics`.
 pub fn metric<T: FromStr>(text: &str, name: &str) -> T
 where

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 use sluice_core::store::{self, DynStore, S3Options};
 use sluice_gateway::GatewayConfig;
-use sluice_tests::http::{metric, Gateway};
+use sluice_tests::http::{metric, metrics_text, Gateway};
 use std::time::{Duration, Instant};
 
 fn memory() -> DynStore {
@@ -459,14 +459,7 @@ async fn concurrent_producers_are_batched() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), 50, "every record got its own offset");
-    let text = c
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&url).await;
     let requests = metric::<f64>(&text, "sluice_produce_requests_total");
     let flushes = metric::<f64>(&text, "sluice_flushes_total");
     assert_eq!(requests, 50.0);
@@ -933,14 +926,7 @@ async fn openapi_metrics_health() {
     assert_eq!(r.status().as_u16(), 200);
     let r = c.get(format!("{url}/")).send().await.unwrap();
     assert!(r.text().await.unwrap().contains("/v1/openapi.json"));
-    let text = c
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(url).await;
     assert!(
         text.contains("# TYPE sluice_http_requests_total counter"),
         "{text}"

@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 use sluice_core::store::{self, FaultConfig, Instrumented, S3Options};
 use sluice_gateway::GatewayConfig;
-use sluice_tests::http::{metric, Gateway};
+use sluice_tests::http::{metric, metrics_text, Gateway};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -147,14 +147,7 @@ async fn more_producers_than_the_store_can_take_get_429_not_unbounded_queues() {
         refused.len()
     );
 
-    let metrics = c
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&url).await;
     let peak = metric::<u64>(&metrics, "sluice_produce_pending_bytes_max");
     assert!(
         peak > 0 && peak <= BUDGET as u64,
@@ -203,14 +196,7 @@ async fn more_producers_than_the_store_can_take_get_429_not_unbounded_queues() {
     assert_eq!(acked.len(), REQUESTS);
     eprintln!("all in after {rounds} retry rounds");
 
-    let metrics = c
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&url).await;
     let peak = metric::<u64>(&metrics, "sluice_produce_pending_bytes_max");
     assert!(peak <= BUDGET as u64, "peak pending bytes {peak}");
     assert_eq!(metric::<u64>(&metrics, "sluice_produce_pending_bytes"), 0);
