@@ -17,6 +17,7 @@
 
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
+use sluice_api::{OffsetQuery, ProduceQuery, ReadQuery};
 use sluice_core::format::checkpoint::{Checkpoint, DedupRecord};
 use sluice_core::format::index::{IndexEntry, IndexObject};
 use sluice_core::format::journal::{Append, BatchRef, JournalEntry};
@@ -26,7 +27,6 @@ use sluice_core::ids::{ObjectId, PartitionId, TopicId};
 use sluice_core::topic::TopicConfig;
 use sluice_gateway::api::produce::{records_of, Format};
 use sluice_gateway::api::read::{start_of, Start};
-use sluice_gateway::api::wire::{OffsetQuery, ProduceQuery, ReadQuery};
 use sluice_gateway::extract::parse_query;
 use sluice_gateway::ApiError;
 use std::process::ExitCode;

@@ -7,10 +7,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
-use serde::de::{DeserializeOwned, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
-use std::fmt;
-use std::marker::PhantomData;
+use serde::de::DeserializeOwned;
+pub use sluice_api::json::{objects, JsonObject};
 
 /// The media type of the body, lower-cased without parameters; `None` when absent.
 pub fn media_type(headers: &HeaderMap) -> Option<String> {
@@ -90,32 +88,6 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| json_error(e, None))
 }
 
-/// A `T` that must come as a JSON object. Serde's derived structs also take an array of their
-/// fields in order (`["orders", 3]`); the API's bodies and records are objects only.
-pub struct JsonObject<T>(pub T);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for JsonObject<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
-            type Value = T;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-            }
-        }
-        d.deserialize_map(ObjectVisitor(PhantomData))
-            .map(JsonObject)
-    }
-}
-
-/// `#[serde(deserialize_with = "objects")]`: an array whose items are all JSON objects.
-pub fn objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
-    Vec::<JsonObject<T>>::deserialize(d).map(|v| v.into_iter().map(|o| o.0).collect())
-}
-
 pub fn json_error(e: serde_json::Error, line: Option<usize>) -> ApiError {
     let at = match line {
         Some(l) => format!("line {l}: "),
@@ -161,7 +133,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
 mod tests {
     use super::*;
     use crate::api::produce::{parse_records, Format};
-    use crate::api::wire::{CreateTopic, PatchTopic};
+    use sluice_api::{CreateTopic, PatchTopic};
 
     fn code(e: ApiError) -> &'static str {
         e.kind().code
@@ -197,7 +169,7 @@ mod tests {
     #[test]
     fn query_strings() {
         use crate::api::read::{start_of, Start};
-        use crate::api::wire::ReadQuery;
+        use sluice_api::ReadQuery;
         let q = |s: &str| parse_query::<ReadQuery>(&format!("/r?{s}").parse().unwrap());
         let start = |s: &str| start_of(&q(s).unwrap(), None);
         assert_eq!(start("").unwrap(), Start::Earliest);

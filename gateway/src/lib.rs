@@ -7,7 +7,7 @@
 //!   segment PUTs and keeps commits in flush order
 //! - [`error`]: the one place errors become HTTP statuses and `application/problem+json` bodies
 //! - [`extract`]: request extractors whose rejections are problem documents too
-//! - [`api`]: the route handlers, wire types and the generated OpenAPI document
+//! - [`api`]: the route handlers and the generated OpenAPI document (wire types: `sluice-api`)
 //! - [`metrics`]: hand-written Prometheus counters
 //! - [`auth`]: bearer tokens with per-topic scopes (when configured)
 //! - [`overload`]: the byte budget that bounds produce requests waiting for their commit

@@ -4,7 +4,6 @@ pub mod openapi;
 pub mod produce;
 pub mod read;
 pub mod topics;
-pub mod wire;
 
 use crate::auth::{self, AuthState};
 use crate::batcher::{Batcher, BatcherConfig};

@@ -1,12 +1,12 @@
 //! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` annotations and the
 //! wire types. Served at `GET /v1/openapi.json`.
 
-use super::wire::ProduceRecordRules;
-use super::{produce, read, topics, wire};
+use super::{produce, read, topics};
 use crate::auth::AuthDoc;
 use crate::error::Problem;
 use crate::overload::OverloadDoc;
 use axum::Json;
+use sluice_api::ProduceRecordRules;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::{ContentBuilder, OpenApi as Doc, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
@@ -35,21 +35,21 @@ use utoipa::{Modify, OpenApi};
     ),
     components(schemas(
         Problem,
-        wire::CreateTopic,
-        wire::PatchTopic,
-        wire::Topic,
-        wire::TopicDetail,
-        wire::TopicList,
-        wire::PartitionInfo,
-        wire::ProduceBody,
-        wire::ProduceRecord,
-        wire::ProduceAnswer,
-        wire::RecordOffset,
-        wire::Accepted,
-        wire::AckMode,
-        wire::ReadAnswer,
-        wire::RecordOut,
-        wire::OffsetAnswer,
+        sluice_api::CreateTopic,
+        sluice_api::PatchTopic,
+        sluice_api::Topic,
+        sluice_api::TopicDetail,
+        sluice_api::TopicList,
+        sluice_api::PartitionInfo,
+        sluice_api::ProduceBody,
+        sluice_api::ProduceRecord,
+        sluice_api::ProduceAnswer,
+        sluice_api::RecordOffset,
+        sluice_api::Accepted,
+        sluice_api::AckMode,
+        sluice_api::ReadAnswer,
+        sluice_api::RecordOut,
+        sluice_api::OffsetAnswer,
     )),
     modifiers(&CommonErrors, &AuthDoc, &OverloadDoc, &ProduceRecordRules),
     tags(

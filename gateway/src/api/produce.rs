@@ -1,6 +1,5 @@
 //! `POST /v1/topics/{topic}/records`: JSON, NDJSON or a raw octet-stream value.
 
-use super::wire::{Accepted, AckMode, ProduceAnswer, ProduceBody, ProduceQuery, ProduceRecord};
 use super::AppState;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{
@@ -15,6 +14,7 @@ use axum::Extension;
 use axum::Json;
 use base64::Engine;
 use bytes::Bytes;
+use sluice_api::{Accepted, AckMode, ProduceAnswer, ProduceBody, ProduceQuery, ProduceRecord};
 use sluice_core::format::record::Record;
 use sluice_core::log::ProduceRequest;
 use sluice_core::topic::TopicConfig;

@@ -1,6 +1,5 @@
 //! Stateless reads: by offset or time, long-polling, or as a Server-Sent Events stream.
 
-use super::wire::{OffsetAnswer, OffsetQuery, ReadAnswer, ReadQuery, RecordOut};
 use super::AppState;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiPath, ApiQuery};
@@ -10,6 +9,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use sluice_api::{OffsetAnswer, OffsetQuery, ReadAnswer, ReadQuery, RecordOut};
 use sluice_core::log::{ReadBatch, ReadRecord};
 use sluice_core::topic::TopicConfig;
 use std::collections::VecDeque;

@@ -1,6 +1,5 @@
 //! Topic administration: create, list, describe, change, delete.
 
-use super::wire::{CreateTopic, PartitionInfo, PatchTopic, Topic, TopicDetail, TopicList};
 use super::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -10,6 +9,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures::{StreamExt, TryStreamExt};
+use sluice_api::{CreateTopic, PartitionInfo, PatchTopic, Topic, TopicDetail, TopicList};
 use sluice_core::partition;
 use sluice_core::topic::{validate_name, TopicPatch};
 

@@ -1,122 +1,10 @@
-//! Request and answer bodies of REST API v1. Field names are the contract (`rest-api.md`); add
-//! fields freely, rename none.
+//! Produce and stateless reads (`rest-api.md`, "Produce" and "Read by offset or time").
 
 use base64::Engine;
-use serde::{Deserialize, Deserializer, Serialize};
-use sluice_core::log::{PartitionInfo as CorePartitionInfo, ProduceAck, ReadRecord};
-use sluice_core::topic::TopicConfig;
+use serde::{Deserialize, Serialize};
+use sluice_core::log::{ProduceAck, ReadRecord};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
-
-/// `POST /v1/topics`
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateTopic {
-    /// `[A-Za-z0-9._-]{1,249}`, not `.` or `..`.
-    #[schema(
-        example = "orders",
-        pattern = "^[A-Za-z0-9._-]{1,249}$",
-        min_length = 1,
-        max_length = 249
-    )]
-    pub name: String,
-    /// 1 to 10 000.
-    #[schema(example = 3, minimum = 1, maximum = 10000)]
-    pub partitions: u32,
-    /// Records older than this are deleted; absent or null keeps them forever.
-    #[serde(default)]
-    #[schema(minimum = 1)]
-    pub retention_ms: Option<i64>,
-}
-
-/// `PATCH /v1/topics/{topic}`: only the fields given change; at least one must be given.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-// (Not `min_properties = 1`: utoipa-gen 5.5 writes it as `maxProperties`.)
-#[schema(example = json!({"retention_ms": 604800000}))]
-pub struct PatchTopic {
-    /// New partition count (at most 10 000); partitions can only grow.
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 10000)]
-    pub partitions: Option<u32>,
-    /// New retention; `null` keeps records forever.
-    #[serde(default, deserialize_with = "some_or_null")]
-    #[schema(value_type = Option<i64>, minimum = 1)]
-    pub retention_ms: Option<Option<i64>>,
-}
-
-/// Distinguishes an absent field (`None`, via `default`) from an explicit null (`Some(None)`).
-fn some_or_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
-/// A topic's configuration.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Topic {
-    pub name: String,
-    /// The incarnation: a re-created topic gets a new id and starts empty.
-    pub id: String,
-    /// Config version, incremented on every change.
-    pub version: u64,
-    pub partitions: u32,
-    pub retention_ms: Option<i64>,
-    /// Journal shard the topic commits to.
-    pub shard: u32,
-    pub created_ms: i64,
-}
-
-impl From<&TopicConfig> for Topic {
-    fn from(c: &TopicConfig) -> Self {
-        Self {
-            name: c.name.clone(),
-            id: c.id.clone(),
-            version: c.version,
-            partitions: c.partitions,
-            retention_ms: c.retention_ms,
-            shard: c.shard,
-            created_ms: c.created_ms,
-        }
-    }
-}
-
-/// Offsets of one partition.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PartitionInfo {
-    pub partition: u32,
-    /// The first offset still readable.
-    pub earliest_offset: u64,
-    /// The offset the next record will get (the high watermark).
-    pub next_offset: u64,
-    /// Append time of the newest record, if any.
-    pub last_append_ms: Option<i64>,
-}
-
-impl From<CorePartitionInfo> for PartitionInfo {
-    fn from(p: CorePartitionInfo) -> Self {
-        Self {
-            partition: p.partition,
-            earliest_offset: p.earliest_offset,
-            next_offset: p.next_offset,
-            last_append_ms: p.last_append_ms,
-        }
-    }
-}
-
-/// `GET /v1/topics/{topic}`: the config plus every partition's offsets.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TopicDetail {
-    #[serde(flatten)]
-    pub topic: Topic,
-    pub partition_info: Vec<PartitionInfo>,
-}
-
-/// `GET /v1/topics`
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TopicList {
-    pub topics: Vec<Topic>,
-}
 
 /// One record to produce. Exactly one of `value` (UTF-8 text) and `value_b64` (standard base64
 /// bytes); at most one of `key` and `key_b64`.
@@ -141,7 +29,7 @@ pub struct ProduceRecord {
 
 /// Adds to the `ProduceRecord` schema what its derive cannot say: exactly one of `value` and
 /// `value_b64`, at most one of `key` and `key_b64` (a field that is absent or null is not given).
-pub(crate) struct ProduceRecordRules;
+pub struct ProduceRecordRules;
 
 impl utoipa::Modify for ProduceRecordRules {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
@@ -186,7 +74,7 @@ impl utoipa::Modify for ProduceRecordRules {
 #[serde(deny_unknown_fields)]
 pub struct ProduceBody {
     /// 1 to 10 000 records (the gateway's `max_records_per_request`).
-    #[serde(deserialize_with = "crate::extract::objects")]
+    #[serde(deserialize_with = "crate::json::objects")]
     #[schema(min_items = 1)]
     pub records: Vec<ProduceRecord>,
 }

@@ -1,0 +1,14 @@
+//! Sluice REST API v1 wire types: the request and answer bodies of every endpoint, shared by the
+//! gateway (which serves them and derives the OpenAPI document from them), the SDK and the CLI
+//! (which send and parse them). Field names are the contract (`rest-api.md`); add fields freely,
+//! rename none.
+//!
+//! One module per section of the contract: [`topics`], [`records`] (produce and stateless
+//! reads); [`json`] holds the deserialisers every body uses.
+
+pub mod json;
+pub mod records;
+pub mod topics;
+
+pub use records::*;
+pub use topics::*;
