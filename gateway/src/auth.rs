@@ -12,7 +12,7 @@
 //! | `POST /v1/topics` (name from the body), `PATCH` / `DELETE /v1/topics/{topic}` | `admin` on the topic |
 //! | `GET /v1/topics/{topic}` | any scope on the topic |
 //! | `GET /v1/topics` | any valid token; the list holds only the topics the token has some scope on |
-//! | `/`, `/healthz`, `/readyz`, `/metrics`, `/v1/openapi.json` | nothing |
+//! | `/`, `/console/{file}` (the web console), `/healthz`, `/readyz`, `/metrics`, `/v1/openapi.json` | nothing |
 //! | any route missing from the table | `admin` on `*` (closed by default) |
 //!
 //! No token or an unknown one is 401 `unauthorized` (with `WWW-Authenticate: Bearer`); a known
@@ -553,7 +553,9 @@ pub fn need(method: &Method, route: &str) -> Need {
     use Need::*;
     let read = *method == Method::GET || *method == Method::HEAD;
     match route {
-        "/" | "/healthz" | "/readyz" | "/metrics" | "/v1/openapi.json" => Open,
+        "/" | "/console/{file}" | "/healthz" | "/readyz" | "/metrics" | "/v1/openapi.json" => {
+            Open
+        }
         "/v1/topics" if read => AnyToken,
         "/v1/topics" if *method == Method::POST => Scope(self::Scope::Admin, TopicFrom::Body),
         "/v1/topics/{topic}" if read => AnyScope(TopicFrom::Path),

@@ -9,12 +9,14 @@
 //! - [`extract`]: request extractors whose rejections are problem documents too
 //! - [`api`]: the route handlers and the generated OpenAPI document (wire types: `sluice-api`)
 //! - [`metrics`]: hand-written Prometheus counters
+//! - [`console`]: the web console's embedded files, served at `/`
 //! - [`auth`]: bearer tokens with per-topic scopes (when configured)
 //! - [`overload`]: the byte budget that bounds produce requests waiting for their commit
 
 pub mod api;
 pub mod auth;
 pub mod batcher;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod metrics;

@@ -14,7 +14,7 @@ use crate::overload::PendingBudget;
 use crate::GatewayConfig;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, Method, Uri};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use sluice_core::log::Log;
@@ -99,7 +99,8 @@ pub(crate) fn build(
         _keep: keep,
     }));
     let routes = Router::new()
-        .route("/", get(index))
+        .route("/", get(crate::console::index))
+        .route("/console/{file}", get(crate::console::file))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -149,18 +150,6 @@ async fn not_found(uri: Uri) -> ApiError {
 
 async fn method_not_allowed(method: Method) -> ApiError {
     ApiError::MethodNotAllowed(method.to_string())
-}
-
-/// A minimal landing page; the web console is a later addition.
-async fn index() -> Html<&'static str> {
-    Html(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sluice</title></head>\
-         <body><h1>Sluice gateway</h1><ul>\
-         <li><a href=\"/v1/openapi.json\">REST API v1 (OpenAPI)</a></li>\
-         <li><a href=\"/v1/topics\">Topics</a></li>\
-         <li><a href=\"/metrics\">Metrics</a></li>\
-         </ul></body></html>",
-    )
 }
 
 /// The process is up.

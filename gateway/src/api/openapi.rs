@@ -32,6 +32,8 @@ use utoipa::{Modify, OpenApi};
         super::readyz,
         super::metrics_text,
         openapi_json,
+        crate::console::index,
+        crate::console::file,
     ),
     components(schemas(
         Problem,
@@ -55,7 +57,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "topics", description = "Topic administration"),
         (name = "records", description = "Produce and read records"),
-        (name = "operations", description = "Health, readiness, metrics, this document"),
+        (name = "operations", description = "Health, readiness, metrics, this document, the web console"),
     )
 )]
 pub struct ApiDoc;
