@@ -126,6 +126,12 @@ extra_suites() {
     section "scripts/api-fuzz.sh"
     "$ROOT/scripts/api-fuzz.sh"
 
+    # The web console in headless Chromium (Debian's chromium + Playwright for
+    # Python, installed on first use): every page, no JS errors, screenshots of
+    # each page at 1280x800 and 400 px in the folder it prints (~25 s).
+    section "scripts/test-console.sh"
+    "$ROOT/scripts/test-console.sh"
+
     # Mutational fuzzing of the bucket-format decoders and the gateway's request
     # parsers (produce bodies, query strings); a short debug-build run.
     section "cargo run -p sluice-fuzz -- all 1000000"

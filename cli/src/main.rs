@@ -196,8 +196,8 @@ async fn run_gateway(
     eprintln!("sluice: serving http://{addr}");
     match &cfg.auth {
         Some(auth) => eprintln!(
-            "sluice: bearer-token authentication is on ({} token(s)); /healthz, /readyz, \
-             /metrics and /v1/openapi.json stay open",
+            "sluice: bearer-token authentication is on ({} token(s)); the console, /healthz, \
+             /readyz, /metrics and /v1/openapi.json stay open",
             auth.len()
         ),
         None if addr.ip().is_loopback() => {

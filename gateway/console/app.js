@@ -3,7 +3,7 @@
 
 import { onTokenNeeded, setToken, token } from "./api.js";
 import { h, problemBox, put } from "./dom.js";
-import { localTime, iso } from "./format.js";
+import { iso } from "./format.js";
 import * as topics from "./topics.js";
 import * as topic from "./topic.js";
 import * as browser from "./browser.js";
@@ -12,6 +12,7 @@ import * as queues from "./queues.js";
 import * as health from "./health.js";
 
 export const POLL_MS = 2000;
+const clock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 
 /** "#/topics/orders/messages?p=1" → {parts: ["topics","orders","messages"], query}. */
 export function parseHash(hash) {
@@ -60,7 +61,7 @@ export function replaceQuery(hash) {
 function setLive(ok, err) {
   const now = Date.now();
   live.classList.toggle("stale", !ok);
-  live.textContent = ok ? `Live · ${localTime(now)}` : "Not updating";
+  live.textContent = ok ? `Live · ${clock.format(now)}` : "Not updating";
   live.title = ok ? `Last updated ${iso(now)}; updates every ${POLL_MS / 1000} s while this tab is visible` : String(err?.message || err);
 }
 

@@ -292,9 +292,12 @@ export function mount(root, ctx) {
       await action();
       draw();
     } catch (e) {
-      if (!(e instanceof ApiError) && !(e instanceof Error)) throw e;
       showProblem(e);
-      if (!page) put(list, empty("Nothing to show for this seek.", "Fix the field marked above and seek again."));
+      if (!page) {
+        put(pagerTop);
+        put(pagerBottom);
+        put(list, empty("Nothing to show for this seek.", "Fix the field marked above and seek again."));
+      }
     } finally {
       loading = false;
       seekBtn.disabled = false;
@@ -317,7 +320,7 @@ export function mount(root, ctx) {
         ),
       );
     } else {
-      put(list, shown.map((r) => recordView(topic, s.p, r)));
+      put(list, h("div.rec-head", { "aria-hidden": "true" }, h("span", "Offset"), h("span", "Appended"), h("span", "Key"), h("span", "Value"), h("span", "Headers")), shown.map((r) => recordView(topic, s.p, r)));
     }
     const newAvailable = info.next > page.hi ? info.next - page.hi : 0;
     range.textContent = `${shown.length ? `Offsets ${num(page.records[0].offset)}–${num(page.records[page.records.length - 1].offset)}` : "No records"} · partition ${s.p} holds ${num(info.earliest)}–${num(Math.max(info.earliest, info.next - 1))}${newAvailable ? ` · ${num(newAvailable)} newer` : ""}`;

@@ -553,9 +553,7 @@ pub fn need(method: &Method, route: &str) -> Need {
     use Need::*;
     let read = *method == Method::GET || *method == Method::HEAD;
     match route {
-        "/" | "/console/{file}" | "/healthz" | "/readyz" | "/metrics" | "/v1/openapi.json" => {
-            Open
-        }
+        "/" | "/console/{file}" | "/healthz" | "/readyz" | "/metrics" | "/v1/openapi.json" => Open,
         "/v1/topics" if read => AnyToken,
         "/v1/topics" if *method == Method::POST => Scope(self::Scope::Admin, TopicFrom::Body),
         "/v1/topics/{topic}" if read => AnyScope(TopicFrom::Path),

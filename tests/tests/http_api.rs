@@ -942,6 +942,74 @@ async fn openapi_metrics_health() {
     metric::<f64>(&text, "sluice_read_records_total");
 }
 
+/// The web console: its page and files, with content types, revalidation and a strict CSP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_console_is_served_from_the_binary() {
+    let gw = gateway().await;
+    let url = &gw.url;
+    let c = client();
+    let r = c.get(format!("{url}/")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let h = r.headers().clone();
+    let header = |name: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(header("content-type").starts_with("text/html"), "{h:?}");
+    assert_eq!(header("cache-control"), "no-cache");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert!(
+        header("content-security-policy").contains("script-src 'self'"),
+        "{h:?}"
+    );
+    let etag = header("etag");
+    assert!(etag.starts_with('"') && etag.len() > 2, "{etag}");
+    let page = r.text().await.unwrap();
+    assert!(page.contains("src=\"/console/app.js\""), "{page}");
+    assert!(page.contains("/v1/openapi.json"), "{page}");
+
+    // A cached copy is revalidated: 304 with no body; a stale tag gets the page again.
+    let r = c
+        .get(format!("{url}/"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 304);
+    assert_eq!(r.headers()["etag"].to_str().unwrap(), etag);
+    assert!(r.bytes().await.unwrap().is_empty());
+    let r = c
+        .get(format!("{url}/"))
+        .header("if-none-match", "\"stale\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    for (file, kind, needle) in [
+        ("app.js", "text/javascript", "import"),
+        ("app.css", "text/css", "--accent"),
+        ("favicon.svg", "image/svg+xml", "<svg"),
+    ] {
+        let r = c.get(format!("{url}/console/{file}")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{file}");
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ct.starts_with(kind), "{file}: {ct}");
+        assert!(r.text().await.unwrap().contains(needle), "{file}");
+    }
+    // No file outside the embedded set, and no way out of it.
+    for path in [
+        "/console/nothing.js",
+        "/console/..%2FCargo.toml",
+        "/console/",
+    ] {
+        let r = c.get(format!("{url}{path}")).send().await.unwrap();
+        problem(r, 404, "not_found").await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_folder_store_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
