@@ -7,6 +7,8 @@
 //! - [`head`], [`partition`]: pure commit logic (offset assignment, dedup) and partitioning
 //! - [`store`]: opening stores, create-only puts, the instrumented / fault-injecting wrapper
 //! - [`shard`]: one journal shard's live head: commit, catch-up, tail for reads
+//! - [`statelog`]: a generic replicated state machine in the bucket (create-only numbered
+//!   entries + snapshots, group commit); queues and consumer groups keep their state in one
 //! - [`topic`]: topic configs (create-only numbered versions)
 //! - [`log`]: the facade gateways, the compactor and the SDK use: flush, read, look up by time
 
@@ -20,6 +22,7 @@ pub mod keys;
 pub mod log;
 pub mod partition;
 pub mod shard;
+pub mod statelog;
 pub mod store;
 pub mod topic;
 
