@@ -16,6 +16,7 @@ pub mod clock;
 pub mod codec;
 pub mod error;
 pub mod format;
+pub mod group;
 pub mod head;
 pub mod ids;
 pub mod keys;
