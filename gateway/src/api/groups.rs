@@ -638,10 +638,22 @@ pub async fn describe(
     ApiPath(group): ApiPath<String>,
     caller: MaybeCaller,
 ) -> ApiResult<Json<GroupDetail>> {
-    let s = existing(&st, &group, READ_STALENESS).await?;
+    let mut s = existing(&st, &group, READ_STALENESS).await?;
     require(&caller, Scope::Consume, s.topics.keys())?;
-    let now = st.groups.clock().now_ms();
-    Ok(Json(detail(&st, &group, &s.at(now)).await?))
+    if s.expiry_due(st.groups.clock().now_ms()) {
+        // Commit the expiries first: a generation shown is always one that exists.
+        s = st
+            .groups
+            .propose(&group, |s, _| {
+                if s.exists {
+                    Ok(None)
+                } else {
+                    Err(GroupError::GroupNotFound)
+                }
+            })
+            .await??;
+    }
+    Ok(Json(detail(&st, &group, &s).await?))
 }
 
 /// Every group (with auth: those whose topics the token may all consume).
