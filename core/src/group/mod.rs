@@ -73,9 +73,18 @@ pub struct TopicState {
     pub partitions: Vec<PartitionState>,
 }
 
+/// Version of the group state's JSON (in state-log snapshots); readers refuse newer ones.
+pub const GROUP_STATE_FORMAT: u32 = 1;
+
+fn state_format() -> u32 {
+    GROUP_STATE_FORMAT
+}
+
 /// The whole state of one group.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupState {
+    #[serde(default = "state_format")]
+    pub format: u32,
     /// False before the first join and after a delete.
     pub exists: bool,
     /// Bumped on every rebalance; never goes back, not even across a delete.
@@ -162,6 +171,18 @@ pub enum GroupError {
     PositionMoved { topic: String, partition: u32 },
     #[error("{0}")]
     Invalid(String),
+}
+
+impl Default for GroupState {
+    fn default() -> Self {
+        Self {
+            format: GROUP_STATE_FORMAT,
+            exists: false,
+            generation: 0,
+            members: BTreeMap::new(),
+            topics: BTreeMap::new(),
+        }
+    }
 }
 
 impl GroupState {
@@ -308,6 +329,21 @@ impl GroupState {
     pub fn apply(&mut self, op: &GroupOp, now_ms: i64) -> Result<(), GroupError> {
         if !self.exists && !matches!(op, GroupOp::Join { .. }) {
             return Err(GroupError::GroupNotFound);
+        }
+        // Decoded defensively: a log entry cannot make a state larger than topics can be.
+        let infos: Vec<&TopicInfo> = match op {
+            GroupOp::Join { topics, .. } | GroupOp::Topics { topics } => topics.values().collect(),
+            GroupOp::Reset { info, .. } => vec![info],
+            _ => Vec::new(),
+        };
+        if infos
+            .iter()
+            .any(|i| i.partitions > crate::topic::MAX_PARTITIONS)
+        {
+            return Err(GroupError::Invalid(format!(
+                "more than {} partitions",
+                crate::topic::MAX_PARTITIONS
+            )));
         }
         self.expire(now_ms);
         match op {

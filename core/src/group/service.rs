@@ -3,7 +3,7 @@
 //! so every gateway serves every member and concurrent operations of one gateway on one group
 //! share one create-only PUT per round trip.
 
-use super::{GroupError, GroupOp, GroupState};
+use super::{GroupError, GroupOp, GroupState, GROUP_STATE_FORMAT};
 use crate::clock::Clock;
 use crate::error::Result;
 use crate::statelog::{self, StateLog, StateLogConfig, StateMachine, View};
@@ -29,7 +29,14 @@ impl StateMachine for GroupState {
     }
 
     fn restore(bytes: &[u8]) -> crate::codec::DecodeResult<Self> {
-        statelog::restore_json(bytes)
+        let state: GroupState = statelog::restore_json(bytes)?;
+        if state.format == 0 || state.format > GROUP_STATE_FORMAT {
+            return Err(crate::codec::DecodeError::UnsupportedVersion {
+                found: u16::try_from(state.format).unwrap_or(u16::MAX),
+                supported: GROUP_STATE_FORMAT as u16,
+            });
+        }
+        Ok(state)
     }
 }
 
@@ -134,5 +141,34 @@ impl Groups {
     /// Names of every group with a state log (some may be deleted: check `exists`).
     pub async fn names(&self) -> Result<Vec<String>> {
         store::list_dirs(&*self.store, &Path::from("groups")).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::statelog::StateMachine;
+
+    #[test]
+    fn snapshots_round_trip_and_refuse_newer_formats() {
+        let mut s = GroupState::default();
+        let op: GroupOp = serde_json::from_str(
+            r#"{"Join":{"member_id":"m-1","topics":{"t":{"id":"x","partitions":2}},
+                "session_timeout_ms":1000,"start":"latest","filter":null}}"#,
+        )
+        .unwrap();
+        StateMachine::apply(&mut s, &op, 5);
+        assert_eq!(s.assigned("m-1").len(), 2);
+        let bytes = s.snapshot().unwrap();
+        assert_eq!(<GroupState as StateMachine>::restore(&bytes).unwrap(), s);
+        let newer = String::from_utf8(bytes)
+            .unwrap()
+            .replace(r#""format":1"#, r#""format":2"#);
+        assert!(<GroupState as StateMachine>::restore(newer.as_bytes()).is_err());
+        assert!(<GroupState as StateMachine>::restore(b"{").is_err());
+        // An op the state refuses changes nothing (here: a second join of the same id).
+        let before = s.clone();
+        StateMachine::apply(&mut s, &op, 6);
+        assert_eq!(s, before);
     }
 }
