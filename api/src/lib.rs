@@ -4,11 +4,13 @@
 //! rename none.
 //!
 //! One module per section of the contract: [`topics`], [`records`] (produce and stateless
-//! reads); [`json`] holds the deserialisers every body uses.
+//! reads), [`groups`] (consumer groups); [`json`] holds the deserialisers every body uses.
 
+pub mod groups;
 pub mod json;
 pub mod records;
 pub mod topics;
 
+pub use groups::*;
 pub use records::*;
 pub use topics::*;

@@ -22,41 +22,41 @@ pub struct Args {
     /// Backends to run: `dev` (`sluice dev` on a temp folder), `s3` (`sluice gateway
     /// --with-compactor` on S3; needs --endpoint, credentials from the AWS_* environment).
     #[arg(long, value_delimiter = ',', default_value = "dev,s3")]
-    backends: Vec<String>,
+    pub(crate) backends: Vec<String>,
     /// Concurrent producers, each sending one batch at a time.
     #[arg(long, default_value_t = 16)]
-    producers: usize,
+    pub(crate) producers: usize,
     /// Records per produce request.
     #[arg(long, default_value_t = 64)]
-    batch: usize,
+    pub(crate) batch: usize,
     /// Bytes of each record's value (at least 20: the send timestamp is embedded).
     #[arg(long, default_value_t = 1024)]
-    record_bytes: usize,
+    pub(crate) record_bytes: usize,
     /// Seconds per measurement (throughput phase and fixed-rate phase each).
     #[arg(long, default_value_t = 5.0)]
-    seconds: f64,
+    pub(crate) seconds: f64,
     /// Offered load of the fixed-rate phase, MiB/s of record values over all producers.
     #[arg(long, default_value_t = 10.0)]
-    rate_mib: f64,
+    pub(crate) rate_mib: f64,
     /// Partitions of the `bench` topic.
     #[arg(long, default_value_t = 8)]
-    partitions: u32,
+    pub(crate) partitions: u32,
     /// The `sluice` binary (default: `sluice` next to this executable; build both with
     /// `cargo build --release -p sluice-cli -p sluice-bench`).
     #[arg(long)]
-    sluice_bin: Option<PathBuf>,
+    pub(crate) sluice_bin: Option<PathBuf>,
     /// `--linger-ms` for the gateway (default: the gateway's own default).
     #[arg(long)]
-    linger_ms: Option<u64>,
+    pub(crate) linger_ms: Option<u64>,
     /// `--max-pending-bytes` for the gateway, in MiB: with many producers this measures memory
     /// under overload (the gateway answers 429 beyond it; counted as errors here).
     #[arg(long)]
-    max_pending_mib: Option<u64>,
+    pub(crate) max_pending_mib: Option<u64>,
     /// S3 endpoint for the `s3` backend (e.g. http://127.0.0.1:4566).
     #[arg(long, env = "SLUICE_TEST_S3_ENDPOINT")]
-    endpoint: Option<String>,
+    pub(crate) endpoint: Option<String>,
     #[arg(long, env = "SLUICE_TEST_S3_BUCKET", default_value = "sluice-test")]
-    bucket: String,
+    pub(crate) bucket: String,
 }
 
 /// Keys are drawn among this many.
@@ -74,10 +74,10 @@ const KEEP_ERRORS: usize = 3;
 // The gateway process
 
 /// A `sluice` process on a loopback port; killed (by its pid) when dropped.
-struct Gateway {
+pub(crate) struct Gateway {
     child: Child,
-    base: String,
-    log: PathBuf,
+    pub(crate) base: String,
+    pub(crate) log: PathBuf,
 }
 
 impl Gateway {
@@ -98,7 +98,7 @@ fn free_port() -> std::io::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-fn sluice_bin(args: &Args) -> Result<PathBuf, String> {
+pub(crate) fn sluice_bin(args: &Args) -> Result<PathBuf, String> {
     let bin = match &args.sluice_bin {
         Some(b) => b.clone(),
         None => std::env::current_exe()
@@ -115,7 +115,7 @@ fn sluice_bin(args: &Args) -> Result<PathBuf, String> {
     Ok(bin)
 }
 
-fn spawn_gateway(
+pub(crate) fn spawn_gateway(
     bin: &Path,
     backend: &str,
     args: &Args,
@@ -172,7 +172,10 @@ fn log_tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n    ")
 }
 
-async fn wait_healthy(gw: &mut Gateway, client: &reqwest::Client) -> Result<Duration, String> {
+pub(crate) async fn wait_healthy(
+    gw: &mut Gateway,
+    client: &reqwest::Client,
+) -> Result<Duration, String> {
     let start = Instant::now();
     let limit = Duration::from_secs(30);
     loop {
@@ -224,7 +227,7 @@ fn print_rss(label: &str, pid: u32) {
 
 /// Warnings and errors the gateway logged, with the first few of them. A log with any is
 /// copied out of the temp folder (which goes at exit) and its path printed.
-fn print_log_summary(path: &Path) {
+pub(crate) fn print_log_summary(path: &Path) {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let warn: Vec<&str> = text.lines().filter(|l| l.contains(" WARN ")).collect();
     let err: Vec<&str> = text.lines().filter(|l| l.contains(" ERROR ")).collect();

@@ -8,6 +8,7 @@
 //!   long-polling readers at a fixed rate, and the gateway's RSS, against an in-process HTTP +
 //!   JSON server that stores nothing (the ceiling of the HTTP path).
 
+mod group_bench;
 mod http_bench;
 mod log_bench;
 mod stats;
@@ -27,6 +28,8 @@ enum Command {
     Log(log_bench::Args),
     /// HTTP produce throughput, ack and end-to-end latency, and RSS of a `sluice` gateway.
     Http(http_bench::Args),
+    /// Consumer-group poll + commit throughput and object writes per 1,000 commits.
+    Groups(group_bench::Args),
 }
 
 fn main() {
@@ -38,5 +41,6 @@ fn main() {
     match cli.command {
         Command::Log(args) => rt.block_on(log_bench::run(args)),
         Command::Http(args) => rt.block_on(http_bench::run(args)),
+        Command::Groups(args) => rt.block_on(group_bench::run(args)),
     }
 }

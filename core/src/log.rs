@@ -150,6 +150,13 @@ impl Log {
     pub fn store(&self) -> &DynStore {
         &self.store
     }
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+    /// This process's writer id (in the objects it writes).
+    pub fn writer(&self) -> [u8; 16] {
+        self.writer
+    }
     pub fn topics(&self) -> &Topics {
         &self.topics
     }

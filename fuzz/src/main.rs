@@ -9,7 +9,10 @@
 //! Targets: `segment`, `journal`, `index`, `checkpoint` (bucket objects); `produce-json`,
 //! `produce-ndjson` (produce request bodies, through the same function the handler calls, so
 //! every rejection must be a 4xx problem), `query` (the read and produce query strings and the
-//! read's start offset); `all`. Example (≥ 10 million runs):
+//! read's start offset); `filter` (the record filter parser: an error names a position inside
+//! the input, whatever parses prints back to itself and evaluates without panicking); `group`
+//! (a consumer group's state-log ops and snapshot JSON: whatever decodes applies without
+//! panicking and keeps the group's invariants); `all`. Example (≥ 10 million runs):
 //! `cargo run --release -p sluice-fuzz -- all 10000000`.
 //!
 //! Why not cargo-fuzz: it needs a nightly toolchain, which this project's machines cannot fetch.
@@ -18,12 +21,15 @@
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use sluice_api::{OffsetQuery, ProduceQuery, ReadQuery};
+use sluice_core::filter::Filter;
 use sluice_core::format::checkpoint::{Checkpoint, DedupRecord};
 use sluice_core::format::index::{IndexEntry, IndexObject};
 use sluice_core::format::journal::{Append, BatchRef, JournalEntry};
 use sluice_core::format::record::Record;
 use sluice_core::format::segment::{decode_segment, encode_frame, segment_header, Codec};
+use sluice_core::group::{GroupOp, GroupState};
 use sluice_core::ids::{ObjectId, PartitionId, TopicId};
+use sluice_core::statelog::StateMachine;
 use sluice_core::topic::TopicConfig;
 use sluice_gateway::api::produce::{records_of, Format};
 use sluice_gateway::api::read::{start_of, Start};
@@ -31,7 +37,7 @@ use sluice_gateway::extract::parse_query;
 use sluice_gateway::ApiError;
 use std::process::ExitCode;
 
-const TARGETS: [&str; 7] = [
+const TARGETS: [&str; 9] = [
     "segment",
     "journal",
     "index",
@@ -39,6 +45,8 @@ const TARGETS: [&str; 7] = [
     "produce-json",
     "produce-ndjson",
     "query",
+    "filter",
+    "group",
 ];
 
 struct Rng(u64);
@@ -166,6 +174,19 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
         .iter()
         .map(|s| s.as_bytes().to_vec())
         .collect(),
+        "filter" => [
+            "type = 'created' AND amount > 100",
+            "key LIKE 'user-%' OR NOT (region IN ('eu', 'us') AND \"x y\" IS NOT NULL)",
+            "n NOT IN (1, -2.5, 1e+3) and \"key\" <> 'it''s' or b NOT LIKE '_%' OR c IS NULL",
+            "((a = 1)) AND b != 2 AND c <= 3 AND d >= 4 AND e < 5",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect(),
+        "group" => vec![
+            br#"[{"Join":{"member_id":"m-a","topics":{"t":{"id":"01T","partitions":3}},"session_timeout_ms":1000,"start":"earliest","filter":null}},{"Join":{"member_id":"m-b","topics":{"t":{"id":"01T","partitions":3},"u":{"id":"01U","partitions":1}},"session_timeout_ms":60000,"start":"latest","filter":"a = 1"}},{"Poll":{"member_id":"m-a","advances":[{"topic":"t","partition":0,"from":0,"to":5}],"commit":true}},{"Commit":{"member_id":"m-b","generation":2,"offsets":[{"topic":"t","partition":1,"offset":3}]}},"Tick",{"Heartbeat":{"member_id":"m-b"}},{"Topics":{"topics":{"t":{"id":"01T","partitions":4}}}},{"Reset":{"topic":"t","info":{"id":"01T","partitions":4},"offsets":{"0":1}}},{"Leave":{"member_id":"m-a"}},"Delete"]"#.to_vec(),
+            br#"{"format":1,"exists":true,"generation":3,"members":{"m-a":{"topics":["t"],"session_timeout_ms":30000,"last_seen_ms":1000,"start":"earliest","filter":null}},"topics":{"t":{"id":"01T","partitions":[{"owner":"m-a","committed":4,"position":9},{"owner":"m-a","committed":null,"position":null}]}}}"#.to_vec(),
+        ],
         _ => Vec::new(),
     }
 }
@@ -181,6 +202,9 @@ const TOKENS: &[&str] = &[
     "partition=", "earliest", "latest", "none", "durable", "\"partition\":3,", "\"key\":\"k\",",
     "\"key_b64\":\"AAEC\",", "\"value_b64\":\"/w==\",", "\"timestamp_ms\":-1,",
     "\"headers\":{\"h\":\"v\"},", "{\"value\":\"v\"},", "\"\\u00e9\",", "\"h\":\"v\",",
+    " AND ", " OR ", "NOT ", " IN ", " LIKE ", " IS ", "NULL", "'", "''", "(", ")", "<>", "!=",
+    "<=", ">=", "<", ">", "'x'", "1e+5", "key", "\"q\"",
+    "\"Tick\"", "\"Delete\"", "\"member_id\":\"m-a\"", "\"generation\":", "\"owner\":null",
 ];
 
 /// Limits the produce targets check records against.
@@ -312,6 +336,65 @@ fn run_query(input: &[u8]) -> bool {
     parsed
 }
 
+/// Parse a filter: an error points inside the input; a filter prints to text that parses back to
+/// it, and evaluates on a few records without panicking.
+fn run_filter(input: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(input) else {
+        return false; // query strings reach the parser as UTF-8
+    };
+    match Filter::parse(text) {
+        Err(e) => {
+            assert!(e.position <= text.len() && text.is_char_boundary(e.position));
+            false
+        }
+        Ok(f) => {
+            assert_eq!(Filter::parse(&f.to_string()).as_ref(), Ok(&f));
+            let mut r = Record::new(Some(b"user-7"), &b"v"[..]);
+            for (n, v) in [("type", "created"), ("amount", "150"), ("region", "eu")] {
+                r.headers.push((n.into(), Bytes::from_static(v.as_bytes())));
+            }
+            let _ = f.matches(&r);
+            let _ = f.matches(&Record::new(None, &b""[..]));
+            true
+        }
+    }
+}
+
+/// Group state-log ops and snapshots: whatever decodes applies (at increasing times) without
+/// panicking, every partition of a topic a member reads keeps exactly one owner among the
+/// members reading it, and a snapshot round-trips.
+fn run_group(input: &[u8]) -> bool {
+    let check = |s: &GroupState| {
+        for (name, t) in &s.topics {
+            let read = s.members.values().any(|m| m.topics.contains(name));
+            for p in &t.partitions {
+                match &p.owner {
+                    Some(o) => assert!(s.members.get(o).is_some_and(|m| m.topics.contains(name))),
+                    None => assert!(!read, "a partition of {name} has no owner"),
+                }
+            }
+        }
+        let bytes = s.snapshot().expect("a state encodes");
+        assert_eq!(
+            <GroupState as StateMachine>::restore(&bytes).as_ref(),
+            Ok(s)
+        );
+    };
+    if let Ok(mut state) = <GroupState as StateMachine>::restore(input) {
+        StateMachine::apply(&mut state, &GroupOp::Tick, i64::MAX);
+        return true;
+    }
+    let Ok(ops) = serde_json::from_slice::<Vec<GroupOp>>(input) else {
+        return false;
+    };
+    let mut state = GroupState::default();
+    for (i, op) in ops.iter().enumerate() {
+        StateMachine::apply(&mut state, op, 500 * i as i64);
+        check(&state);
+    }
+    true
+}
+
 /// Decode; whatever decodes must round-trip through its encoder. Returns whether it decoded.
 fn run_one(target: &str, input: &[u8]) -> bool {
     match target {
@@ -328,6 +411,8 @@ fn run_one(target: &str, input: &[u8]) -> bool {
         "produce-json" => run_produce(Format::Json, input),
         "produce-ndjson" => run_produce(Format::NdJson, input),
         "query" => run_query(input),
+        "filter" => run_filter(input),
+        "group" => run_group(input),
         _ => unreachable!(),
     }
 }
@@ -409,7 +494,10 @@ fn fix_checksums(target: &str, rng: &mut Rng, v: &mut [u8]) {
 
 /// Targets whose inputs are text (request bodies, query strings) rather than bucket objects.
 fn is_text(target: &str) -> bool {
-    matches!(target, "produce-json" | "produce-ndjson" | "query")
+    matches!(
+        target,
+        "produce-json" | "produce-ndjson" | "query" | "filter" | "group"
+    )
 }
 
 /// Splice a few JSON / query tokens into a text input: anywhere, right after a structural

@@ -1,5 +1,6 @@
 //! Routes, shared state and the operational endpoints.
 
+pub mod groups;
 pub mod openapi;
 pub mod produce;
 pub mod read;
@@ -32,6 +33,8 @@ pub struct Inner {
     pub cfg: GatewayConfig,
     pub batcher: Batcher,
     pub metrics: Arc<Metrics>,
+    /// Consumer groups: one state log per group, opened on first use.
+    pub groups: sluice_core::group::service::Groups,
     /// Bounds the produce bytes waiting for their commit.
     pub pending: PendingBudget,
     /// Bounds the long-polls and event streams waiting at once.
@@ -88,7 +91,13 @@ pub(crate) fn build(
         max_request_bytes: cfg.max_request_bytes,
     });
     let waiting = Arc::new(tokio::sync::Semaphore::new(cfg.max_waiting_readers.max(1)));
+    let groups = sluice_core::group::service::Groups::new(
+        log.store().clone(),
+        log.clock().clone(),
+        log.writer(),
+    );
     let state = AppState(Arc::new(Inner {
+        groups,
         log,
         waiting,
         cfg,
@@ -126,7 +135,24 @@ pub(crate) fn build(
         .route(
             "/v1/topics/{topic}/partitions/{partition}/offsets",
             get(read::offset_for_timestamp),
-        );
+        )
+        .route("/v1/groups", get(groups::list))
+        .route(
+            "/v1/groups/{group}",
+            get(groups::describe).delete(groups::delete),
+        )
+        .route("/v1/groups/{group}/members", post(groups::join))
+        .route(
+            "/v1/groups/{group}/members/{member}",
+            axum::routing::delete(groups::leave),
+        )
+        .route(
+            "/v1/groups/{group}/members/{member}/heartbeat",
+            post(groups::heartbeat),
+        )
+        .route("/v1/groups/{group}/records", get(groups::poll))
+        .route("/v1/groups/{group}/offsets", post(groups::commit))
+        .route("/v1/groups/{group}/reset", post(groups::reset));
     // Only routed requests with an allowed method are checked; 404 and 405 stay as they are.
     let routes = match auth {
         Some(a) => routes.route_layer(axum::middleware::from_fn_with_state(a, auth::require)),
