@@ -6,7 +6,8 @@
 //! that decodes the same. Deterministic for a given seed; a panic prints the seed and the
 //! iteration so it can be replayed.
 //!
-//! Targets: `segment`, `journal`, `index`, `checkpoint` (bucket objects); `produce-json`,
+//! Targets: `segment`, `journal`, `index`, `checkpoint`, `state-entry`, `state-snapshot` (bucket
+//! objects); `produce-json`,
 //! `produce-ndjson` (produce request bodies, through the same function the handler calls, so
 //! every rejection must be a 4xx problem), `query` (the read and produce query strings and the
 //! read's start offset); `all`. Example (≥ 10 million runs):
@@ -23,6 +24,7 @@ use sluice_core::format::index::{IndexEntry, IndexObject};
 use sluice_core::format::journal::{Append, BatchRef, JournalEntry};
 use sluice_core::format::record::Record;
 use sluice_core::format::segment::{decode_segment, encode_frame, segment_header, Codec};
+use sluice_core::format::state::{StateEntry, StateSnapshot};
 use sluice_core::ids::{ObjectId, PartitionId, TopicId};
 use sluice_core::topic::TopicConfig;
 use sluice_gateway::api::produce::{records_of, Format};
@@ -31,11 +33,13 @@ use sluice_gateway::extract::parse_query;
 use sluice_gateway::ApiError;
 use std::process::ExitCode;
 
-const TARGETS: [&str; 7] = [
+const TARGETS: [&str; 9] = [
     "segment",
     "journal",
     "index",
     "checkpoint",
+    "state-entry",
+    "state-snapshot",
     "produce-json",
     "produce-ndjson",
     "query",
@@ -134,6 +138,21 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
                 partition_count: 1,
                 batches: vec![(0, 10, 2)],
             }],
+        }
+        .encode()
+        .to_vec()],
+        "state-entry" => vec![StateEntry {
+            seq: 3,
+            time_ms: 1_700_000_000_000,
+            writer: [2; 16],
+            ops: Bytes::from_static(br#"[{"Ack":{"p":0,"o":1}}]"#),
+        }
+        .encode()
+        .to_vec()],
+        "state-snapshot" => vec![StateSnapshot {
+            seq: 3,
+            time_ms: 1_700_000_000_000,
+            state: Bytes::from_static(b"{}"),
         }
         .encode()
         .to_vec()],
@@ -324,6 +343,12 @@ fn run_one(target: &str, input: &[u8]) -> bool {
             .is_ok(),
         "checkpoint" => Checkpoint::decode(input)
             .map(|c| assert_eq!(Checkpoint::decode(&c.encode()).as_ref(), Ok(&c)))
+            .is_ok(),
+        "state-entry" => StateEntry::decode(input)
+            .map(|e| assert_eq!(StateEntry::decode(&e.encode()).as_ref(), Ok(&e)))
+            .is_ok(),
+        "state-snapshot" => StateSnapshot::decode(input)
+            .map(|e| assert_eq!(StateSnapshot::decode(&e.encode()).as_ref(), Ok(&e)))
             .is_ok(),
         "produce-json" => run_produce(Format::Json, input),
         "produce-ndjson" => run_produce(Format::NdJson, input),
