@@ -4,11 +4,13 @@
 //! rename none.
 //!
 //! One module per section of the contract: [`topics`], [`records`] (produce and stateless
-//! reads); [`json`] holds the deserialisers every body uses.
+//! reads), [`queues`]; [`json`] holds the deserialisers every body uses.
 
 pub mod json;
+pub mod queues;
 pub mod records;
 pub mod topics;
 
+pub use queues::*;
 pub use records::*;
 pub use topics::*;

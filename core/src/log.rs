@@ -147,6 +147,10 @@ impl Log {
         })
     }
 
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     pub fn store(&self) -> &DynStore {
         &self.store
     }

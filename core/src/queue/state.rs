@@ -217,7 +217,7 @@ impl QueueState {
             self.timers.remove(&(d, pos.0, pos.1));
         }
         if matches!(rec.phase, Phase::Leased { .. }) {
-            self.leased -= 1;
+            self.leased = self.leased.saturating_sub(1);
         }
         if matches!(rec.phase, Phase::Dying { .. }) {
             self.dying.remove(&pos);
@@ -233,8 +233,9 @@ impl QueueState {
         Some(rec)
     }
 
-    /// Put a record into `recs` and every index.
+    /// Put a record into `recs` and every index (replacing one already there).
     fn put(&mut self, pos: Pos, rec: Rec) {
+        self.take(pos);
         if let Some(d) = Self::due(&rec) {
             self.timers.insert((d, pos.0, pos.1));
         }
@@ -305,7 +306,7 @@ impl StateMachine for QueueState {
                 lease,
                 gw,
             } => {
-                if *o != self.next_of(*p) {
+                if *o != self.next_of(*p) || *o == u64::MAX {
                     return;
                 }
                 self.next.insert(*p, o + 1);
@@ -530,6 +531,12 @@ impl StateMachine for QueueState {
             ..Default::default()
         };
         for (pos, rec) in s.recs {
+            if st.recs.contains_key(&pos) {
+                return Err(crate::codec::invalid(
+                    "queue_state.recs",
+                    format!("record {pos:?} twice"),
+                ));
+            }
             st.put(pos, rec);
         }
         for (pos, f) in s.done {
@@ -816,9 +823,11 @@ pub fn counts(st: &QueueState, time: i64) -> (u64, u64, u64, Option<i64>) {
             _ => ready += 1,
         }
     }
-    let waiting = st.recs.len() as u64 - st.leased - st.dying.len() as u64;
-    let in_flight = st.leased - expired;
-    let delayed = waiting - ready;
+    let waiting = (st.recs.len() as u64)
+        .saturating_sub(st.leased)
+        .saturating_sub(st.dying.len() as u64);
+    let in_flight = st.leased.saturating_sub(expired);
+    let delayed = waiting.saturating_sub(ready);
     (ready + expired, in_flight, delayed, oldest)
 }
 
