@@ -7,9 +7,13 @@
 //!   S3): produce throughput and ack latency of concurrent HTTP producers, end-to-end latency to
 //!   long-polling readers at a fixed rate, and the gateway's RSS, against an in-process HTTP +
 //!   JSON server that stores nothing (the ceiling of the HTTP path).
+//! - `sluice-bench queue`: queue mode against a `sluice` process: receive+ack throughput of 16
+//!   receivers, receive / ack latency, redelivery latency after a timeout, object writes per
+//!   1,000 acks.
 
 mod http_bench;
 mod log_bench;
+mod queue_bench;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +31,8 @@ enum Command {
     Log(log_bench::Args),
     /// HTTP produce throughput, ack and end-to-end latency, and RSS of a `sluice` gateway.
     Http(http_bench::Args),
+    /// Queue mode: receive+ack throughput, redelivery latency, object writes per 1,000 acks.
+    Queue(queue_bench::Args),
 }
 
 fn main() {
@@ -38,5 +44,6 @@ fn main() {
     match cli.command {
         Command::Log(args) => rt.block_on(log_bench::run(args)),
         Command::Http(args) => rt.block_on(http_bench::run(args)),
+        Command::Queue(args) => rt.block_on(queue_bench::run(args)),
     }
 }

@@ -20,7 +20,9 @@ use std::time::Duration;
 const VT_MS: i64 = 1500;
 const MAX_DELIVERIES: u32 = 3;
 const PARTITIONS: u32 = 3;
-const PER_PARTITION: u64 = 200;
+const PER_PARTITION: u64 = 500;
+/// Simulated work per batch, so that the failures land mid-run with leases held.
+const WORK: Duration = Duration::from_millis(30);
 
 /// POST or GET through the first gateway (from `start`, in turn) that answers; `None` body is
 /// a GET. Returns the answer and when the successful attempt was sent and answered.
@@ -71,7 +73,7 @@ async fn receiver(
             &urls,
             start,
             "/v1/queues/chaos/receive",
-            Some(&json!({"max": 20, "wait_ms": 200})),
+            Some(&json!({"max": 10, "wait_ms": 200})),
         )
         .await;
         let msgs = v["messages"].as_array().cloned().unwrap_or_default();
@@ -95,6 +97,7 @@ async fn receiver(
         let (bad, ok): (Vec<&Value>, Vec<&Value>) = msgs
             .iter()
             .partition(|m| m["value"].as_str().unwrap_or("").starts_with("poison"));
+        tokio::time::sleep(WORK).await;
         let ok: Vec<&Value> = ok.iter().map(|m| &m["receipt"]).collect();
         let bad: Vec<&Value> = bad.iter().map(|m| &m["receipt"]).collect();
         call_any(
@@ -173,7 +176,12 @@ async fn run(backend: Backend) {
         .map(|id| tokio::spawn(receiver(id, urls.clone(), leases.clone(), done.clone())))
         .collect();
     // Mid-run: two receivers die holding their leases, and gateway 2 is SIGKILLed.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let before_kill = leases.lock().unwrap().len();
+    assert!(
+        before_kill < (PARTITIONS as u64 * PER_PARTITION) as usize / 2,
+        "the failures must land mid-run ({before_kill} leases already)"
+    );
     receivers[4].abort();
     receivers[5].abort();
     gateways[2].kill();
@@ -282,6 +290,13 @@ async fn run(backend: Backend) {
     let violations = check_queue(&h);
     assert!(violations.is_empty(), "{}: {violations:#?}", backend.name());
     let redelivered = h.leases.iter().filter(|l| l.delivery_count > 1).count();
+    // The dead receivers' leases expired and were delivered again.
+    assert!(
+        h.leases
+            .iter()
+            .any(|l| l.delivery_count > 1 && !h.poison.contains_key(&l.pos)),
+        "no record of a killed receiver was redelivered"
+    );
     eprintln!(
         "{}: {} leases observed, {redelivered} redeliveries, {} dead letters",
         backend.name(),
