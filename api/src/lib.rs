@@ -4,13 +4,16 @@
 //! rename none.
 //!
 //! One module per section of the contract: [`topics`], [`records`] (produce and stateless
-//! reads), [`groups`] (consumer groups); [`json`] holds the deserialisers every body uses.
+//! reads), [`groups`] (consumer groups), [`queues`]; [`json`] holds the deserialisers every body
+//! uses.
 
 pub mod groups;
 pub mod json;
+pub mod queues;
 pub mod records;
 pub mod topics;
 
 pub use groups::*;
+pub use queues::*;
 pub use records::*;
 pub use topics::*;

@@ -227,9 +227,9 @@ async fn run_backend(
     dir: &Path,
     client: &reqwest::Client,
 ) -> Result<(), String> {
-    let bin = sluice_bin(&args.gw)?;
+    let bin = sluice_bin(args.gw.sluice_bin.as_ref())?;
     let run_id = sluice_core::ids::new_ulid(clock::system().now_ms()).to_string();
-    let mut gw = spawn_gateway(&bin, backend, &args.gw, dir, &run_id)?;
+    let mut gw = spawn_gateway(&bin, backend, &args.gw.opts(), dir, &run_id)?;
     let r = async {
         wait_healthy(&mut gw, client).await?;
         let base = gw.base.clone();

@@ -75,13 +75,13 @@ const KEEP_ERRORS: usize = 3;
 
 /// A `sluice` process on a loopback port; killed (by its pid) when dropped.
 pub(crate) struct Gateway {
-    child: Child,
-    pub(crate) base: String,
-    pub(crate) log: PathBuf,
+    pub child: Child,
+    pub base: String,
+    pub log: PathBuf,
 }
 
 impl Gateway {
-    fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.child.id()
     }
 }
@@ -98,8 +98,27 @@ fn free_port() -> std::io::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-pub(crate) fn sluice_bin(args: &Args) -> Result<PathBuf, String> {
-    let bin = match &args.sluice_bin {
+/// How to start a gateway process (the HTTP and the queue benchmarks share it).
+pub(crate) struct GatewayOpts<'a> {
+    pub endpoint: Option<&'a str>,
+    pub bucket: &'a str,
+    pub linger_ms: Option<u64>,
+    pub max_pending_mib: Option<u64>,
+}
+
+impl Args {
+    pub(crate) fn opts(&self) -> GatewayOpts<'_> {
+        GatewayOpts {
+            endpoint: self.endpoint.as_deref(),
+            bucket: &self.bucket,
+            linger_ms: self.linger_ms,
+            max_pending_mib: self.max_pending_mib,
+        }
+    }
+}
+
+pub(crate) fn sluice_bin(given: Option<&PathBuf>) -> Result<PathBuf, String> {
+    let bin = match given {
         Some(b) => b.clone(),
         None => std::env::current_exe()
             .map_err(|e| format!("cannot find this executable: {e}"))?
@@ -118,7 +137,7 @@ pub(crate) fn sluice_bin(args: &Args) -> Result<PathBuf, String> {
 pub(crate) fn spawn_gateway(
     bin: &Path,
     backend: &str,
-    args: &Args,
+    args: &GatewayOpts,
     dir: &Path,
     run_id: &str,
 ) -> Result<Gateway, String> {
@@ -131,7 +150,7 @@ pub(crate) fn spawn_gateway(
             cmd.arg("dev").arg("--data-dir").arg(&data);
         }
         "s3" => {
-            let endpoint = args.endpoint.as_deref().unwrap_or_default();
+            let endpoint = args.endpoint.unwrap_or_default();
             cmd.arg("gateway")
                 .arg("--with-compactor")
                 .arg("--store")
@@ -216,7 +235,7 @@ fn rss_mib(pid: u32) -> Option<(f64, f64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
-fn print_rss(label: &str, pid: u32) {
+pub(crate) fn print_rss(label: &str, pid: u32) {
     match rss_mib(pid) {
         Some((rss, hwm)) => {
             println!("  {label:<30} gateway RSS {rss:>7.1} MiB   peak (VmHWM) {hwm:>7.1} MiB")
@@ -791,7 +810,7 @@ async fn run_backend(
     ceiling: Option<&Phase>,
 ) -> Result<(), String> {
     let run_id = sluice_core::ids::new_ulid(clock::system().now_ms()).to_string();
-    let mut gw = spawn_gateway(bin, backend, args, dir, &run_id)?;
+    let mut gw = spawn_gateway(bin, backend, &args.opts(), dir, &run_id)?;
     let r = measure(
         backend, &mut gw, args, client, shape, start, ceiling, &run_id,
     )
@@ -1000,7 +1019,7 @@ pub async fn run(args: Args) {
         }
     };
 
-    let bin = sluice_bin(&args);
+    let bin = sluice_bin(args.sluice_bin.as_ref());
     for backend in &args.backends {
         if backend == "s3" && args.endpoint.is_none() {
             println!("backend s3: skipped, no --endpoint / SLUICE_TEST_S3_ENDPOINT given");

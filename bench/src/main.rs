@@ -7,10 +7,14 @@
 //!   S3): produce throughput and ack latency of concurrent HTTP producers, end-to-end latency to
 //!   long-polling readers at a fixed rate, and the gateway's RSS, against an in-process HTTP +
 //!   JSON server that stores nothing (the ceiling of the HTTP path).
+//! - `sluice-bench queue`: queue mode against a `sluice` process: receive+ack throughput of 16
+//!   receivers, receive / ack latency, redelivery latency after a timeout, object writes per
+//!   1,000 acks.
 
 mod group_bench;
 mod http_bench;
 mod log_bench;
+mod queue_bench;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +34,8 @@ enum Command {
     Http(http_bench::Args),
     /// Consumer-group poll + commit throughput and object writes per 1,000 commits.
     Groups(group_bench::Args),
+    /// Queue mode: receive+ack throughput, redelivery latency, object writes per 1,000 acks.
+    Queue(queue_bench::Args),
 }
 
 fn main() {
@@ -42,5 +48,6 @@ fn main() {
         Command::Log(args) => rt.block_on(log_bench::run(args)),
         Command::Http(args) => rt.block_on(http_bench::run(args)),
         Command::Groups(args) => rt.block_on(group_bench::run(args)),
+        Command::Queue(args) => rt.block_on(queue_bench::run(args)),
     }
 }

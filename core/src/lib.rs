@@ -10,6 +10,7 @@
 //! - [`shard`]: one journal shard's live head: commit, catch-up, tail for reads
 //! - [`statelog`]: a generic replicated state machine in the bucket (create-only numbered
 //!   entries + snapshots, group commit); queues and consumer groups keep their state in one
+//! - [`queue`]: queue mode (per-record leases, acks, dead letters) on a state log
 //! - [`topic`]: topic configs (create-only numbered versions)
 //! - [`log`]: the facade gateways, the compactor and the SDK use: flush, read, look up by time
 
@@ -24,6 +25,7 @@ pub mod ids;
 pub mod keys;
 pub mod log;
 pub mod partition;
+pub mod queue;
 pub mod shard;
 pub mod statelog;
 pub mod store;

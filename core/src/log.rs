@@ -147,11 +147,12 @@ impl Log {
         })
     }
 
-    pub fn store(&self) -> &DynStore {
-        &self.store
-    }
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    pub fn store(&self) -> &DynStore {
+        &self.store
     }
     /// This process's writer id (in the objects it writes).
     pub fn writer(&self) -> [u8; 16] {

@@ -6,7 +6,10 @@
 //! that decodes the same. Deterministic for a given seed; a panic prints the seed and the
 //! iteration so it can be replayed.
 //!
-//! Targets: `segment`, `journal`, `index`, `checkpoint` (bucket objects); `produce-json`,
+//! Targets: `segment`, `journal`, `index`, `checkpoint`, `state-entry`, `state-snapshot` (bucket
+//! objects); `queue-snapshot` (a queue state snapshot: restore, and what restores re-encodes the
+//! same), `queue-ops` (a queue state-log entry's ops: decoded and applied to a state holding
+//! leased, held and dead records, then planned against — nothing may panic); `produce-json`,
 //! `produce-ndjson` (produce request bodies, through the same function the handler calls, so
 //! every rejection must be a 4xx problem), `query` (the read and produce query strings and the
 //! read's start offset); `filter` (the record filter parser: an error names a position inside
@@ -27,8 +30,10 @@ use sluice_core::format::index::{IndexEntry, IndexObject};
 use sluice_core::format::journal::{Append, BatchRef, JournalEntry};
 use sluice_core::format::record::Record;
 use sluice_core::format::segment::{decode_segment, encode_frame, segment_header, Codec};
+use sluice_core::format::state::{StateEntry, StateSnapshot};
 use sluice_core::group::{GroupOp, GroupState};
 use sluice_core::ids::{ObjectId, PartitionId, TopicId};
+use sluice_core::queue::state::{QueueOp, QueueState};
 use sluice_core::statelog::StateMachine;
 use sluice_core::topic::TopicConfig;
 use sluice_gateway::api::produce::{records_of, Format};
@@ -37,11 +42,15 @@ use sluice_gateway::extract::parse_query;
 use sluice_gateway::ApiError;
 use std::process::ExitCode;
 
-const TARGETS: [&str; 9] = [
+const TARGETS: [&str; 13] = [
     "segment",
     "journal",
     "index",
     "checkpoint",
+    "state-entry",
+    "state-snapshot",
+    "queue-snapshot",
+    "queue-ops",
     "produce-json",
     "produce-ndjson",
     "query",
@@ -145,6 +154,23 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
         }
         .encode()
         .to_vec()],
+        "state-entry" => vec![StateEntry {
+            seq: 3,
+            time_ms: 1_700_000_000_000,
+            writer: [2; 16],
+            ops: Bytes::from_static(br#"[{"Ack":{"p":0,"o":1}}]"#),
+        }
+        .encode()
+        .to_vec()],
+        "state-snapshot" => vec![StateSnapshot {
+            seq: 3,
+            time_ms: 1_700_000_000_000,
+            state: Bytes::from_static(b"{}"),
+        }
+        .encode()
+        .to_vec()],
+        "queue-snapshot" => vec![fuzz_queue_state().snapshot().unwrap_or_default()],
+        "queue-ops" => vec![serde_json::to_vec(&fuzz_queue_ops()).unwrap_or_default()],
         "produce-json" => [
             r#"{"records":[{"key":"user-7","value":"hello","headers":{"type":"created"},"partition":null,"timestamp_ms":null}]}"#,
             r#"{"records":[{"key_b64":"AAEC","value_b64":"aGVsbG8=","partition":3,"timestamp_ms":1732400000000},{"value":"x"}]}"#,
@@ -211,6 +237,88 @@ const TOKENS: &[&str] = &[
 const MAX_RECORD_BYTES: usize = 512;
 const MAX_RECORDS: usize = 64;
 const PARTITIONS: u32 = 4;
+
+fn fuzz_queue_ops() -> Vec<QueueOp> {
+    vec![
+        QueueOp::Start {
+            next: vec![(0, 0), (1, 5)],
+        },
+        QueueOp::Admit {
+            p: 0,
+            o: 0,
+            key: Some(7),
+            lease: Some((1, 100)),
+            gw: Some("g".into()),
+        },
+        QueueOp::Admit {
+            p: 0,
+            o: 1,
+            key: Some(7),
+            lease: None,
+            gw: None,
+        },
+        QueueOp::Skip { p: 1, to: 9 },
+        QueueOp::Nack {
+            p: 0,
+            o: 0,
+            lease: 1,
+            delay_ms: 5,
+            reason: Some("r".into()),
+            dead: false,
+        },
+        QueueOp::Lease {
+            p: 0,
+            o: 0,
+            lease: 2,
+            until: 200,
+            gw: None,
+        },
+        QueueOp::Extend {
+            p: 0,
+            o: 0,
+            lease: 2,
+            until: 300,
+        },
+        QueueOp::Ack {
+            p: 0,
+            o: 0,
+            lease: 2,
+        },
+        QueueOp::Doom { p: 0, o: 1 },
+        QueueOp::Buried { p: 0, o: 1 },
+        QueueOp::Redrive {
+            records: vec![(0, 1)],
+        },
+    ]
+}
+
+/// A queue state with a record in every phase.
+fn fuzz_queue_state() -> QueueState {
+    let mut st = QueueState::default();
+    for (i, op) in fuzz_queue_ops().iter().enumerate() {
+        st.apply(op, 10 * i as i64);
+    }
+    st
+}
+
+fn run_queue_ops(input: &[u8]) -> bool {
+    let Ok(ops) = serde_json::from_slice::<Vec<QueueOp>>(input) else {
+        return false;
+    };
+    let mut st = fuzz_queue_state();
+    for (i, op) in ops.iter().enumerate() {
+        st.apply(op, 1000 + i as i64);
+    }
+    let rules = sluice_core::queue::state::Rules {
+        max_deliveries: 2,
+        ordering_key: true,
+    };
+    let _ = sluice_core::queue::state::plan_receive(&st, &rules, &[], 10, 5000, 2000, None);
+    let _ = sluice_core::queue::state::counts(&st, 2000);
+    let back = QueueState::restore(&st.snapshot().expect("encodes")).expect("restores");
+    assert_eq!(back, st);
+    true
+}
 
 fn fuzz_topic() -> TopicConfig {
     TopicConfig {
@@ -408,6 +516,19 @@ fn run_one(target: &str, input: &[u8]) -> bool {
         "checkpoint" => Checkpoint::decode(input)
             .map(|c| assert_eq!(Checkpoint::decode(&c.encode()).as_ref(), Ok(&c)))
             .is_ok(),
+        "state-entry" => StateEntry::decode(input)
+            .map(|e| assert_eq!(StateEntry::decode(&e.encode()).as_ref(), Ok(&e)))
+            .is_ok(),
+        "state-snapshot" => StateSnapshot::decode(input)
+            .map(|e| assert_eq!(StateSnapshot::decode(&e.encode()).as_ref(), Ok(&e)))
+            .is_ok(),
+        "queue-snapshot" => QueueState::restore(input)
+            .map(|st| {
+                let again = st.snapshot().expect("a restored state encodes");
+                assert_eq!(QueueState::restore(&again).as_ref(), Ok(&st));
+            })
+            .is_ok(),
+        "queue-ops" => run_queue_ops(input),
         "produce-json" => run_produce(Format::Json, input),
         "produce-ndjson" => run_produce(Format::NdJson, input),
         "query" => run_query(input),
@@ -496,7 +617,13 @@ fn fix_checksums(target: &str, rng: &mut Rng, v: &mut [u8]) {
 fn is_text(target: &str) -> bool {
     matches!(
         target,
-        "produce-json" | "produce-ndjson" | "query" | "filter" | "group"
+        "produce-json"
+            | "produce-ndjson"
+            | "query"
+            | "filter"
+            | "group"
+            | "queue-snapshot"
+            | "queue-ops"
     )
 }
 

@@ -16,6 +16,9 @@
 //! | heartbeat, leave, `GET /v1/groups/{group}/records`, `POST …/offsets`, `GET /v1/groups/{group}` | `consume` on every topic of the group |
 //! | `DELETE /v1/groups/{group}`, `POST /v1/groups/{group}/reset` | `admin` on every topic of the group (reset: and on the topic reset) |
 //! | `GET /v1/groups` | any valid token; the list holds only the groups whose topics the token may all consume |
+//! | `POST /v1/queues/{queue}/receive`, `…/ack`, `…/nack`, `…/extend`, `GET /v1/queues/{queue}`, `GET …/records/{p}/{o}` | `consume` on the queue name |
+//! | `PUT` / `DELETE /v1/queues/{queue}`, `POST …/redrive` | `admin` on the queue name |
+//! | `GET /v1/queues` | any valid token; the list holds only the queues the token has some scope on |
 //! | `/`, `/console/{file}` (the web console), `/healthz`, `/readyz`, `/metrics`, `/v1/openapi.json` | nothing |
 //! | any route missing from the table | `admin` on `*` (closed by default) |
 //!
@@ -602,6 +605,18 @@ pub fn need(method: &Method, route: &str) -> Need {
             Group(self::Scope::Consume)
         }
         "/v1/groups/{group}/records" if read => Group(self::Scope::Consume),
+        "/v1/queues" if read => AnyToken,
+        "/v1/queues/{queue}" if *method == Method::PUT || *method == Method::DELETE => {
+            Scope(self::Scope::Admin, TopicFrom::Path)
+        }
+        "/v1/queues/{queue}/redrive" => Scope(self::Scope::Admin, TopicFrom::Path),
+        "/v1/queues/{queue}" | "/v1/queues/{queue}/records/{partition}/{offset}" if read => {
+            Scope(self::Scope::Consume, TopicFrom::Path)
+        }
+        "/v1/queues/{queue}/receive"
+        | "/v1/queues/{queue}/ack"
+        | "/v1/queues/{queue}/nack"
+        | "/v1/queues/{queue}/extend" => Scope(self::Scope::Consume, TopicFrom::Path),
         _ => Unlisted,
     }
 }
@@ -633,7 +648,7 @@ async fn topic_of(
                 .ok()
                 .and_then(|p| {
                     p.iter()
-                        .find(|(name, _)| *name == "topic")
+                        .find(|(name, _)| *name == "topic" || *name == "queue")
                         .map(|(_, v)| v.to_string())
                 });
             Ok((Request::from_parts(parts, body), topic))

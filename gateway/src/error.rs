@@ -63,6 +63,9 @@ pub enum ApiError {
     /// No route for this path.
     #[error("no such resource: {0}")]
     NotFound(String),
+    /// A queue's record history asked past the partition's end.
+    #[error("{0}")]
+    RecordNotFound(String),
     #[error("method {0} is not allowed on this resource")]
     MethodNotAllowed(String),
     /// The gateway cannot serve now (shutting down, store unreachable); retry.
@@ -112,6 +115,9 @@ impl ApiError {
             ApiError::Core(e) => match e {
                 CoreError::TopicNotFound(_) => {
                     k(S::NOT_FOUND, "topic_not_found", "Topic not found")
+                }
+                CoreError::QueueNotFound(_) => {
+                    k(S::NOT_FOUND, "queue_not_found", "Queue not found")
                 }
                 CoreError::PartitionNotFound { .. } => {
                     k(S::NOT_FOUND, "partition_not_found", "Partition not found")
@@ -175,6 +181,7 @@ impl ApiError {
                 "Unsupported media type",
             ),
             ApiError::NotFound(_) => k(S::NOT_FOUND, "not_found", "Not found"),
+            ApiError::RecordNotFound(_) => k(S::NOT_FOUND, "record_not_found", "Record not found"),
             ApiError::MethodNotAllowed(_) => k(
                 S::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
@@ -341,6 +348,16 @@ mod tests {
                 CoreError::TopicNotFound("t".into()).into(),
                 404,
                 "topic_not_found",
+            ),
+            (
+                CoreError::QueueNotFound("q".into()).into(),
+                404,
+                "queue_not_found",
+            ),
+            (
+                ApiError::RecordNotFound("r".into()),
+                404,
+                "record_not_found",
             ),
             (
                 CoreError::PartitionNotFound {

@@ -11,6 +11,7 @@
 //! - [`metrics`]: hand-written Prometheus counters
 //! - [`console`]: the web console's embedded files, served at `/`
 //! - [`auth`]: bearer tokens with per-topic scopes (when configured)
+//! - [`queues`]: queue mode's IO (state logs, read-ahead, dead letters) around `sluice_core::queue`
 //! - [`overload`]: the byte budget that bounds produce requests waiting for their commit
 
 pub mod api;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod overload;
+pub mod queues;
 
 use sluice_core::log::Log;
 use std::future::Future;

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub pending_bytes_limit: AtomicU64,
     /// Consumer-group lag as last seen by this gateway: (group, topic, partition) → records.
     group_lag: Mutex<BTreeMap<(String, String, u32), u64>>,
+    /// Queue backlog as last computed by this gateway: name → [ready, in_flight, dead_lettered].
+    queues: Mutex<BTreeMap<String, [u64; 3]>>,
 }
 
 fn add(c: &AtomicU64, n: u64) {
@@ -56,6 +58,20 @@ impl Metrics {
     }
 
     /// One flush of `requests` produce requests done in `took`.
+    pub fn set_queue(&self, name: &str, v: [u64; 3]) {
+        self.queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), v);
+    }
+
+    pub fn forget_queue(&self, name: &str) {
+        self.queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+
     pub fn flush_done(&self, requests: usize, took: Duration) {
         add(&self.flushes, 1);
         add(&self.flush_requests, requests as u64);
@@ -219,6 +235,24 @@ impl Metrics {
                 );
             }
         }
+        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, (name, help)) in [
+            ("sluice_queue_ready", "Records a queue can lease now."),
+            ("sluice_queue_in_flight", "Records under a valid lease."),
+            (
+                "sluice_queue_dead_lettered",
+                "Records in the queue's dead-letter topic.",
+            ),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (q, v) in queues.iter() {
+                let _ = writeln!(out, "{name}{{queue=\"{q}\"}} {}", v[i]);
+            }
+        }
+        drop(queues);
         let _ = writeln!(
             out,
             "# HELP sluice_flush_duration_seconds Time from segment write start to commit.\n\

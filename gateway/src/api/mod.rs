@@ -3,6 +3,7 @@
 pub mod groups;
 pub mod openapi;
 pub mod produce;
+pub mod queues;
 pub mod read;
 pub mod topics;
 
@@ -35,6 +36,8 @@ pub struct Inner {
     pub metrics: Arc<Metrics>,
     /// Consumer groups: one state log per group, opened on first use.
     pub groups: sluice_core::group::service::Groups,
+    /// Queue mode: the queues this gateway serves.
+    pub queues: Arc<crate::queues::QueueRuntimes>,
     /// Bounds the produce bytes waiting for their commit.
     pub pending: PendingBudget,
     /// Bounds the long-polls and event streams waiting at once.
@@ -96,8 +99,11 @@ pub(crate) fn build(
         log.clock().clone(),
         log.writer(),
     );
+    let queues =
+        crate::queues::QueueRuntimes::new(log.clone(), log.clock().clone(), metrics.clone());
     let state = AppState(Arc::new(Inner {
         groups,
+        queues,
         log,
         waiting,
         cfg,
@@ -152,7 +158,21 @@ pub(crate) fn build(
         )
         .route("/v1/groups/{group}/records", get(groups::poll))
         .route("/v1/groups/{group}/offsets", post(groups::commit))
-        .route("/v1/groups/{group}/reset", post(groups::reset));
+        .route("/v1/groups/{group}/reset", post(groups::reset))
+        .route("/v1/queues", get(queues::list))
+        .route(
+            "/v1/queues/{queue}",
+            get(queues::get).put(queues::put).delete(queues::delete),
+        )
+        .route("/v1/queues/{queue}/receive", post(queues::receive))
+        .route("/v1/queues/{queue}/ack", post(queues::ack))
+        .route("/v1/queues/{queue}/nack", post(queues::nack))
+        .route("/v1/queues/{queue}/extend", post(queues::extend))
+        .route("/v1/queues/{queue}/redrive", post(queues::redrive))
+        .route(
+            "/v1/queues/{queue}/records/{partition}/{offset}",
+            get(queues::history),
+        );
     // Only routed requests with an allowed method are checked; 404 and 405 stay as they are.
     let routes = match auth {
         Some(a) => routes.route_layer(axum::middleware::from_fn_with_state(a, auth::require)),

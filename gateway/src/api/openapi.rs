@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` annotations and the
 //! wire types. Served at `GET /v1/openapi.json`.
 
-use super::{groups, produce, read, topics};
+use super::{groups, produce, queues, read, topics};
 use crate::auth::AuthDoc;
 use crate::error::Problem;
 use crate::overload::OverloadDoc;
@@ -37,6 +37,16 @@ use utoipa::{Modify, OpenApi};
         groups::list,
         groups::delete,
         groups::reset,
+        queues::put,
+        queues::get,
+        queues::list,
+        queues::delete,
+        queues::receive,
+        queues::ack,
+        queues::nack,
+        queues::extend,
+        queues::history,
+        queues::redrive,
         super::healthz,
         super::readyz,
         super::metrics_text,
@@ -78,12 +88,30 @@ use utoipa::{Modify, OpenApi};
         sluice_api::GroupSummary,
         sluice_api::GroupList,
         sluice_api::ResetOffsets,
+        sluice_api::PutQueue,
+        sluice_api::Queue,
+        sluice_api::QueueStats,
+        sluice_api::QueueDetail,
+        sluice_api::QueueList,
+        sluice_api::ReceiveBody,
+        sluice_api::ReceiveAnswer,
+        sluice_api::Message,
+        sluice_api::AckBody,
+        sluice_api::NackBody,
+        sluice_api::ExtendBody,
+        sluice_api::SettleAnswer,
+        sluice_api::RejectedReceipt,
+        sluice_api::RecordHistory,
+        sluice_api::HistoryEvent,
+        sluice_api::RedriveBody,
+        sluice_api::RedriveAnswer,
     )),
     modifiers(&CommonErrors, &AuthDoc, &OverloadDoc, &ProduceRecordRules),
     tags(
         (name = "topics", description = "Topic administration"),
         (name = "records", description = "Produce and read records"),
         (name = "groups", description = "Consumer groups: membership, polls, committed offsets, lag"),
+        (name = "queues", description = "Queue mode: per-record leases, acks and dead letters"),
         (name = "operations", description = "Health, readiness, metrics, this document, the web console"),
     )
 )]
