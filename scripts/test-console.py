@@ -377,16 +377,98 @@ def check_delete(page):
     assert api("GET", "/v1/topics/scratch", ok=False)[0] == 404
 
 
-@step("groups and queues pages")
-def check_groups_queues(page):
+@step("groups: members, committed offsets, lag per partition; reset offsets in the UI")
+def check_groups(page):
     goto(page, "#/groups")
-    expect(page.locator("main .list .empty, main .list table")).to_be_visible()
-    print(f"     groups: {' '.join(page.locator('main .list').inner_text().split())[:120]}")
+    expect(page.locator("main .list .empty")).to_contain_text("No consumer groups yet")
+    shot(page, "groups-empty")
+    _, m = api("POST", "/v1/groups/billing/members", {"topics": ["orders"], "session_timeout_ms": 300_000})
+    offsets = [{"topic": "orders", "partition": 0, "offset": 100}, {"topic": "orders", "partition": 1, "offset": 1000}]
+    api("POST", "/v1/groups/billing/offsets", {"member_id": m["member_id"], "generation": m["generation"], "offsets": offsets})
+    row = page.locator("table.grid tr", has_text="billing")
+    expect(row.locator("td[data-label=Lag]")).to_have_text("220 records")
+    expect(row.locator("td[data-label=Members]")).to_have_text("1")
     shot(page, "groups")
+    row.get_by_role("link", name="billing").click()
+    parts = page.locator("section:has(#gparts-h) table.grid tbody tr")
+    expect(parts).to_have_count(3)
+    expect(parts.nth(0).locator("td[data-label=Lag]")).to_have_text("20 records")
+    expect(parts.nth(1).locator("td[data-label=Lag]")).to_have_text("200 records")
+    expect(parts.nth(1).locator("td[data-label=Committed]")).to_have_text("1,000")
+    expect(parts.nth(2).locator("td[data-label=Committed]")).to_have_text("none")
+    expect(parts.nth(0).locator("td[data-label=Member]")).to_have_text(m["member_id"])
+    expect(page.locator("section:has(#members-h)")).to_contain_text(m["member_id"])
+    shot(page, "group")
+    # Reset partition 0 to earliest, confirmed in a dialog.
+    page.select_option("select[name=reset-topic]", "orders")
+    page.select_option("select[name=reset-partition]", "0")
+    page.select_option("select[name=reset-to]", "earliest")
+    page.get_by_role("button", name="Reset offsets…").click()
+    dlg = page.locator("dialog.confirm")
+    expect(dlg).to_contain_text("Partition 0 of orders goes to offset earliest")
+    dlg.get_by_role("button", name="Reset offsets").click()
+    expect(page.locator("form:has(select[name=reset-to]) .form-result")).to_contain_text("Reset")
+    expect(parts.nth(0).locator("td[data-label=Lag]")).to_have_text("120 records")
+    _, g = api("GET", "/v1/groups/billing")
+    assert [p["committed_offset"] for p in g["partitions"]][:2] == [0, 1000], g["partitions"]
+    # A bad offset: the API's problem by the field.
+    page.select_option("select[name=reset-to]", "offset")
+    page.fill("input[name=reset-offset]", "-5")
+    page.get_by_role("button", name="Reset offsets…").click()
+    page.locator("dialog.confirm").get_by_role("button", name="Reset offsets").click()
+    expect(page.locator(".field:has([name=reset-offset]) .problem")).to_contain_text("400")
+
+
+@step("queues: backlog, dead letters with reason and source offset, redrive with dry run + confirmation")
+def check_queues(page):
     goto(page, "#/queues")
-    expect(page.locator("main .list .empty, main .list table")).to_be_visible()
-    print(f"     queues: {' '.join(page.locator('main .list').inner_text().split())[:120]}")
+    expect(page.locator("main .list .empty")).to_contain_text("No queues yet")
+    api("POST", "/v1/topics", {"name": "jobs", "partitions": 1})
+    produce("jobs", [{"key": f"job-{i}", "value": f"job {i}", "headers": {"kind": "resize"}} for i in range(3)])
+    api("PUT", "/v1/queues/work", {"topic": "jobs", "max_deliveries": 1, "visibility_timeout_ms": 60_000})
+    _, got = api("POST", "/v1/queues/work/receive", {"max": 10})
+    msgs = sorted(got["messages"], key=lambda x: x["offset"])
+    assert [x["offset"] for x in msgs] == [0, 1, 2], got
+    api("POST", "/v1/queues/work/nack", {"receipts": [msgs[0]["receipt"], msgs[2]["receipt"]], "reason": "bad input"})
+    api("POST", "/v1/queues/work/ack", {"receipts": [msgs[1]["receipt"]]})
+    row = page.locator("table.grid tr", has_text="work")
+    expect(row.locator("td[data-label=Dead-lettered]")).to_have_text("2")
+    expect(row.locator("td[data-label=Acked]")).to_have_text("1")
     shot(page, "queues")
+    row.get_by_role("link", name="work").click()
+    dead = page.locator("section:has(#dlq-h) table.grid tbody tr")
+    expect(dead).to_have_count(2)
+    expect(dead.nth(0).locator("td[data-label=Reason]")).to_have_text("bad input")
+    sources = sorted(dead.locator("td[data-label=Source]").all_inner_texts())
+    assert sources == ["jobs/0 @ 0", "jobs/0 @ 2"], sources
+    expect(dead.nth(0).locator("td[data-label=Deliveries]")).to_have_text("1")
+    expect(page.locator(".cards")).to_contain_text("Dead-lettered")
+    shot(page, "queue")
+    # Dry run: counts, changes nothing.
+    page.get_by_role("button", name="Dry run").click()
+    result = page.locator("form[aria-label='Redrive dead letters'] .form-result")
+    expect(result).to_contain_text("Dry run: 2 dead-lettered records would be redriven")
+    assert api("GET", "/v1/queues/work")[1]["dead_lettered"] == 2
+    # Redrive, cancelled first, then confirmed.
+    page.get_by_role("button", name="Redrive…").click()
+    dlg = page.locator("dialog.confirm")
+    expect(dlg).to_contain_text("Redrive 2 records?")
+    dlg.get_by_role("button", name="Cancel").click()
+    expect(result).to_contain_text("Cancelled")
+    assert api("GET", "/v1/queues/work")[1]["dead_lettered"] == 2
+    page.get_by_role("button", name="Redrive…").click()
+    shot(page, "queue-redrive-confirm")
+    page.locator("dialog.confirm").get_by_role("button", name="Redrive 2").click()
+    expect(result).to_contain_text("Redriven: 2 records are ready again")
+    _, q = api("GET", "/v1/queues/work")
+    assert (q["dead_lettered"], q["ready"]) == (0, 2), q
+    expect(page.locator(".cards .card", has_text="Ready").first).to_contain_text("2")
+    # One record's delivery history.
+    form = page.locator("form[aria-label='Delivery history']")
+    form.locator("input").nth(1).fill("0")
+    form.get_by_role("button", name="Look up").click()
+    expect(form).to_contain_text("dead_lettered")
+    expect(form).to_contain_text("redriven")
 
 
 @step("health: liveness, readiness, metrics")
@@ -470,7 +552,8 @@ def main():
             lambda: check_record_view(page),
             lambda: check_problems(page),
             lambda: check_delete(page),
-            lambda: check_groups_queues(page),
+            lambda: check_groups(page),
+            lambda: check_queues(page),
             lambda: check_health(page),
             lambda: check_unknown(page),
             lambda: watches.append(check_auth(ctx)),

@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { confirmDialog, empty, field, h, problemBox, put, snippet, table } from "./dom.js";
-import { num, parseLocal, toLocalInput } from "./format.js";
+import { ago, duration, iso, num, parseLocal, toLocalInput } from "./format.js";
 import { card } from "./topic.js";
 
 const enc = encodeURIComponent;
@@ -65,12 +65,18 @@ function lagBar(p) {
   return h("span.bar", { role: "img", "aria-label": `${Math.round(done * 100)}% consumed` }, bar);
 }
 
-function resetForm(group, topics, onDone) {
-  const topicSel = h("select", topics.map((t) => h("option", { value: t }, t)));
-  const toSel = h("select", h("option", { value: "earliest" }, "Earliest"), h("option", { value: "latest" }, "Latest"), h("option", { value: "offset" }, "Offset"), h("option", { value: "time" }, "Time"));
-  const offsetIn = h("input", { type: "text", inputmode: "numeric", placeholder: "0", autocomplete: "off" });
-  const timeIn = h("input", { type: "datetime-local", step: "1", value: toLocalInput(Date.now() - 3_600_000) });
+function resetForm(group, partsByTopic, onDone) {
+  const topics = [...partsByTopic.keys()];
+  const topicSel = h("select", { name: "reset-topic" }, topics.map((t) => h("option", { value: t }, t)));
+  const partSel = h("select", { name: "reset-partition" });
+  const fillParts = () => put(partSel, h("option", { value: "" }, "All partitions"), (partsByTopic.get(topicSel.value) || []).map((p) => h("option", { value: String(p) }, `Partition ${p}`)));
+  fillParts();
+  topicSel.addEventListener("change", fillParts);
+  const toSel = h("select", { name: "reset-to" }, h("option", { value: "earliest" }, "Earliest"), h("option", { value: "latest" }, "Latest"), h("option", { value: "offset" }, "Offset"), h("option", { value: "time" }, "Time"));
+  const offsetIn = h("input", { name: "reset-offset", type: "text", inputmode: "numeric", placeholder: "0", autocomplete: "off" });
+  const timeIn = h("input", { name: "reset-time", type: "datetime-local", step: "1", value: toLocalInput(Date.now() - 3_600_000) });
   const fTopic = field("Topic", topicSel);
+  const fPart = field("Partition", partSel);
   const fTo = field("Reset to", toSel);
   const fOffset = field("Offset", offsetIn);
   const fTime = field("Time", timeIn, "In your time zone");
@@ -82,21 +88,23 @@ function resetForm(group, topics, onDone) {
   };
   show();
   toSel.addEventListener("change", show);
-  const form = h("form.card", { novalidate: true, "aria-label": "Reset committed offsets" }, h("h2", "Reset committed offsets"), h("p.sub", "Members restart from the new offsets at their next poll."), h("div.row", fTopic, fTo, fOffset, fTime, h("div.field.submit", submit)), result);
+  const form = h("form.card", { novalidate: true, "aria-label": "Reset committed offsets" }, h("h2", "Reset committed offsets"), h("p.sub", "Members restart from the new offsets at their next poll."), h("div.row", fTopic, fPart, fTo, fOffset, fTime, h("div.field.submit", submit)), result);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     put(result);
     put(fOffset.error);
     const body = { topic: topicSel.value };
+    if (partSel.value !== "") body.partition = Number(partSel.value);
     if (toSel.value === "offset") body.to = offsetIn.value.trim();
     else if (toSel.value === "time") body.timestamp_ms = parseLocal(timeIn.value);
     else body.to = toSel.value;
     const what = body.timestamp_ms !== undefined ? `the first offset at ${timeIn.value}` : `offset ${body.to}`;
-    if (!(await confirmDialog({ title: `Reset group ${group}?`, body: h("p", `Every partition of ${body.topic} goes to ${what}. Records may be consumed again or skipped.`), confirm: "Reset", danger: true }))) return;
+    const which = body.partition === undefined ? `Every partition of ${body.topic}` : `Partition ${body.partition} of ${body.topic}`;
+    if (!(await confirmDialog({ title: `Reset group ${group}?`, body: h("p", `${which} goes to ${what}. Records may be consumed again or skipped.`), confirm: "Reset offsets", danger: true }))) return;
     submit.disabled = true;
     try {
       await api.resetGroup(group, body);
-      put(result, h("p.ok", `Reset ${body.topic} to ${what}.`));
+      put(result, h("p.ok", `Reset: ${which.toLowerCase()} now at ${what}.`));
       onDone();
     } catch (e) {
       if (e.missingRoute) put(result, unavailable("Offset resets", `POST /v1/groups/${group}/reset`));
@@ -136,6 +144,7 @@ function groupDetail(root, ctx) {
       }
       const owner = new Map();
       for (const m of g.members || []) for (const a of m.assignments || []) owner.set(`${a.topic}/${a.partition}`, m.member_id);
+      for (const p of g.partitions || []) if (p.member_id) owner.set(`${p.topic}/${p.partition}`, p.member_id);
       const totalLag = (g.partitions || []).reduce((s, p) => s + (p.lag || 0), 0);
       put(summary, card("Generation", num(g.generation)), card("Members", num((g.members || []).length)), card("Total lag", lagCell(totalLag)), card("Partitions", num((g.partitions || []).length)));
       put(
@@ -144,6 +153,9 @@ function groupDetail(root, ctx) {
           ? table(
               [
                 { label: "Member", cell: (m) => h("code", m.member_id) },
+                { label: "Topics", cell: (m) => (m.topics || []).join(", ") || "—" },
+                { label: "Last heartbeat", cell: (m) => (m.last_seen_ms ? h("time", { datetime: iso(m.last_seen_ms), title: iso(m.last_seen_ms) }, ago(m.last_seen_ms)) : "—") },
+                { label: "Session timeout", num: true, cell: (m) => (m.session_timeout_ms ? duration(m.session_timeout_ms) : "—") },
                 { label: "Assigned partitions", cell: (m) => ((m.assignments || []).length ? h("ul.chips", m.assignments.map((a) => h("li.chip", `${a.topic}/${a.partition}`))) : h("span.muted", "none")) },
               ],
               g.members,
@@ -167,11 +179,15 @@ function groupDetail(root, ctx) {
             )
           : empty("No partitions.", "The group's topics have no partitions yet."),
       );
-      const topics = [...new Set((g.partitions || []).map((p) => p.topic))];
-      const key = topics.join(",");
-      if (topics.length && key !== resetKey) {
+      const partsByTopic = new Map();
+      for (const p of g.partitions || []) {
+        if (!partsByTopic.has(p.topic)) partsByTopic.set(p.topic, []);
+        partsByTopic.get(p.topic).push(p.partition);
+      }
+      const key = [...partsByTopic].map(([t, ps]) => `${t}:${ps.length}`).join(",");
+      if (partsByTopic.size && key !== resetKey) {
         resetKey = key;
-        put(reset, resetForm(name, topics, () => ctx.refresh()));
+        put(reset, resetForm(name, partsByTopic, () => ctx.refresh()));
       }
     },
   };

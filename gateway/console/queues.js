@@ -20,6 +20,12 @@ export function queueNames(res) {
   return items.map((q) => (typeof q === "string" ? q : q.queue || q.name)).filter(Boolean);
 }
 
+/** Age of the oldest ready record; "—" when none is ready (the API says 0 then). */
+function oldest(q) {
+  if (!q.ready || q.oldest_ready_age_ms == null) return h("span.muted", "—");
+  return duration(q.oldest_ready_age_ms);
+}
+
 function count(v, cls) {
   if (v === null || v === undefined) return "—";
   return h("span", { class: v > 0 ? cls || "" : "muted" }, num(v));
@@ -67,7 +73,7 @@ export function mount(root, ctx) {
             { label: "In flight", num: true, cell: (q) => count(q.in_flight) },
             { label: "Delayed", num: true, cell: (q) => count(q.delayed) },
             { label: "Dead-lettered", num: true, cell: (q) => count(q.dead_lettered, "lag") },
-            { label: "Oldest ready", num: true, cell: (q) => (q.oldest_ready_age_ms == null ? h("span.muted", "—") : duration(q.oldest_ready_age_ms)) },
+            { label: "Oldest ready", num: true, cell: (q) => oldest(q) },
             { label: "Acked", num: true, cell: (q) => count(q.acked) },
           ],
           qs.filter(Boolean),
@@ -245,7 +251,7 @@ function queueDetail(root, ctx) {
         card("In flight", num(q.in_flight)),
         card("Delayed", num(q.delayed)),
         card("Dead-lettered", num(q.dead_lettered)),
-        card("Oldest ready", q.oldest_ready_age_ms == null ? "—" : duration(q.oldest_ready_age_ms)),
+        card("Oldest ready", oldest(q)),
         card("Acked", num(q.acked)),
       );
       const dlq = q.dead_letter_topic || `${name}.dlq`;
@@ -281,7 +287,7 @@ function queueDetail(root, ctx) {
                 { label: "In DLQ", cell: (r) => h("a", { href: `#/topics/${enc(dlq)}/messages?p=${r.partition}&offset=${r.offset}&dir=fwd` }, `${r.partition} @ ${num(r.offset)}`) },
               ],
               letters,
-              { caption: `The newest ${num(letters.length)} records of ${dlq}, newest first` },
+              { caption: `The newest ${num(letters.length)} records of ${dlq}, newest first (redriven records stay in the topic; "Dead-lettered" above counts those still out)` },
             )
           : empty("No dead letters.", `Records that fail ${num(q.max_deliveries)} deliveries land in ${dlq} and show here with their reason.`),
       );

@@ -198,6 +198,41 @@ fn case(method: &str, path: &str) -> Case {
             "/v1/groups/g1/reset".into(),
             Some(json!({"topic": "orders", "to": "earliest"})),
         ),
+        ("get", "/v1/queues") => (Needs::AnyToken, path.to_string(), None),
+        ("put", "/v1/queues/{queue}") => (
+            Needs::Admin,
+            "/v1/queues/orders-q-new".into(),
+            Some(json!({"topic": "orders"})),
+        ),
+        ("get", "/v1/queues/{queue}") => (Needs::Consume, "/v1/queues/orders-q".into(), None),
+        ("delete", "/v1/queues/{queue}") => {
+            (Needs::Admin, "/v1/queues/orders-q-scratch".into(), None)
+        }
+        ("post", "/v1/queues/{queue}/receive") => (
+            Needs::Consume,
+            "/v1/queues/orders-q/receive".into(),
+            Some(json!({"max": 1})),
+        ),
+        ("post", "/v1/queues/{queue}/ack" | "/v1/queues/{queue}/nack") => (
+            Needs::Consume,
+            path.replace("{queue}", "orders-q"),
+            Some(json!({"receipts": ["no-such-receipt"]})),
+        ),
+        ("post", "/v1/queues/{queue}/extend") => (
+            Needs::Consume,
+            "/v1/queues/orders-q/extend".into(),
+            Some(json!({"receipts": ["no-such-receipt"], "visibility_timeout_ms": 1000})),
+        ),
+        ("get", "/v1/queues/{queue}/records/{partition}/{offset}") => (
+            Needs::Consume,
+            "/v1/queues/orders-q/records/0/0".into(),
+            None,
+        ),
+        ("post", "/v1/queues/{queue}/redrive") => (
+            Needs::Admin,
+            "/v1/queues/orders-q/redrive".into(),
+            Some(json!({"dry_run": true})),
+        ),
         _ => panic!(
             "{} {path} is in the OpenAPI document but tests/tests/http_auth.rs has no auth case \
              for it: add one (and a rule in gateway/src/auth.rs `need`)",
@@ -258,6 +293,29 @@ async fn setup_groups(url: &str, c: &reqwest::Client) {
     let _ = MEMBERS.set((ids[0].clone(), ids[1].clone(), ids[2].clone()));
 }
 
+/// Queues for the queue routes' cases, over `orders` (which gets a record in partition 0).
+async fn setup_queues(url: &str, c: &reqwest::Client) {
+    let r = post(
+        c,
+        format!("{url}/v1/topics/orders/records"),
+        json!({"records": [{"value": "v", "partition": 0}]}),
+        ROOT,
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 200, "produce");
+    for queue in ["orders-q", "orders-q-scratch"] {
+        let r = call(
+            c,
+            "put",
+            &format!("{url}/v1/queues/{queue}"),
+            Some(&json!({"topic": "orders"})),
+            auth(Some(ROOT)),
+        )
+        .await;
+        assert_eq!(r.status().as_u16(), 201, "create queue {queue}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_needs_the_right_scope() {
     let gw = gateway(auth_config()).await;
@@ -265,6 +323,7 @@ async fn every_route_needs_the_right_scope() {
     let c = reqwest::Client::new();
     setup(url, &c).await;
     setup_groups(url, &c).await;
+    setup_queues(url, &c).await;
 
     // The document itself is open.
     let r = c
