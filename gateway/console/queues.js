@@ -115,7 +115,7 @@ function sourceLink(r) {
 }
 
 function redriveForm(queue, onDone) {
-  const filterIn = h("input", { autocomplete: "off", spellcheck: "false", placeholder: "optional, e.g. sluice.reason = 'timeout'" });
+  const filterIn = h("input", { name: "redrive-filter", autocomplete: "off", spellcheck: "false", placeholder: "optional, e.g. \"sluice.reason\" = 'timeout'" });
   const maxIn = h("input", { type: "number", min: "1", placeholder: "all" });
   const fFilter = field("Filter", filterIn);
   const fMax = field("At most", maxIn);
