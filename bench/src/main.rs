@@ -7,7 +7,10 @@
 //!   S3): produce throughput and ack latency of concurrent HTTP producers, end-to-end latency to
 //!   long-polling readers at a fixed rate, and the gateway's RSS, against an in-process HTTP +
 //!   JSON server that stores nothing (the ceiling of the HTTP path).
+//! - `sluice-bench filter`: bytes read from the store by a filtered scan (skipping index objects
+//!   by their summaries) against an unfiltered scan of the same 1M-record partition.
 
+mod filter_bench;
 mod http_bench;
 mod log_bench;
 mod stats;
@@ -27,6 +30,8 @@ enum Command {
     Log(log_bench::Args),
     /// HTTP produce throughput, ack and end-to-end latency, and RSS of a `sluice` gateway.
     Http(http_bench::Args),
+    /// Store bytes read by a filtered scan (1% match) against an unfiltered one.
+    Filter(filter_bench::Args),
 }
 
 fn main() {
@@ -38,5 +43,6 @@ fn main() {
     match cli.command {
         Command::Log(args) => rt.block_on(log_bench::run(args)),
         Command::Http(args) => rt.block_on(http_bench::run(args)),
+        Command::Filter(args) => rt.block_on(filter_bench::run(args)),
     }
 }

@@ -1,7 +1,8 @@
 //! Filtered reads through the core (`Log::read_filtered`): a read that finds few matches stays
 //! within its scan budget and answers with `next_offset` advanced; walking a partition with
 //! filtered reads returns exactly the records an unfiltered read returns and the filter passes,
-//! across the journal tail and index objects.
+//! across the journal tail and index objects; index objects whose summary rules a filter out
+//! are skipped without reading their data.
 
 use bytes::Bytes;
 use sluice_compactor::{Compactor, CompactorConfig};
@@ -9,7 +10,7 @@ use sluice_core::clock;
 use sluice_core::filter::Filter;
 use sluice_core::format::record::Record;
 use sluice_core::log::{Log, LogConfig, ProduceRequest, ReadRecord, ScanBudget};
-use sluice_core::store::{self, DynStore};
+use sluice_core::store::{self, DynStore, Instrumented};
 use sluice_core::topic::TopicConfig;
 use std::sync::Arc;
 
@@ -162,4 +163,51 @@ async fn filtered_walks_equal_filtering_everything_across_tail_and_index() {
             assert_eq!(got.iter().collect::<Vec<_>>(), want, "{f} limit {limit}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtered_reads_skip_index_objects_their_summaries_rule_out() {
+    let counted = Instrumented::new(memory(), 1);
+    let store: DynStore = counted.clone();
+    let log = Log::new(store.clone(), clock::system(), LogConfig::default());
+    let topic = log.topics().create("t", 1, None, 0).await.unwrap();
+    let mut compactor = Compactor::new(store.clone(), clock::system(), CompactorConfig::default());
+    // Four index objects of 500 records; only the second has `type = 'rare'`.
+    for kind in ["common", "rare", "common", "common"] {
+        produce(&log, &topic, &[kind; 500], 100).await;
+        let report = compactor.run_once().await.unwrap();
+        assert_eq!(report.index_objects, 1, "{report:?}");
+    }
+    let fresh = || Log::new(store.clone(), clock::system(), LogConfig::default());
+    let bytes_read = || counted.counts().get_bytes;
+
+    let before = bytes_read();
+    let all = read_all(&fresh(), &topic).await;
+    let unfiltered = bytes_read() - before;
+    assert_eq!(all.len(), 2000);
+
+    let filter = Filter::parse("type = 'rare' AND n < 50").unwrap();
+    let before = bytes_read();
+    let (got, _) = walk(&fresh(), &topic, &filter, 1000, ScanBudget::default()).await;
+    let filtered = bytes_read() - before;
+    let want: Vec<&ReadRecord> = all.iter().filter(|r| filter.matches(&r.record)).collect();
+    assert_eq!(got.iter().collect::<Vec<_>>(), want);
+    assert!(!want.is_empty() && want.iter().all(|r| (500..1000).contains(&r.offset)));
+    // One data object of four is read (plus the small index objects).
+    assert!(
+        filtered * 3 < unfiltered,
+        "filtered read {filtered} bytes, unfiltered {unfiltered}"
+    );
+    // A filter no summary rules out reads everything.
+    let before = bytes_read();
+    let (got, _) = walk(
+        &fresh(),
+        &topic,
+        &Filter::parse("n < 50").unwrap(),
+        100,
+        ScanBudget::default(),
+    )
+    .await;
+    assert_eq!(got.len(), 1000);
+    assert!(bytes_read() - before >= unfiltered);
 }
