@@ -10,7 +10,10 @@
 //! - `sluice-bench queue`: queue mode against a `sluice` process: receive+ack throughput of 16
 //!   receivers, receive / ack latency, redelivery latency after a timeout, object writes per
 //!   1,000 acks.
+//! - `sluice-bench filter`: bytes read from the store by a filtered scan (skipping index objects
+//!   by their summaries) against an unfiltered scan of the same 1M-record partition.
 
+mod filter_bench;
 mod group_bench;
 mod http_bench;
 mod log_bench;
@@ -36,6 +39,8 @@ enum Command {
     Groups(group_bench::Args),
     /// Queue mode: receive+ack throughput, redelivery latency, object writes per 1,000 acks.
     Queue(queue_bench::Args),
+    /// Store bytes read by a filtered scan (1% match) against an unfiltered one.
+    Filter(filter_bench::Args),
 }
 
 fn main() {
@@ -49,5 +54,6 @@ fn main() {
         Command::Http(args) => rt.block_on(http_bench::run(args)),
         Command::Groups(args) => rt.block_on(group_bench::run(args)),
         Command::Queue(args) => rt.block_on(queue_bench::run(args)),
+        Command::Filter(args) => rt.block_on(filter_bench::run(args)),
     }
 }

@@ -24,9 +24,10 @@ use object_store::PutPayload;
 use sluice_core::clock::Clock;
 use sluice_core::error::{Error, Result};
 use sluice_core::format::checkpoint::Checkpoint;
-use sluice_core::format::index::{IndexEntry, IndexObject};
+use sluice_core::format::index::{IndexEntry, IndexObject, Summary};
 use sluice_core::format::journal::{BatchRef, JournalEntry};
-use sluice_core::format::segment::{segment_header, verify_frame, SEGMENT_HEADER_LEN};
+use sluice_core::format::record::Record;
+use sluice_core::format::segment::{decode_frame, segment_header, SEGMENT_HEADER_LEN};
 use sluice_core::head::HeadState;
 use sluice_core::ids::{new_ulid, ObjectId, PartitionId};
 use sluice_core::keys::{self, IndexKey};
@@ -377,6 +378,8 @@ impl Compactor {
             by_segment.entry(b.segment).or_default().push(i);
         }
         let mut frames: Vec<Bytes> = vec![Bytes::new(); batches.len()];
+        // The batches' records, for the object's summary (none if a batch does not decode).
+        let mut decoded: Vec<Option<Vec<Record>>> = vec![None; batches.len()];
         for (segment, idx) in by_segment {
             let key = keys::segment(segment);
             let ranges: Vec<_> = idx
@@ -389,9 +392,12 @@ impl Compactor {
                 .await
                 .map_err(|e| Error::store("get", &key, e))?;
             for (&i, bytes) in idx.iter().zip(got) {
-                match verify_frame(&bytes) {
-                    Ok(n) if n == batches[i].0.record_count => {}
-                    Ok(n) => {
+                match decode_frame(&bytes) {
+                    Ok(records) if records.len() == batches[i].0.record_count as usize => {
+                        decoded[i] = Some(records);
+                    }
+                    Ok(records) => {
+                        let n = records.len();
                         tracing::error!(%key, expected = batches[i].0.record_count, found = n, "batch record count differs from the journal; copied as is, readers will report it")
                     }
                     // Copy it anyway: readers report the corruption with the data object key
@@ -419,11 +425,17 @@ impl Compactor {
         let data: PutPayload = std::iter::once(Bytes::copy_from_slice(&segment_header()))
             .chain(frames)
             .collect();
+        let summary = decoded
+            .iter()
+            .all(Option::is_some)
+            .then(|| Summary::of(decoded.iter().flatten().flatten()))
+            .flatten();
         let index = IndexObject {
             topic: p.topic,
             partition: p.partition,
             through_seq: through,
             entries,
+            summary,
         };
         let key = IndexKey {
             base: index.base_offset(),

@@ -36,9 +36,13 @@
 //! - Limits: at most [`MAX_FILTER_LEN`] bytes and [`MAX_DEPTH`] levels of `NOT` / parentheses, so
 //!   parsing, evaluation and dropping are bounded; beyond them parsing fails with a position.
 //!
+//! [`Filter::may_match`] decides from an index object's [`Summary`] (header names, counts and
+//! low-cardinality values) whether any of its records can pass, so filtered reads skip objects.
+//!
 //! [`Filter`]'s `Display` prints a canonical form that parses back to the same filter, and it
 //! (de)serializes as that string.
 
+use crate::format::index::Summary;
 use crate::format::record::Record;
 use std::cmp::Ordering;
 use std::fmt;
@@ -349,6 +353,60 @@ impl Filter {
                 pattern,
             } => lookup(name).is_some_and(|v| like(pattern.as_bytes(), v) != *negated),
             Filter::IsNull { name, negated } => lookup(name).is_none() != *negated,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Summaries: can any record of an index object match?
+
+impl Filter {
+    /// Whether some record summarized by `s` may pass the filter. Conservative: `false` only
+    /// when the summary proves that no record passes, so a filtered read can skip the object.
+    pub fn may_match(&self, s: &Summary) -> bool {
+        self.bounds(s).0
+    }
+
+    /// (some record may pass, some record may fail).
+    fn bounds(&self, s: &Summary) -> (bool, bool) {
+        match self {
+            Filter::Or(fs) => fs.iter().fold((false, true), |(t, f), g| {
+                let (gt, gf) = g.bounds(s);
+                (t || gt, f && gf)
+            }),
+            Filter::And(fs) => fs.iter().fold((true, false), |(t, f), g| {
+                let (gt, gf) = g.bounds(s);
+                (t && gt, f || gf)
+            }),
+            Filter::Not(g) => {
+                let (t, f) = g.bounds(s);
+                (f, t)
+            }
+            Filter::Cmp(name, ..)
+            | Filter::In { name, .. }
+            | Filter::Like { name, .. }
+            | Filter::IsNull { name, .. } => {
+                let field = match name {
+                    Name::Key => Some(&s.key),
+                    Name::Header(h) => s.header(h),
+                };
+                let present = field.map_or(0, |f| f.present);
+                let mut outcomes: Vec<bool> = Vec::new();
+                if present < s.records {
+                    outcomes.push(self.eval(&|_| None));
+                }
+                if present > 0 {
+                    match (field.and_then(|f| f.values.as_ref()), self) {
+                        (Some(values), _) => {
+                            outcomes.extend(values.iter().map(|v| self.eval(&|_| Some(&v[..]))))
+                        }
+                        // Whatever the value, IS NULL only asks whether there is one.
+                        (None, Filter::IsNull { .. }) => outcomes.push(self.eval(&|_| Some(&[]))),
+                        (None, _) => return (true, true),
+                    }
+                }
+                (outcomes.contains(&true), outcomes.contains(&false))
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::filter::Filter;
 use crate::format::index::IndexObject;
 use crate::format::journal::BatchRef;
 use crate::format::record::Record;
@@ -96,6 +97,27 @@ pub struct ReadBatch {
     pub next_offset: u64,
     pub high_watermark: u64,
 }
+
+/// How much a filtered read may scan before it answers with what it found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanBudget {
+    pub records: usize,
+    pub bytes: usize,
+}
+
+impl Default for ScanBudget {
+    fn default() -> Self {
+        Self {
+            records: 100_000,
+            bytes: 32 << 20,
+        }
+    }
+}
+
+/// Records a filtered read asks the unfiltered read for at a time.
+const MAX_SCAN_CHUNK: usize = 10_000;
+/// Index objects a filtered read skips (by their summaries) before it answers.
+const MAX_SKIPPED_OBJECTS: usize = 1000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PartitionInfo {
@@ -426,6 +448,93 @@ impl Log {
             records,
             next_offset,
             high_watermark: next.max(shard.next_offset(&p)),
+        })
+    }
+
+    /// Read up to `limit` records that pass `filter` from `offset`, scanning at most
+    /// `budget` records / bytes however few match, and skipping index objects whose summary
+    /// proves that none of their records passes (no data read for them). `next_offset` is the offset after the last
+    /// record scanned (records the filter drops still advance it), so a caller that gets no
+    /// records but an advanced `next_offset` goes on from there.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn read_filtered(
+        &self,
+        topic: &TopicConfig,
+        partition: u32,
+        offset: u64,
+        limit: usize,
+        max_bytes: usize,
+        filter: &Filter,
+        budget: ScanBudget,
+    ) -> Result<ReadBatch> {
+        topic.check_partition(partition)?;
+        let p = PartitionId {
+            topic: topic.topic_id()?,
+            partition,
+        };
+        let shard = self.shard_for_read(topic.shard).await?;
+        let mut records = Vec::new();
+        let (mut bytes, mut scanned, mut scanned_bytes) = (0usize, 0usize, 0usize);
+        let mut skipped_objects = 0usize;
+        // Ask for what the limit needs first, then twice as much each round that falls short,
+        // so a filter that passes most records does not fetch far past the limit.
+        let mut want = limit.clamp(100, MAX_SCAN_CHUNK);
+        let mut at = offset;
+        let mut high_watermark = offset;
+        while records.len() < limit
+            && bytes < max_bytes
+            && scanned < budget.records
+            && scanned_bytes < budget.bytes
+        {
+            let mut chunk = (budget.records - scanned).min(want);
+            want = (want * 2).min(MAX_SCAN_CHUNK);
+            // In an index object: skip it whole when its summary proves nothing matches, else
+            // read only within it (the next one may be skippable).
+            if let Located::Indexed { covered, .. } = shard.locate(&p, at) {
+                if let Ok((key, index)) = self.index_for_offset(&p, at, covered).await {
+                    if index.summary.as_ref().is_some_and(|s| !filter.may_match(s)) {
+                        at = key.end;
+                        high_watermark = high_watermark.max(at);
+                        skipped_objects += 1;
+                        if skipped_objects >= MAX_SKIPPED_OBJECTS {
+                            break;
+                        }
+                        continue;
+                    }
+                    chunk = chunk.min((key.end - at) as usize);
+                }
+                // An error here (the object was deleted, …) is the read's to report.
+            }
+            let batch = match self
+                .read(topic, partition, at, chunk, budget.bytes - scanned_bytes)
+                .await
+            {
+                Ok(b) => b,
+                // Past the end after the first round: what was scanned is the answer.
+                Err(Error::OffsetOutOfRange { .. }) if at != offset => break,
+                Err(e) => return Err(e),
+            };
+            high_watermark = high_watermark.max(batch.high_watermark);
+            if batch.records.is_empty() {
+                break;
+            }
+            for r in batch.records {
+                scanned += 1;
+                scanned_bytes += r.record.encoded_len();
+                at = r.offset + 1;
+                if filter.matches(&r.record) {
+                    bytes += r.record.encoded_len();
+                    records.push(r);
+                    if records.len() >= limit || bytes >= max_bytes {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(ReadBatch {
+            records,
+            next_offset: at,
+            high_watermark: high_watermark.max(at),
         })
     }
 

@@ -26,7 +26,7 @@ use bytes::{Bytes, BytesMut};
 use sluice_api::{OffsetQuery, ProduceQuery, ReadQuery};
 use sluice_core::filter::Filter;
 use sluice_core::format::checkpoint::{Checkpoint, DedupRecord};
-use sluice_core::format::index::{IndexEntry, IndexObject};
+use sluice_core::format::index::{IndexEntry, IndexObject, Summary};
 use sluice_core::format::journal::{Append, BatchRef, JournalEntry};
 use sluice_core::format::record::Record;
 use sluice_core::format::segment::{decode_segment, encode_frame, segment_header, Codec};
@@ -129,6 +129,21 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
                     len: 20,
                 },
             ],
+            summary: Summary::of(&[
+                Record::new(Some(b"k"), &b"v"[..]),
+                Record {
+                    headers: vec![
+                        ("type".into(), Bytes::from_static(b"paid")),
+                        ("id".into(), Bytes::from(vec![b'x'; 80])),
+                    ],
+                    ..Record::new(None, &b"w"[..])
+                },
+                Record {
+                    headers: vec![("type".into(), Bytes::from_static(b"created"))],
+                    ..Record::new(Some(b"k2"), &b""[..])
+                },
+                Record::new(None, &b""[..]),
+            ]),
         }
         .encode()
         .to_vec()],

@@ -527,9 +527,74 @@ proptest! {
     }
 
     #[test]
+    fn may_match_is_never_false_when_a_record_matches(
+        f in filter(),
+        records in proptest::collection::vec(record(), 1..12),
+        max_values in 0usize..4,
+    ) {
+        let s = summary_with_cap(&records, max_values);
+        if records.iter().any(|r| f.matches(r)) {
+            prop_assert!(f.may_match(&s), "{} on {:?}", f, s);
+        }
+    }
+
+    #[test]
     fn like_agrees_with_recursion(p in "[ab%_é]{0,6}", v in "[abé]{0,8}") {
         let pc: Vec<char> = p.chars().collect();
         let vc: Vec<char> = v.chars().collect();
         prop_assert_eq!(like(p.as_bytes(), v.as_bytes()), reference::like(&pc, &vc));
     }
+}
+
+/// A summary as `Summary::of` makes it, with values forgotten past `max_values` (to exercise
+/// unknown values with few generated values).
+fn summary_with_cap(records: &[Record], max_values: usize) -> crate::format::index::Summary {
+    let mut s = crate::format::index::Summary::of(records).unwrap();
+    for f in std::iter::once(&mut s.key).chain(s.headers.iter_mut().map(|(_, f)| f)) {
+        if f.values.as_ref().is_some_and(|v| v.len() > max_values) {
+            f.values = None;
+        }
+    }
+    s
+}
+
+#[test]
+fn may_match_skips_what_a_summary_rules_out() {
+    let records = [
+        rec(Some("k1"), &[("type", "created"), ("n", "5")]),
+        rec(None, &[("type", "paid"), ("id", "1")]),
+    ];
+    let s = summary_with_cap(&records, 16);
+    let may = |f: &str| Filter::parse(f).unwrap().may_match(&s);
+    for f in [
+        "type = 'refunded'",
+        "region = 'eu'",
+        "type IS NULL",
+        "n > 5",
+        "key = 'k2'",
+        "type LIKE 'x%'",
+        "NOT type IS NOT NULL",
+        "type = 'paid' AND n = 5 AND type = 'x'",
+        "NOT (type IN ('created', 'paid'))",
+        "region IS NOT NULL OR key LIKE 'z%'",
+    ] {
+        assert!(!may(f), "{f} should be ruled out");
+    }
+    for f in [
+        "type = 'paid'",
+        "n <= 5",
+        "key IS NULL",
+        "id IS NULL",
+        "NOT type = 'paid'",
+        "region IS NULL",
+        "type <> 'created'",
+        "key = 'k1' OR region = 'eu'",
+    ] {
+        assert!(may(f), "{f} may match");
+    }
+    // Values unknown: only presence can rule an object out.
+    let s = summary_with_cap(&records, 0);
+    assert!(Filter::parse("type = 'refunded'").unwrap().may_match(&s));
+    assert!(!Filter::parse("region = 'eu'").unwrap().may_match(&s));
+    assert!(!Filter::parse("type IS NULL").unwrap().may_match(&s));
 }
