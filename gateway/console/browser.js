@@ -220,6 +220,10 @@ export function mount(root, ctx) {
     else if (d.includes("timestamp")) target = fTime.error;
     else if (code === "partition_not_found") target = fPart.error;
     put(target, problemBox(e));
+    if (target === fFilter.error && Number.isInteger(e.problem?.position)) {
+      // Point at the byte where parsing failed (the filter is ASCII in the common case).
+      target.append(h("pre.caret", { "aria-label": `position ${e.problem.position}` }, `${s.filter}\n${" ".repeat(e.problem.position)}^`));
+    }
     if (code === "offset_out_of_range" && e.problem.earliest_offset !== undefined) {
       target.append(h("p.hint", `This partition holds offsets ${num(e.problem.earliest_offset)} to ${num(e.problem.next_offset - 1)}.`));
     }
