@@ -4,7 +4,7 @@
 // the API's problem document next to the field it concerns.
 
 import { api, ApiError } from "./api.js";
-import { empty, field, h, problemBox, put } from "./dom.js";
+import { empty, field, gone, h, problemBox, put, showFor } from "./dom.js";
 import { b64bytes, bytes, hex, hexdump, iso, localTime, num, parseLocal, recordBytes, toLocalInput } from "./format.js";
 import { headerChips } from "./topic.js";
 
@@ -173,12 +173,7 @@ export function mount(root, ctx) {
   const fSize = field("Page size", sizeSel);
   const general = h("div.form-result", { "aria-live": "polite" });
   const seekBtn = h("button.primary", { type: "submit" }, "Seek");
-  const showMode = () => {
-    fOffset.hidden = modeSel.value !== "offset";
-    fTime.hidden = modeSel.value !== "time";
-  };
-  showMode();
-  modeSel.addEventListener("change", showMode);
+  showFor(modeSel, { offset: fOffset, time: fTime });
   const form = h(
     "form.card.seek",
     { novalidate: true, "aria-label": "Seek" },
@@ -380,7 +375,7 @@ export function mount(root, ctx) {
           found = false;
         }
         if (!found) {
-          put(root, h("h1", topic), empty("This topic does not exist (any more).", h("a", { href: "#/topics" }, "Back to the topics")));
+          gone(root, topic, "topic", "#/topics");
           return;
         }
         return run(seek);

@@ -51,6 +51,30 @@ export function empty(title, ...next) {
   return h("div.empty", { role: "status" }, h("p.empty-title", title), ...next.map((n) => h("p", n)));
 }
 
+/** A figure with its label, for the rows of cards atop a page. */
+export function card(label, value) {
+  return h("div.card.stat", h("div.stat-label", label), h("div.stat-value", value));
+}
+
+/** The empty state of a feature the gateway answers 404 for (a route this build lacks). */
+export function unavailable(what, path) {
+  return empty(`${what} are not available on this gateway.`, `The API answered 404 for ${path}: this build does not serve them yet.`);
+}
+
+/** The page of something that does not exist (any more): `kind` "topic", `section` "#/topics". */
+export function gone(root, name, kind, section) {
+  put(root, h("h1", name), empty(`This ${kind} does not exist (any more).`, h("a", { href: section }, `Back to the ${kind}s`)));
+}
+
+/** Show only the fields whose key is the select's value ({offset: field, time: field}). */
+export function showFor(select, fields) {
+  const show = () => {
+    for (const [value, f] of Object.entries(fields)) f.hidden = select.value !== value;
+  };
+  show();
+  select.addEventListener("change", show);
+}
+
 /** A code snippet the reader can copy. */
 export function snippet(text) {
   return h("pre.snippet", h("code", text));

@@ -2,15 +2,10 @@
 // and lag per partition, and resetting its committed offsets.
 
 import { api } from "./api.js";
-import { confirmDialog, empty, field, h, problemBox, put, snippet, table } from "./dom.js";
+import { card, confirmDialog, empty, field, gone, h, problemBox, put, showFor, snippet, table, unavailable } from "./dom.js";
 import { ago, duration, iso, num, parseLocal, toLocalInput } from "./format.js";
-import { card } from "./topic.js";
 
 const enc = encodeURIComponent;
-
-export function unavailable(what, path) {
-  return empty(`${what} are not available on this gateway.`, `The API answered 404 for ${path}: this build does not serve them yet.`);
-}
 
 export function mount(root, ctx) {
   ctx.title("Consumer groups");
@@ -82,12 +77,7 @@ function resetForm(group, partsByTopic, onDone) {
   const fTime = field("Time", timeIn, "In your time zone");
   const result = h("div.form-result", { "aria-live": "polite" });
   const submit = h("button.danger", { type: "submit" }, "Reset offsets…");
-  const show = () => {
-    fOffset.hidden = toSel.value !== "offset";
-    fTime.hidden = toSel.value !== "time";
-  };
-  show();
-  toSel.addEventListener("change", show);
+  showFor(toSel, { offset: fOffset, time: fTime });
   const form = h("form.card", { novalidate: true, "aria-label": "Reset committed offsets" }, h("h2", "Reset committed offsets"), h("p.sub", "Members restart from the new offsets at their next poll."), h("div.row", fTopic, fPart, fTo, fOffset, fTime, h("div.field.submit", submit)), result);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -139,7 +129,7 @@ function groupDetail(root, ctx) {
         g = await api.group(name);
       } catch (e) {
         if (e.missingRoute) return put(root, h("h1", name), unavailable("Consumer groups", `GET /v1/groups/${name}`));
-        if (e.code === "group_not_found") return put(root, h("h1", name), empty("This group does not exist (any more).", h("a", { href: "#/groups" }, "Back to the groups")));
+        if (e.code === "group_not_found") return gone(root, name, "group", "#/groups");
         throw e;
       }
       const owner = new Map();

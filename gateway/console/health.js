@@ -3,9 +3,8 @@
 // the gateway exports them, and every metric in a searchable table.
 
 import { api } from "./api.js";
-import { empty, field, h, problemBox, put, table } from "./dom.js";
+import { card, empty, field, h, problemBox, put, table } from "./dom.js";
 import { Window, bytes, duration, num, parseMetrics, rate } from "./format.js";
-import { card } from "./topic.js";
 
 const windows = new Map();
 

@@ -4,11 +4,9 @@
 // and a confirmation, and one record's delivery history.
 
 import { api, ApiError } from "./api.js";
-import { confirmDialog, empty, field, h, problemBox, put, snippet, table } from "./dom.js";
+import { card, confirmDialog, empty, field, gone, h, problemBox, put, snippet, table, unavailable } from "./dom.js";
 import { duration, iso, localTime, num } from "./format.js";
 import { valueView } from "./browser.js";
-import { unavailable } from "./groups.js";
-import { card } from "./topic.js";
 import { pool } from "./topics.js";
 
 const enc = encodeURIComponent;
@@ -242,7 +240,7 @@ function queueDetail(root, ctx) {
         q = await api.queue(name);
       } catch (e) {
         if (e.missingRoute) return put(root, h("h1", name), unavailable("Queues", `GET /v1/queues/${name}`));
-        if (e.code === "queue_not_found") return put(root, h("h1", name), empty("This queue does not exist (any more).", h("a", { href: "#/queues" }, "Back to the queues")));
+        if (e.code === "queue_not_found") return gone(root, name, "queue", "#/queues");
         throw e;
       }
       put(

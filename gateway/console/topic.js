@@ -2,7 +2,7 @@
 // the delayed records still pending (contract "Delayed records").
 
 import { api, ApiError } from "./api.js";
-import { empty, field, h, problemBox, put, snippet, table } from "./dom.js";
+import { card, empty, field, gone, h, problemBox, put, snippet, table, unavailable } from "./dom.js";
 import { ago, iso, num, retention } from "./format.js";
 import { absTime, deleteTopic, lastAppend, rateCell, ratesOf, retentionInput, timeCell, track } from "./topics.js";
 
@@ -48,10 +48,7 @@ function editForm(detail, onSaved) {
 function delayedView(name, res, onCancel) {
   if (res instanceof ApiError) {
     if (res.status === 404 && res.code !== "topic_not_found") {
-      return empty(
-        "Delayed records are not available on this gateway.",
-        `The API answered 404 for GET /v1/topics/${name}/delayed: this build does not have delayed records yet.`,
-      );
+      return unavailable("Delayed records", `GET /v1/topics/${name}/delayed`);
     }
     return problemBox(res);
   }
@@ -141,7 +138,7 @@ export function mount(root, ctx) {
         d = await api.topic(name);
       } catch (e) {
         if (e.code === "topic_not_found") {
-          put(root, h("h1", name), empty("This topic does not exist (any more).", h("a", { href: "#/topics" }, "Back to the topics")));
+          gone(root, name, "topic", "#/topics");
           return;
         }
         throw e;
@@ -190,8 +187,4 @@ export function mount(root, ctx) {
       put(delayedBox, delayedView(name, delayed, cancel));
     },
   };
-}
-
-export function card(label, value) {
-  return h("div.card.stat", h("div.stat-label", label), h("div.stat-value", value));
 }
