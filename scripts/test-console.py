@@ -512,9 +512,17 @@ def check_auth(browser_ctx):
     dlg = page.locator("#token-dialog")
     expect(dlg).to_be_visible()
     shot(page, "auth-token")
+    # Cancelled: the page says why it shows nothing, and stops asking until "Token" is clicked.
+    dlg.get_by_role("button", name="Cancel").click()
+    expect(page.locator("main .problem")).to_contain_text("401")
+    page.wait_for_timeout(2500)
+    expect(dlg).to_be_hidden()
+    page.click("#token-btn")
+    expect(dlg).to_be_visible()
     page.fill("#token-input", "wrong-token")
     page.keyboard.press("Enter")
     expect(dlg).to_be_visible()  # a wrong token is asked again
+    expect(page.locator("#token-reason")).to_contain_text("not valid")
     page.fill("#token-input", AUTH_TOKEN)
     dlg.get_by_role("button", name="Use token").click()
     expect(page.locator("table.grid")).to_contain_text("secured")

@@ -134,18 +134,23 @@ const dlg = document.getElementById("token-dialog");
 const input = document.getElementById("token-input");
 const tokenBtn = document.getElementById("token-btn");
 
+/** Set when the person cancelled the token dialog: no more asking until they click "Token". */
+let declined = false;
+
 function showTokenButton() {
-  tokenBtn.hidden = !token();
+  tokenBtn.hidden = !token() && !declined;
 }
 
-onTokenNeeded(
-  (reason) =>
-    new Promise((resolve) => {
+onTokenNeeded((reason) =>
+  declined
+    ? Promise.resolve(null)
+    : new Promise((resolve) => {
       document.getElementById("token-reason").textContent = reason;
       input.value = "";
       const done = () => {
         dlg.removeEventListener("close", done);
         const v = dlg.returnValue === "ok" ? input.value.trim() : "";
+        declined = !v;
         resolve(v || null);
         setTimeout(showTokenButton);
       };
@@ -163,11 +168,13 @@ document.getElementById("token-forget").addEventListener("click", () => {
   showTokenButton();
 });
 tokenBtn.addEventListener("click", () => {
+  declined = false;
   input.value = "";
   dlg.returnValue = "";
   const done = () => {
     dlg.removeEventListener("close", done);
     if (dlg.returnValue === "ok" && input.value.trim()) setToken(input.value.trim());
+    else declined = !token();
     showTokenButton();
     render();
   };
