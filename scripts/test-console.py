@@ -452,6 +452,7 @@ def check_queues(page):
     sources = sorted(dead.locator("td[data-label=Source]").all_inner_texts())
     assert sources == ["jobs/0 @ 0", "jobs/0 @ 2"], sources
     expect(dead.nth(0).locator("td[data-label=Deliveries]")).to_have_text("1")
+    expect(dead.nth(0).locator("td[data-label=Now]")).to_have_text("dead-lettered")
     expect(page.locator(".cards")).to_contain_text("Dead-lettered")
     shot(page, "queue")
     # Dry run: counts, changes nothing.
@@ -473,6 +474,7 @@ def check_queues(page):
     _, q = api("GET", "/v1/queues/work")
     assert (q["dead_lettered"], q["ready"]) == (0, 2), q
     expect(page.locator(".cards .card", has_text="Ready").first).to_contain_text("2")
+    expect(dead.nth(0).locator("td[data-label=Now]")).to_have_text("ready (redriven)")
     # One record's delivery history.
     form = page.locator("form[aria-label='Delivery history']")
     form.locator("input").nth(1).fill("0")

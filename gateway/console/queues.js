@@ -103,6 +103,36 @@ async function deadLetters(dlq) {
     .slice(0, DLQ_SHOWN);
 }
 
+const STATE_TTL_MS = 10_000;
+
+/** Each dead letter's state in the queue now (a redriven one stays in the DLQ topic), looked up
+ * through the record history endpoint and kept for 10 s. */
+async function withStates(queue, letters, cache) {
+  const now = Date.now();
+  await pool(letters, 6, async (r) => {
+    const hd = r.headers || {};
+    const key = `${hd["sluice.source_partition"]}/${hd["sluice.source_offset"]}`;
+    let c = cache.get(key);
+    if (!c || now - c.at > STATE_TTL_MS) {
+      try {
+        const h = await api.queueRecord(queue, hd["sluice.source_partition"] ?? "0", hd["sluice.source_offset"] ?? "0");
+        c = { state: h.state, at: now };
+      } catch (e) {
+        if (!(e instanceof ApiError)) throw e;
+        c = { state: null, at: now };
+      }
+      cache.set(key, c);
+    }
+    r.state = c.state;
+  });
+  return letters;
+}
+
+function stateCell(r) {
+  if (!r.state) return h("span.muted", "—");
+  return h("span", { class: r.state === "dead_lettered" ? "lag" : "muted" }, r.state === "dead_lettered" ? "dead-lettered" : `${r.state.replace("_", " ")} (redriven)`);
+}
+
 function sourceLink(r) {
   const hd = r.headers || {};
   const t = hd["sluice.source_topic"];
@@ -224,7 +254,15 @@ function queueDetail(root, ctx) {
   const stats = h("div.cards");
   const config = h("div");
   const dead = h("div", h("p.loading", "Loading…"));
-  const forms = h("div", redriveForm(name, () => ctx.refresh()), historyForm(name));
+  const states = new Map();
+  const forms = h(
+    "div",
+    redriveForm(name, () => {
+      states.clear();
+      ctx.refresh();
+    }),
+    historyForm(name),
+  );
   put(
     root,
     h("div.head", h("nav.crumbs", { "aria-label": "Breadcrumb" }, h("a", { href: "#/queues" }, "Queues"), " / "), h("h1", name)),
@@ -270,7 +308,7 @@ function queueDetail(root, ctx) {
           q.filter ? [h("dt", "Filter"), h("dd", h("code", q.filter))] : null,
         ),
       );
-      const letters = await deadLetters(dlq);
+      const letters = await withStates(name, await deadLetters(dlq), states);
       put(
         dead,
         letters.length
@@ -278,6 +316,7 @@ function queueDetail(root, ctx) {
               [
                 { label: "Dead-lettered", cell: (r) => h("time", { datetime: iso(r.timestamp_ms), title: iso(r.timestamp_ms) }, localTime(r.timestamp_ms)) },
                 { label: "Reason", cell: (r) => h("span.reason", r.headers?.["sluice.reason"] ?? "—") },
+                { label: "Now", cell: stateCell },
                 { label: "Source", cell: sourceLink },
                 { label: "Deliveries", num: true, cell: (r) => num(Number(r.headers?.["sluice.delivery_count"])) },
                 { label: "Key", cell: (r) => valueView(r.key, r.key_b64, false) },
@@ -285,7 +324,7 @@ function queueDetail(root, ctx) {
                 { label: "In DLQ", cell: (r) => h("a", { href: `#/topics/${enc(dlq)}/messages?p=${r.partition}&offset=${r.offset}&dir=fwd` }, `${r.partition} @ ${num(r.offset)}`) },
               ],
               letters,
-              { caption: `The newest ${num(letters.length)} records of ${dlq}, newest first (redriven records stay in the topic; "Dead-lettered" above counts those still out)` },
+              { caption: `The newest ${num(letters.length)} records of ${dlq}, newest first; "Now" is the source record's state in this queue (a redriven record stays in the dead-letter topic)` },
             )
           : empty("No dead letters.", `Records that fail ${num(q.max_deliveries)} deliveries land in ${dlq} and show here with their reason.`),
       );
