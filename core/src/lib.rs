@@ -4,6 +4,7 @@
 //! Map of the crate:
 //! - [`codec`], [`format`]: versioned binary formats (segment, journal entry, index, checkpoint)
 //! - [`keys`]: every object key
+//! - [`filter`]: record filters on headers and the key (parse, evaluate, print)
 //! - [`head`], [`partition`]: pure commit logic (offset assignment, dedup) and partitioning
 //! - [`store`]: opening stores, create-only puts, the instrumented / fault-injecting wrapper
 //! - [`shard`]: one journal shard's live head: commit, catch-up, tail for reads
@@ -16,6 +17,7 @@
 pub mod clock;
 pub mod codec;
 pub mod error;
+pub mod filter;
 pub mod format;
 pub mod head;
 pub mod ids;

@@ -12,7 +12,8 @@
 //! leased, held and dead records, then planned against — nothing may panic); `produce-json`,
 //! `produce-ndjson` (produce request bodies, through the same function the handler calls, so
 //! every rejection must be a 4xx problem), `query` (the read and produce query strings and the
-//! read's start offset); `all`. Example (≥ 10 million runs):
+//! read's start offset); `filter` (the record filter parser: an error names a position inside
+//! the input, whatever parses prints back to itself and evaluates without panicking); `all`. Example (≥ 10 million runs):
 //! `cargo run --release -p sluice-fuzz -- all 10000000`.
 //!
 //! Why not cargo-fuzz: it needs a nightly toolchain, which this project's machines cannot fetch.
@@ -21,6 +22,7 @@
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use sluice_api::{OffsetQuery, ProduceQuery, ReadQuery};
+use sluice_core::filter::Filter;
 use sluice_core::format::checkpoint::{Checkpoint, DedupRecord};
 use sluice_core::format::index::{IndexEntry, IndexObject};
 use sluice_core::format::journal::{Append, BatchRef, JournalEntry};
@@ -37,7 +39,7 @@ use sluice_gateway::extract::parse_query;
 use sluice_gateway::ApiError;
 use std::process::ExitCode;
 
-const TARGETS: [&str; 11] = [
+const TARGETS: [&str; 12] = [
     "segment",
     "journal",
     "index",
@@ -49,6 +51,7 @@ const TARGETS: [&str; 11] = [
     "produce-json",
     "produce-ndjson",
     "query",
+    "filter",
 ];
 
 struct Rng(u64);
@@ -193,6 +196,15 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
         .iter()
         .map(|s| s.as_bytes().to_vec())
         .collect(),
+        "filter" => [
+            "type = 'created' AND amount > 100",
+            "key LIKE 'user-%' OR NOT (region IN ('eu', 'us') AND \"x y\" IS NOT NULL)",
+            "n NOT IN (1, -2.5, 1e+3) and \"key\" <> 'it''s' or b NOT LIKE '_%' OR c IS NULL",
+            "((a = 1)) AND b != 2 AND c <= 3 AND d >= 4 AND e < 5",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect(),
         _ => Vec::new(),
     }
 }
@@ -208,6 +220,8 @@ const TOKENS: &[&str] = &[
     "partition=", "earliest", "latest", "none", "durable", "\"partition\":3,", "\"key\":\"k\",",
     "\"key_b64\":\"AAEC\",", "\"value_b64\":\"/w==\",", "\"timestamp_ms\":-1,",
     "\"headers\":{\"h\":\"v\"},", "{\"value\":\"v\"},", "\"\\u00e9\",", "\"h\":\"v\",",
+    " AND ", " OR ", "NOT ", " IN ", " LIKE ", " IS ", "NULL", "'", "''", "(", ")", "<>", "!=",
+    "<=", ">=", "<", ">", "'x'", "1e+5", "key", "\"q\"",
 ];
 
 /// Limits the produce targets check records against.
@@ -421,6 +435,30 @@ fn run_query(input: &[u8]) -> bool {
     parsed
 }
 
+/// Parse a filter: an error points inside the input; a filter prints to text that parses back to
+/// it, and evaluates on a few records without panicking.
+fn run_filter(input: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(input) else {
+        return false; // query strings reach the parser as UTF-8
+    };
+    match Filter::parse(text) {
+        Err(e) => {
+            assert!(e.position <= text.len() && text.is_char_boundary(e.position));
+            false
+        }
+        Ok(f) => {
+            assert_eq!(Filter::parse(&f.to_string()).as_ref(), Ok(&f));
+            let mut r = Record::new(Some(b"user-7"), &b"v"[..]);
+            for (n, v) in [("type", "created"), ("amount", "150"), ("region", "eu")] {
+                r.headers.push((n.into(), Bytes::from_static(v.as_bytes())));
+            }
+            let _ = f.matches(&r);
+            let _ = f.matches(&Record::new(None, &b""[..]));
+            true
+        }
+    }
+}
+
 /// Decode; whatever decodes must round-trip through its encoder. Returns whether it decoded.
 fn run_one(target: &str, input: &[u8]) -> bool {
     match target {
@@ -450,6 +488,7 @@ fn run_one(target: &str, input: &[u8]) -> bool {
         "produce-json" => run_produce(Format::Json, input),
         "produce-ndjson" => run_produce(Format::NdJson, input),
         "query" => run_query(input),
+        "filter" => run_filter(input),
         _ => unreachable!(),
     }
 }
@@ -533,7 +572,7 @@ fn fix_checksums(target: &str, rng: &mut Rng, v: &mut [u8]) {
 fn is_text(target: &str) -> bool {
     matches!(
         target,
-        "produce-json" | "produce-ndjson" | "query" | "queue-snapshot" | "queue-ops"
+        "produce-json" | "produce-ndjson" | "query" | "filter" | "queue-snapshot" | "queue-ops"
     )
 }
 
