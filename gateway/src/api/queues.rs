@@ -20,6 +20,7 @@ use sluice_core::queue::state::{self, EventKind, QueueOp, QueueState, Settle};
 use sluice_core::queue::{
     check_visibility, Ordering, QueueSpec, StartAt, MAX_RECEIVE, MAX_WAIT_MS,
 };
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +41,7 @@ fn known(name: &str) -> ApiResult<()> {
     responses(
         (status = 201, description = "Created", body = Queue),
         (status = 200, description = "Updated", body = Queue),
-        (status = 400, description = "Invalid name or settings, or another topic than the queue's (`invalid_request`, `invalid_json`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid name or settings, or another topic than the queue's (`invalid_request`, `invalid_json`, `invalid_filter`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such topic (`topic_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Changed concurrently; retry (`conflict`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
@@ -60,6 +61,11 @@ pub async fn put(
             .unwrap_or_else(|| format!("{name}.dlq")),
         ordering: body.ordering.map_or(Ordering::None, Into::into),
         start: body.start.map_or(StartAt::Earliest, Into::into),
+        filter: body
+            .filter
+            .as_deref()
+            .map(sluice_core::filter::Filter::parse)
+            .transpose()?,
     };
     spec.validate()?;
     st.log.topics().get(&spec.topic).await?;
@@ -425,7 +431,7 @@ pub async fn history(
     request_body = RedriveBody,
     responses(
         (status = 200, description = "How many were (or, with `dry_run`, would be) redriven", body = RedriveAnswer),
-        (status = 400, description = "Malformed body (`invalid_request`, `invalid_json`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed body or filter (`invalid_request`, `invalid_json`, `invalid_filter`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such queue (`queue_not_found`)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn redrive(
@@ -433,14 +439,25 @@ pub async fn redrive(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<RedriveBody>,
 ) -> ApiResult<Json<RedriveAnswer>> {
+    let filter = body
+        .filter
+        .as_deref()
+        .map(sluice_core::filter::Filter::parse)
+        .transpose()?;
     known(&name)?;
     let rt = st.queues.get(&name).await?;
     let max = body
         .max
         .map_or(usize::MAX, |m| m.min(usize::MAX as u64) as usize);
+    // With a filter: which dead records pass it (read once, before planning: plans are pure).
+    let passing: Option<Arc<HashSet<state::Pos>>> = match &filter {
+        None => None,
+        Some(f) => Some(Arc::new(st.queues.dead_passing(&rt, f).await?)),
+    };
+    let keep = move |pos: state::Pos| passing.as_ref().is_none_or(|set| set.contains(&pos));
     if body.dry_run.unwrap_or(false) {
         let view = rt.state.read(Duration::ZERO).await?;
-        let n = state::plan_redrive(&view.state, max, |_, _| true).len() as u64;
+        let n = state::plan_redrive(&view.state, max, |pos, _| keep(pos)).len() as u64;
         return Ok(Json(RedriveAnswer {
             redriven: None,
             would_redrive: Some(n),
@@ -449,7 +466,7 @@ pub async fn redrive(
     let c = rt
         .state
         .propose(move |s: &QueueState, _| {
-            let picked = state::plan_redrive(s, max, |_, _| true);
+            let picked = state::plan_redrive(s, max, |pos, _| keep(pos));
             let n = picked.len() as u64;
             let ops = if picked.is_empty() {
                 vec![]
