@@ -32,6 +32,10 @@ pub struct Problem {
     /// With `offset_out_of_range`: the offset the next record will get.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_offset: Option<u64>,
+    /// With `invalid_filter`: the 0-based byte offset in the filter of the token where parsing
+    /// failed (the filter's length if it ended too early).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
 }
 
 /// Everything a request can fail with.
@@ -51,6 +55,9 @@ pub enum ApiError {
     /// `offset` is not a number, `earliest` or `latest`.
     #[error("{0}")]
     InvalidOffset(String),
+    /// A `filter` that does not parse.
+    #[error("{0}")]
+    InvalidFilter(#[from] sluice_core::filter::FilterError),
     /// Any other malformed or out-of-bounds input.
     #[error("{0}")]
     Invalid(String),
@@ -160,6 +167,7 @@ impl ApiError {
             ApiError::InvalidJson(_) => k(S::BAD_REQUEST, "invalid_json", "Invalid JSON"),
             ApiError::InvalidBase64(_) => k(S::BAD_REQUEST, "invalid_base64", "Invalid base64"),
             ApiError::InvalidOffset(_) => k(S::BAD_REQUEST, "invalid_offset", "Invalid offset"),
+            ApiError::InvalidFilter(_) => k(S::BAD_REQUEST, "invalid_filter", "Invalid filter"),
             ApiError::Invalid(_) => k(S::BAD_REQUEST, "invalid_request", "Invalid request"),
             ApiError::RecordTooLarge { .. } => {
                 k(S::PAYLOAD_TOO_LARGE, "record_too_large", "Record too large")
@@ -251,6 +259,10 @@ impl ApiError {
             }
             _ => (None, None),
         };
+        let position = match self {
+            ApiError::InvalidFilter(e) => Some(e.position),
+            _ => None,
+        };
         Problem {
             kind: format!("https://sluice.dev/problems/{}", kind.code),
             title: kind.title.to_string(),
@@ -259,6 +271,7 @@ impl ApiError {
             code: kind.code.to_string(),
             earliest_offset,
             next_offset,
+            position,
         }
     }
 }
@@ -439,5 +452,10 @@ mod tests {
         })
         .problem();
         assert_eq!((p.earliest_offset, p.next_offset), (Some(1), Some(5)));
+        let e = sluice_core::filter::Filter::parse("a = 1 AND").unwrap_err();
+        let p = ApiError::from(e).problem();
+        assert_eq!((p.status, p.code.as_str()), (400, "invalid_filter"));
+        assert_eq!(p.position, Some(9));
+        assert!(p.detail.contains("byte 9"), "{}", p.detail);
     }
 }
