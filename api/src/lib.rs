@@ -4,11 +4,14 @@
 //! rename none.
 //!
 //! One module per section of the contract: [`topics`], [`records`] (produce and stateless
-//! reads); [`json`] holds the deserialisers every body uses.
+//! reads), [`producers`] (idempotent producers); [`json`] holds the deserialisers every body
+//! uses.
 
 pub mod json;
+pub mod producers;
 pub mod records;
 pub mod topics;
 
+pub use producers::*;
 pub use records::*;
 pub use topics::*;

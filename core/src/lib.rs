@@ -8,6 +8,7 @@
 //! - [`head`], [`partition`]: pure commit logic (offset assignment, dedup) and partitioning
 //! - [`store`]: opening stores, create-only puts, the instrumented / fault-injecting wrapper
 //! - [`shard`]: one journal shard's live head: commit, catch-up, tail for reads
+//! - [`producer`]: idempotent producers' ids and epochs (create-only numbered objects)
 //! - [`topic`]: topic configs (create-only numbered versions)
 //! - [`log`]: the facade gateways, the compactor and the SDK use: flush, read, look up by time
 
@@ -21,6 +22,7 @@ pub mod ids;
 pub mod keys;
 pub mod log;
 pub mod partition;
+pub mod producer;
 pub mod shard;
 pub mod store;
 pub mod topic;

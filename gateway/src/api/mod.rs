@@ -2,6 +2,7 @@
 
 pub mod openapi;
 pub mod produce;
+pub mod producers;
 pub mod read;
 pub mod topics;
 
@@ -105,6 +106,7 @@ pub(crate) fn build(
         .route("/metrics", get(metrics_text))
         .route("/v1/openapi.json", get(openapi::serve))
         .route("/v1/topics", post(topics::create).get(topics::list))
+        .route("/v1/producers", post(producers::create))
         .route(
             "/v1/topics/{topic}",
             get(topics::get)

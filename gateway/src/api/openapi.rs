@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` annotations and the
 //! wire types. Served at `GET /v1/openapi.json`.
 
-use super::{produce, read, topics};
+use super::{produce, producers, read, topics};
 use crate::auth::AuthDoc;
 use crate::error::Problem;
 use crate::overload::OverloadDoc;
@@ -26,6 +26,7 @@ use utoipa::{Modify, OpenApi};
         topics::update,
         topics::delete,
         produce::produce,
+        producers::create,
         read::read,
         read::offset_for_timestamp,
         super::healthz,
@@ -50,6 +51,8 @@ use utoipa::{Modify, OpenApi};
         sluice_api::ReadAnswer,
         sluice_api::RecordOut,
         sluice_api::OffsetAnswer,
+        sluice_api::CreateProducer,
+        sluice_api::Producer,
     )),
     modifiers(&CommonErrors, &AuthDoc, &OverloadDoc, &ProduceRecordRules),
     tags(
@@ -96,7 +99,7 @@ pub(crate) fn problem_response(description: &str) -> RefOr<utoipa::openapi::Resp
 impl Modify for CommonErrors {
     fn modify(&self, doc: &mut Doc) {
         for (path, item) in doc.paths.paths.iter_mut() {
-            if !path.starts_with("/v1/topics") {
+            if !path.starts_with("/v1/topics") && !path.starts_with("/v1/producers") {
                 continue;
             }
             for op in operations(item) {
