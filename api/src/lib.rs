@@ -4,16 +4,19 @@
 //! rename none.
 //!
 //! One module per section of the contract: [`topics`], [`records`] (produce and stateless
-//! reads), [`groups`] (consumer groups), [`queues`]; [`json`] holds the deserialisers every body
+//! reads), [`groups`] (consumer groups), [`queues`], [`producers`] (idempotent producers);
+//! [`json`] holds the deserialisers every body
 //! uses.
 
 pub mod groups;
 pub mod json;
+pub mod producers;
 pub mod queues;
 pub mod records;
 pub mod topics;
 
 pub use groups::*;
+pub use producers::*;
 pub use queues::*;
 pub use records::*;
 pub use topics::*;

@@ -48,7 +48,8 @@ fn matches(layout: &str, args: &Args, i: u64) -> bool {
     }
 }
 
-async fn build(layout: &str, args: &Args, store: &DynStore) -> Arc<TopicConfig> {
+/// Write the partition; returns the topic and the number of index objects written.
+async fn build(layout: &str, args: &Args, store: &DynStore) -> (Arc<TopicConfig>, u64) {
     let log = Log::new(store.clone(), clock::system(), LogConfig::default());
     let topic = log
         .topics()
@@ -58,6 +59,7 @@ async fn build(layout: &str, args: &Args, store: &DynStore) -> Arc<TopicConfig> 
     let mut compactor = Compactor::new(store.clone(), clock::system(), CompactorConfig::default());
     let value = Bytes::from(vec![b'v'; args.value_bytes]);
     let flushes = args.records / args.flush_records;
+    let mut objects = 0;
     for f in 0..flushes {
         let records = (f * args.flush_records..(f + 1) * args.flush_records)
             .map(|i| {
@@ -78,15 +80,16 @@ async fn build(layout: &str, args: &Args, store: &DynStore) -> Arc<TopicConfig> 
             topic: topic.clone(),
             records,
             dedup_key: None,
+            producer: None,
         };
         for ack in log.flush(vec![req]).await {
             ack.expect("produce");
         }
         if (f + 1) % args.flushes_per_object == 0 || f + 1 == flushes {
-            compactor.run_once().await.expect("compact");
+            objects += compactor.run_once().await.expect("compact").index_objects;
         }
     }
-    topic
+    (topic, objects)
 }
 
 /// Scan the whole partition with a fresh log (cold caches); (records returned, reads).
@@ -126,7 +129,8 @@ pub async fn run(args: Args) {
             1,
         );
         let store: DynStore = counted.clone();
-        let topic = build(layout, &args, &store).await;
+        let (topic, objects) = build(layout, &args, &store).await;
+        println!("{layout}: {objects} index objects");
         let mut unfiltered_bytes = 0u64;
         for (name, f) in [("unfiltered", None), ("filtered", Some(&filter))] {
             let before = counted.counts();

@@ -164,6 +164,7 @@ async fn sluice_commits(clients: Vec<Arc<Instrumented>>, args: &Args) -> Run {
                                 })
                                 .collect(),
                             dedup_key: None,
+                            producer: None,
                         })
                         .collect();
                     let size: u64 = reqs.iter().map(|r| r.encoded_len() as u64).sum();

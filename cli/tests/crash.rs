@@ -2,7 +2,9 @@
 //! CI, else a local folder), steady producers and consumers through all gateways, and one random
 //! process SIGKILLed and restarted every 2 s. A history checker asserts I1–I5 over everything
 //! acked and read back, and that what consumers saw during the chaos agrees with the final log
-//! (I2, I4 under crashes); nothing has retention here, so nothing may disappear (I6).
+//! (I2, I4 under crashes); nothing has retention here, so nothing may disappear (I6). Half the
+//! producers deduplicate their retries with `Idempotency-Key`, the other half as idempotent
+//! producers (`Producer-Id` / `-Epoch` / `-Seq`, no key): I5 must hold for both.
 //!
 //! Duration: `SLUICE_CRASH_SECONDS` (CI: 120; default 15). Run it as long as you like:
 //! `SLUICE_CRASH_SECONDS=3600 cargo test -p sluice-cli --test crash -- --nocapture`
@@ -24,6 +26,8 @@ struct Chaos {
     urls: Vec<String>,
     deadline: Instant,
     ops: AtomicU64,
+    /// Retries answered as duplicates (`"duplicate": true`), by producer sequence.
+    seq_duplicates: AtomicU64,
     history: Mutex<History>,
     /// What consumers saw during the chaos: (partition, offset) -> value.
     seen: Mutex<HashMap<(u32, u64), Vec<u8>>>,
@@ -37,28 +41,63 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// How a producer makes its retries safe.
+enum Dedup {
+    Key(String),
+    /// An idempotent producer's id, epoch and this request's sequence number.
+    Producer(String, u32, u64),
+}
+
+/// Register an idempotent producer through any gateway (a lost answer just wastes an id).
+async fn register(chaos: &Chaos, http: &reqwest::Client, rng: &mut Rng) -> (String, u32) {
+    let give_up = Instant::now() + Duration::from_secs(120);
+    loop {
+        let url = &chaos.urls[rng.below(chaos.urls.len() as u64) as usize];
+        if let Ok(r) = http.post(format!("{url}/v1/producers")).send().await {
+            if r.status().as_u16() == 201 {
+                if let Ok(v) = r.json::<Value>().await {
+                    let id = v["producer_id"].as_str().unwrap_or_default().to_string();
+                    return (id, v["epoch"].as_u64().unwrap_or(u64::MAX) as u32);
+                }
+            }
+        }
+        assert!(Instant::now() < give_up, "no producer registered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Send one idempotent request until some gateway acks it.
 async fn produce(
     chaos: &Chaos,
     http: &reqwest::Client,
     rng: &mut Rng,
     body: &Value,
-    key: &str,
+    dedup: &Dedup,
 ) -> Value {
     let give_up = Instant::now() + Duration::from_secs(120);
+    let key = match dedup {
+        Dedup::Key(k) => k.clone(),
+        Dedup::Producer(id, epoch, seq) => format!("producer {id}/{epoch} seq {seq}"),
+    };
     loop {
         let url = &chaos.urls[rng.below(chaos.urls.len() as u64) as usize];
-        let r = http
-            .post(format!("{url}/v1/topics/chaos/records"))
-            .header("Idempotency-Key", key)
-            .json(body)
-            .send()
-            .await;
+        let req = http.post(format!("{url}/v1/topics/chaos/records"));
+        let req = match dedup {
+            Dedup::Key(k) => req.header("Idempotency-Key", k),
+            Dedup::Producer(id, epoch, seq) => req
+                .header("Producer-Id", id)
+                .header("Producer-Epoch", epoch.to_string())
+                .header("Producer-Seq", seq.to_string()),
+        };
+        let r = req.json(body).send().await;
         chaos.ops.fetch_add(1, Ordering::Relaxed);
         match r {
             Ok(r) if r.status().is_success() => {
                 // An unreadable answer means the gateway was killed while answering: retry.
                 if let Ok(v) = r.json::<Value>().await {
+                    if matches!(dedup, Dedup::Producer(..)) && v["duplicate"] == true {
+                        chaos.seq_duplicates.fetch_add(1, Ordering::Relaxed);
+                    }
                     return v;
                 }
             }
@@ -81,6 +120,11 @@ async fn produce(
 async fn producer(chaos: Arc<Chaos>, p: u32) {
     let http = client();
     let mut rng = Rng::new(1000 + p as u64);
+    // Odd producers use producer sequences, even ones idempotency keys.
+    let idempotent = match p % 2 {
+        1 => Some(register(&chaos, &http, &mut rng).await),
+        _ => None,
+    };
     let mut seq = 0u64;
     let mut j = 0u64;
     while Instant::now() < chaos.deadline {
@@ -90,12 +134,16 @@ async fn producer(chaos: Arc<Chaos>, p: u32) {
             .iter()
             .map(|v| json!({"key": format!("k{}", rng.below(32)), "value": v}))
             .collect();
+        let dedup = match &idempotent {
+            Some((id, epoch)) => Dedup::Producer(id.clone(), *epoch, j),
+            None => Dedup::Key(format!("p{p}-r{j}")),
+        };
         let ack = produce(
             &chaos,
             &http,
             &mut rng,
             &json!({"records": records}),
-            &format!("p{p}-r{j}"),
+            &dedup,
         )
         .await;
         let offsets = ack["offsets"].as_array().cloned().unwrap_or_default();
@@ -212,6 +260,7 @@ async fn kill_nine_chaos_keeps_every_invariant() {
         urls: urls.clone(),
         deadline: Instant::now() + Duration::from_secs(seconds),
         ops: AtomicU64::new(0),
+        seq_duplicates: AtomicU64::new(0),
         history: Mutex::new(History::default()),
         seen: Mutex::new(HashMap::new()),
         violations: Mutex::new(Vec::new()),
@@ -261,11 +310,12 @@ async fn kill_nine_chaos_keeps_every_invariant() {
         }
     }
     println!(
-        "crash test ({} backend, {seconds} s): {} operations, {} acked records, {} consumed, {kills} kills, {} violations",
+        "crash test ({} backend, {seconds} s): {} operations, {} acked records, {} consumed, {kills} kills, {} producer-sequence retries answered as duplicates, {} violations",
         backend.name(),
         chaos.ops.load(Ordering::Relaxed),
         h.acked.len(),
         chaos.seen.lock().unwrap().len(),
+        chaos.seq_duplicates.load(Ordering::Relaxed),
         violations.len()
     );
     assert!(

@@ -44,6 +44,14 @@ pub enum Error {
     },
     #[error("idempotency key was already used for a different request")]
     IdempotencyConflict,
+    #[error("producer {0} not found")]
+    ProducerNotFound(String),
+    /// An idempotent producer's request from an epoch older than its newest.
+    #[error("producer epoch {epoch} is fenced: epoch {current} has taken over")]
+    ProducerFenced { epoch: u32, current: u32 },
+    /// An idempotent producer's sequence with a gap, or older than the last 5.
+    #[error("producer sequence {got} is out of order: expected {expected} (or a repeat of one of the last 5)")]
+    OutOfOrderSequence { got: u64, expected: u64 },
     /// Refused to commit because a freshness bound was exceeded; retry the request.
     #[error("commit refused: {0}")]
     Stale(String),

@@ -59,6 +59,30 @@ impl fmt::Debug for ObjectId {
     }
 }
 
+/// Identity of an idempotent producer (a ULID minted by `POST /v1/producers`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProducerId(pub [u8; 16]);
+
+impl ProducerId {
+    pub fn from_ulid(u: Ulid) -> Self {
+        Self(u.to_bytes())
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Ulid::from_string(s).ok().map(Self::from_ulid)
+    }
+}
+
+impl fmt::Display for ProducerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", Ulid::from_bytes(self.0))
+    }
+}
+impl fmt::Debug for ProducerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ProducerId({self})")
+    }
+}
+
 /// One partition of one topic incarnation.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct PartitionId {

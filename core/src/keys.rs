@@ -1,7 +1,7 @@
 //! Object keys. Every key family is built and parsed here and nowhere else. Numbers are
 //! zero-padded so lexical order is numeric order and `LIST start-after` finds what is new.
 
-use crate::ids::{ObjectId, TopicId};
+use crate::ids::{ObjectId, ProducerId, TopicId};
 use object_store::path::Path;
 
 pub const TOPICS: &str = "topics";
@@ -11,6 +11,7 @@ pub const CHECKPOINTS: &str = "checkpoints";
 pub const INDEX: &str = "index";
 pub const DATA: &str = "data";
 pub const LEASES: &str = "leases";
+pub const PRODUCERS: &str = "producers";
 
 pub fn topic_dir(name: &str) -> Path {
     Path::from(format!("{TOPICS}/{name}"))
@@ -50,6 +51,14 @@ pub fn data_object(topic: TopicId, partition: u32, base: u64, end: u64) -> Path 
 
 pub fn data_dir(topic: TopicId, partition: u32) -> Path {
     Path::from(format!("{DATA}/{topic}/{partition:05}"))
+}
+
+/// One epoch of an idempotent producer: `producers/{id}/{epoch:020}` (create-only).
+pub fn producer_epoch(id: ProducerId, epoch: u32) -> Path {
+    Path::from(format!("{PRODUCERS}/{id}/{epoch:020}"))
+}
+pub fn producer_dir(id: ProducerId) -> Path {
+    Path::from(format!("{PRODUCERS}/{id}"))
 }
 
 pub fn lease(name: &str, epoch: u64) -> Path {

@@ -11,6 +11,7 @@
 //! - [`statelog`]: a generic replicated state machine in the bucket (create-only numbered
 //!   entries + snapshots, group commit); queues and consumer groups keep their state in one
 //! - [`queue`]: queue mode (per-record leases, acks, dead letters) on a state log
+//! - [`producer`]: idempotent producers' ids and epochs (create-only numbered objects)
 //! - [`topic`]: topic configs (create-only numbered versions)
 //! - [`log`]: the facade gateways, the compactor and the SDK use: flush, read, look up by time
 
@@ -25,6 +26,7 @@ pub mod ids;
 pub mod keys;
 pub mod log;
 pub mod partition;
+pub mod producer;
 pub mod queue;
 pub mod shard;
 pub mod statelog;

@@ -7,12 +7,14 @@ use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::format::index::IndexObject;
 use crate::format::journal::BatchRef;
+use crate::format::journal::ProducerStamp;
 use crate::format::record::Record;
 use crate::format::segment::{decode_frame, encode_frame, segment_header, split_frames, Codec};
-use crate::head::{Outcome, PendingAppend};
+use crate::head::{self, Outcome, PendingAppend, SeqError};
 use crate::ids::{new_ulid, ObjectId, PartitionId};
 use crate::keys::{self, IndexKey};
 use crate::partition::{self, Route};
+use crate::producer::Producers;
 use crate::shard::{Located, ShardConfig, ShardLog, TailBatch};
 use crate::store::{self, Created, DynStore};
 use crate::topic::{TopicConfig, Topics};
@@ -53,6 +55,8 @@ pub struct ProduceRequest {
     pub topic: Arc<TopicConfig>,
     pub records: Vec<(Option<u32>, Record)>,
     pub dedup_key: Option<Bytes>,
+    /// An idempotent producer's request (`Producer-Id` / `-Epoch` / `-Seq`).
+    pub producer: Option<ProducerStamp>,
 }
 
 impl ProduceRequest {
@@ -146,6 +150,7 @@ pub struct Log {
     clock: Arc<dyn Clock>,
     cfg: LogConfig,
     topics: Topics,
+    producers: Producers,
     writer: [u8; 16],
     shards: tokio::sync::Mutex<HashMap<u32, Arc<ShardLog>>>,
     listings: Mutex<HashMap<PartitionId, Arc<IndexListing>>>,
@@ -156,7 +161,9 @@ pub struct Log {
 impl Log {
     pub fn new(store: DynStore, clock: Arc<dyn Clock>, cfg: LogConfig) -> Arc<Self> {
         let topics = Topics::new(store.clone(), clock.clone(), cfg.topic_cache_ttl);
+        let producers = Producers::new(store.clone(), clock.clone(), cfg.topic_cache_ttl);
         Arc::new(Self {
+            producers,
             writer: new_ulid(clock.now_ms()).to_bytes(),
             store,
             clock,
@@ -182,6 +189,10 @@ impl Log {
     }
     pub fn topics(&self) -> &Topics {
         &self.topics
+    }
+    /// Idempotent producers' ids and epochs (their epoch is cached like topic configs).
+    pub fn producers(&self) -> &Producers {
+        &self.producers
     }
 
     /// The live view of a shard, opened (checkpoint + catch-up) on first use.
@@ -292,10 +303,13 @@ impl Log {
         }
         let topic = req.topic.topic_id()?;
         let n = req.topic.partitions;
-        let assignment = partition::assign(&req.routes(), n, req.dedup_key.as_deref(), sticky)
-            .map_err(|p| Error::PartitionNotFound {
-                topic: req.topic.name.clone(),
-                partition: p,
+        let route = head::route_key(req.dedup_key.as_ref(), req.producer.as_ref());
+        let assignment =
+            partition::assign(&req.routes(), n, route.as_deref(), sticky).map_err(|p| {
+                Error::PartitionNotFound {
+                    topic: req.topic.name.clone(),
+                    partition: p,
+                }
             })?;
         let mut by_partition: Vec<(u32, Vec<&Record>)> = Vec::new();
         for ((_, r), &p) in req.records.iter().zip(&assignment) {
@@ -324,6 +338,7 @@ impl Log {
                 partition_count: n,
                 dedup_key: req.dedup_key.clone(),
                 batches,
+                producer: req.producer,
             },
         ))
     }
@@ -937,6 +952,12 @@ fn answer(
                 append_ts,
                 duplicate: false,
             })
+        }
+        Outcome::Refused(SeqError::Fenced { epoch, current }) => {
+            Err(Error::ProducerFenced { epoch, current })
+        }
+        Outcome::Refused(SeqError::OutOfOrder { got, expected }) => {
+            Err(Error::OutOfOrderSequence { got, expected })
         }
         Outcome::Duplicate(d) => {
             // Recompute the routing with the partition count the first attempt used.

@@ -379,6 +379,7 @@ impl ShardLog {
         // Under contention (our last commit lost a race), read the head first: a GET that finds
         // the other writers' entries is cheaper than a PUT that loses to them.
         let mut others_committed = false;
+        let mut synced_for_refusal = false;
         if self.contended.load(std::sync::atomic::Ordering::Relaxed) {
             let before = self.head_seq();
             self.sync().await?;
@@ -396,6 +397,14 @@ impl ShardLog {
             }
             let (entry, outcomes) = self.read_state().head.plan(pending, now, self.writer);
             let Some(entry) = entry else {
+                // A refused producer request (sequence gap, old epoch) must be judged on a
+                // current head: with nothing to write no PUT proves ours is, so sync once.
+                if !synced_for_refusal && outcomes.iter().any(|o| matches!(o, Outcome::Refused(_)))
+                {
+                    synced_for_refusal = true;
+                    self.sync().await?;
+                    continue;
+                }
                 let ts = self.read_state().head.last_append_ts;
                 return Ok((outcomes, ts));
             };

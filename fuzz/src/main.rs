@@ -25,14 +25,14 @@ use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use sluice_api::{OffsetQuery, ProduceQuery, ReadQuery};
 use sluice_core::filter::Filter;
-use sluice_core::format::checkpoint::{Checkpoint, DedupRecord};
+use sluice_core::format::checkpoint::{Checkpoint, DedupRecord, ProducerRecord};
 use sluice_core::format::index::{IndexEntry, IndexObject, Summary};
-use sluice_core::format::journal::{Append, BatchRef, JournalEntry};
+use sluice_core::format::journal::{Append, BatchRef, JournalEntry, ProducerStamp};
 use sluice_core::format::record::Record;
 use sluice_core::format::segment::{decode_segment, encode_frame, segment_header, Codec};
 use sluice_core::format::state::{StateEntry, StateSnapshot};
 use sluice_core::group::{GroupOp, GroupState};
-use sluice_core::ids::{ObjectId, PartitionId, TopicId};
+use sluice_core::ids::{ObjectId, PartitionId, ProducerId, TopicId};
 use sluice_core::queue::state::{QueueOp, QueueState};
 use sluice_core::statelog::StateMachine;
 use sluice_core::topic::TopicConfig;
@@ -105,6 +105,11 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
                     pos: 8,
                     len: 40,
                 }],
+                producer: Some(ProducerStamp {
+                    id: ProducerId([6; 16]),
+                    epoch: 3,
+                    seq: 17,
+                }),
             }],
         }
         .encode()
@@ -165,6 +170,36 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
                 append_ts: 9,
                 partition_count: 1,
                 batches: vec![(0, 10, 2)],
+            }],
+            producers: vec![ProducerRecord {
+                topic: t,
+                id: ProducerId([6; 16]),
+                epoch: 3,
+                last_append_ts: 9,
+                recent: vec![
+                    (
+                        16,
+                        DedupRecord {
+                            topic: t,
+                            key: Bytes::from_static(b"route"),
+                            seq: 3,
+                            append_ts: 8,
+                            partition_count: 1,
+                            batches: vec![(0, 8, 2)],
+                        },
+                    ),
+                    (
+                        17,
+                        DedupRecord {
+                            topic: t,
+                            key: Bytes::from_static(b"route2"),
+                            seq: 4,
+                            append_ts: 9,
+                            partition_count: 1,
+                            batches: vec![(0, 10, 2)],
+                        },
+                    ),
+                ],
             }],
         }
         .encode()

@@ -12,6 +12,7 @@
 //! | `POST /v1/topics` (name from the body), `PATCH` / `DELETE /v1/topics/{topic}` | `admin` on the topic |
 //! | `GET /v1/topics/{topic}` | any scope on the topic |
 //! | `GET /v1/topics` | any valid token; the list holds only the topics the token has some scope on |
+//! | `POST /v1/producers` | `produce` on some topic (the producer then writes only where the token may) |
 //! | `POST /v1/groups/{group}/members` | `consume` on every topic in the body |
 //! | heartbeat, leave, `GET /v1/groups/{group}/records`, `POST …/offsets`, `GET /v1/groups/{group}` | `consume` on every topic of the group |
 //! | `DELETE /v1/groups/{group}`, `POST /v1/groups/{group}/reset` | `admin` on every topic of the group (reset: and on the topic reset) |
@@ -566,6 +567,8 @@ pub enum Need {
     /// A consumer-group route: any valid token here; the handler checks this scope on each
     /// topic of the group (see [`Caller::require`]).
     Group(Scope),
+    /// This scope (or `admin`) on at least one topic pattern.
+    ScopeSomewhere(Scope),
     /// A route this table does not know: `admin` on `*`.
     Unlisted,
 }
@@ -582,6 +585,7 @@ pub fn need(method: &Method, route: &str) -> Need {
         "/v1/topics/{topic}" if *method == Method::PATCH || *method == Method::DELETE => {
             Scope(self::Scope::Admin, TopicFrom::Path)
         }
+        "/v1/producers" if *method == Method::POST => ScopeSomewhere(self::Scope::Produce),
         "/v1/topics/{topic}/records" if *method == Method::POST => {
             Scope(self::Scope::Produce, TopicFrom::Path)
         }
@@ -696,6 +700,11 @@ async fn authorize(st: &AuthState, mut req: Request) -> ApiResult<Request> {
     let caller = st.config.authenticate(req.headers())?;
     match need {
         Need::Open | Need::AnyToken | Need::Group(_) => {}
+        Need::ScopeSomewhere(scope) => {
+            if !caller.grants().iter().any(|g| g.scope.covers(scope)) {
+                return Err(forbidden(&caller, format!("`{scope}` on some topic")));
+            }
+        }
         Need::Unlisted => {
             if !caller.may_everywhere(Scope::Admin) {
                 return Err(forbidden(

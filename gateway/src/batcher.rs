@@ -262,6 +262,7 @@ mod tests {
                 topic: topic.clone(),
                 records: vec![(Some(i % 2), Record::new(None, Bytes::from(i.to_string())))],
                 dedup_key: None,
+                producer: None,
             };
             answers.push(batcher.enqueue(request, None).await.unwrap());
             if i % 3 == 0 {

@@ -140,6 +140,17 @@ impl ApiError {
                     "idempotency_key_reused",
                     "Idempotency key reused for a different request",
                 ),
+                CoreError::ProducerNotFound(_) => {
+                    k(S::NOT_FOUND, "producer_not_found", "Producer not found")
+                }
+                CoreError::ProducerFenced { .. } => {
+                    k(S::CONFLICT, "producer_fenced", "Producer fenced")
+                }
+                CoreError::OutOfOrderSequence { .. } => k(
+                    S::CONFLICT,
+                    "out_of_order_sequence",
+                    "Out-of-order producer sequence",
+                ),
                 CoreError::Invalid(_) => k(S::BAD_REQUEST, "invalid_request", "Invalid request"),
                 CoreError::Conflict(_) => k(S::CONFLICT, "conflict", "Conflicting change"),
                 CoreError::Stale(_) | CoreError::Store { .. } => {
@@ -407,6 +418,29 @@ mod tests {
                 "invalid_request",
             ),
             (CoreError::Conflict("x".into()).into(), 409, "conflict"),
+            (
+                CoreError::ProducerNotFound("p".into()).into(),
+                404,
+                "producer_not_found",
+            ),
+            (
+                CoreError::ProducerFenced {
+                    epoch: 1,
+                    current: 2,
+                }
+                .into(),
+                409,
+                "producer_fenced",
+            ),
+            (
+                CoreError::OutOfOrderSequence {
+                    got: 9,
+                    expected: 3,
+                }
+                .into(),
+                409,
+                "out_of_order_sequence",
+            ),
             (CoreError::Stale("x".into()).into(), 503, "unavailable"),
             (
                 ApiError::Status(StatusCode::NOT_FOUND, "x".into()),

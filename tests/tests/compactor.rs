@@ -49,6 +49,7 @@ async fn produce(log: &Log, flushes: usize, seed: u64, writer: u32, history: &mu
                 topic,
                 records,
                 dedup_key: None,
+                producer: None,
             });
         }
         for (req, ack) in reqs.iter().zip(log.flush(reqs.clone()).await) {
@@ -260,6 +261,7 @@ async fn retention_deletes_only_expired_data_and_gc_only_old_garbage() {
                 Record::new(None, Bytes::from(format!("r{step}"))),
             )],
             dedup_key: None,
+            producer: None,
         };
         let ack = log.flush(vec![req]).await.remove(0).unwrap();
         produced.push((ack.offsets[0].0, ack.offsets[0].1, ack.append_ts));
@@ -305,6 +307,7 @@ async fn retention_deletes_only_expired_data_and_gc_only_old_garbage() {
             topic: topic.clone(),
             records: vec![(Some(0), Record::new(None, &b"after"[..]))],
             dedup_key: None,
+            producer: None,
         }])
         .await
         .remove(0)
@@ -366,6 +369,7 @@ async fn timestamp_lookup_on_a_million_records_is_a_few_gets() {
                 topic: topic.clone(),
                 records,
                 dedup_key: None,
+                producer: None,
             }])
             .await
             .remove(0)

@@ -43,6 +43,7 @@ async fn produce(log: &Log, topic: &Arc<TopicConfig>, kinds: &[&str], per_flush:
             topic: topic.clone(),
             records,
             dedup_key: None,
+            producer: None,
         };
         for ack in log.flush(vec![req]).await {
             ack.expect("produce");

@@ -367,11 +367,11 @@ async fn produce_idempotent(url: &str, key: &str, body: &Value) -> (u16, Value) 
     (s, r.json().await.unwrap())
 }
 
-async fn high_watermarks(url: &str, partitions: u32) -> Vec<u64> {
+async fn high_watermarks(url: &str, topic: &str, partitions: u32) -> Vec<u64> {
     let mut v = Vec::new();
     for p in 0..partitions {
         v.push(
-            read(url, "pay", p, "offset=latest").await["high_watermark"]
+            read(url, topic, p, "offset=latest").await["high_watermark"]
                 .as_u64()
                 .unwrap(),
         );
@@ -390,7 +390,7 @@ async fn idempotency_key_retries_on_one_and_two_gateways() {
     let (s, first) = produce_idempotent(&a.url, "req-1", &body).await;
     assert_eq!(s, 200, "{first}");
     assert_eq!(first["duplicate"], false);
-    let before = high_watermarks(&a.url, 4).await;
+    let before = high_watermarks(&a.url, "pay", 4).await;
 
     let (s, again) = produce_idempotent(&a.url, "req-1", &body).await;
     assert_eq!(s, 200);
@@ -404,11 +404,11 @@ async fn idempotency_key_retries_on_one_and_two_gateways() {
     assert_eq!(via_b["duplicate"], true);
     assert_eq!(via_b["offsets"], first["offsets"]);
     assert_eq!(
-        high_watermarks(&a.url, 4).await,
+        high_watermarks(&a.url, "pay", 4).await,
         before,
         "nothing new was written"
     );
-    assert_eq!(high_watermarks(&b.url, 4).await, before);
+    assert_eq!(high_watermarks(&b.url, "pay", 4).await, before);
 
     // The same key for a different request.
     let (s, other) =
@@ -776,6 +776,215 @@ async fn filters_on_reads_long_polls_and_event_streams() {
     .await;
     let (id, data) = events.next().await;
     assert_eq!((id, data["value"].as_str()), (13, Some("yes")));
+}
+
+/// POST a produce request with producer headers (`None` values are left out).
+async fn produce_as(
+    url: &str,
+    topic: &str,
+    headers: &[(&str, Option<&str>)],
+    body: &Value,
+) -> (u16, Value) {
+    let mut req = client().post(format!("{url}/v1/topics/{topic}/records"));
+    for (name, value) in headers {
+        if let Some(v) = value {
+            req = req.header(*name, *v);
+        }
+    }
+    let r = req.json(body).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn new_producer(url: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = client().post(format!("{url}/v1/producers"));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_producers_across_gateways() {
+    let store = memory();
+    let a = Gateway::start(store.clone(), GatewayConfig::default()).await;
+    let b = Gateway::start(store.clone(), GatewayConfig::default()).await;
+    create_topic(&a.url, "idem", 4).await;
+    let (status, p) = new_producer(&a.url, None).await;
+    assert_eq!((status, p["epoch"].as_u64()), (201, Some(0)), "{p}");
+    let id = p["producer_id"].as_str().unwrap().to_string();
+    // Keyless records spread over partitions: a repeat must still answer the same offsets.
+    let body = |s: u64| json!({"records": (0..6).map(|i| json!({"value": format!("s{s}-{i}")})).collect::<Vec<_>>()});
+    let send = |url: String, epoch: u32, seq: u64| {
+        let id = id.clone();
+        async move {
+            let (e, q) = (epoch.to_string(), seq.to_string());
+            let headers = [
+                ("Producer-Id", Some(id.as_str())),
+                ("Producer-Epoch", Some(e.as_str())),
+                ("Producer-Seq", Some(q.as_str())),
+            ];
+            produce_as(&url, "idem", &headers, &body(seq)).await
+        }
+    };
+    let mut answers = Vec::new();
+    for seq in 0..7u64 {
+        let url = if seq % 2 == 0 { &a.url } else { &b.url };
+        let (status, v) = send(url.clone(), 0, seq).await;
+        assert_eq!(status, 200, "seq {seq}: {v}");
+        assert_eq!(v["duplicate"], false);
+        answers.push(v);
+    }
+    let written = high_watermarks(&a.url, "idem", 4).await;
+    assert_eq!(written.iter().sum::<u64>(), 42);
+    // A repeat of one of the last 5 (2..=6), through either gateway, answers its first answer.
+    for seq in 2..7u64 {
+        for url in [&a.url, &b.url] {
+            let (status, v) = send(url.clone(), 0, seq).await;
+            assert_eq!(status, 200, "{v}");
+            assert_eq!(v["duplicate"], true);
+            assert_eq!(v["offsets"], answers[seq as usize]["offsets"], "seq {seq}");
+        }
+    }
+    // Older than those 5, or a gap: 409 out_of_order_sequence; nothing written.
+    for seq in [0, 1, 8, 100] {
+        let (status, v) = send(b.url.clone(), 0, seq).await;
+        assert_eq!(
+            (status, v["code"].as_str()),
+            (409, Some("out_of_order_sequence")),
+            "{v}"
+        );
+    }
+    assert_eq!(high_watermarks(&b.url, "idem", 4).await, written);
+
+    // Bumping the epoch fences the old one; sequences start again at 0.
+    let (status, p) = new_producer(&a.url, Some(json!({"producer_id": id}))).await;
+    assert_eq!((status, p["epoch"].as_u64()), (201, Some(1)), "{p}");
+    let (status, v) = send(a.url.clone(), 0, 7).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (409, Some("producer_fenced")),
+        "{v}"
+    );
+    let (status, v) = send(a.url.clone(), 1, 1).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (409, Some("out_of_order_sequence")),
+        "{v}"
+    );
+    let (status, v) = send(b.url.clone(), 1, 0).await;
+    assert_eq!(
+        (status, v["duplicate"].as_bool()),
+        (200, Some(false)),
+        "{v}"
+    );
+    // Once the new epoch committed on the topic, the journal fences the old one on every
+    // gateway, whatever its cache says.
+    for url in [&a.url, &b.url] {
+        let (status, v) = send(url.clone(), 0, 7).await;
+        assert_eq!(
+            (status, v["code"].as_str()),
+            (409, Some("producer_fenced")),
+            "{v}"
+        );
+    }
+    // The state lives in the bucket: a gateway started now knows it.
+    let c = Gateway::start(store, GatewayConfig::default()).await;
+    let (status, v) = send(c.url.clone(), 1, 0).await;
+    assert_eq!((status, v["duplicate"].as_bool()), (200, Some(true)), "{v}");
+
+    // Bad input.
+    let unknown = "01JDC0000000000000000000AA";
+    type Headers<'a> = [(&'a str, Option<&'a str>); 3];
+    let cases: Vec<(Headers, u16, &str)> = vec![
+        (
+            [
+                ("Producer-Id", Some(unknown)),
+                ("Producer-Epoch", Some("0")),
+                ("Producer-Seq", Some("0")),
+            ],
+            404,
+            "producer_not_found",
+        ),
+        (
+            [
+                ("Producer-Id", Some("nope")),
+                ("Producer-Epoch", Some("0")),
+                ("Producer-Seq", Some("0")),
+            ],
+            404,
+            "producer_not_found",
+        ),
+        (
+            [
+                ("Producer-Id", Some(&id)),
+                ("Producer-Epoch", Some("9")),
+                ("Producer-Seq", Some("0")),
+            ],
+            404,
+            "producer_not_found",
+        ),
+        (
+            [
+                ("Producer-Id", Some(&id)),
+                ("Producer-Epoch", Some("1")),
+                ("Producer-Seq", Some("x")),
+            ],
+            400,
+            "invalid_request",
+        ),
+        (
+            [
+                ("Producer-Id", Some(&id)),
+                ("Producer-Epoch", Some("-1")),
+                ("Producer-Seq", Some("0")),
+            ],
+            400,
+            "invalid_request",
+        ),
+        (
+            [
+                ("Producer-Id", Some(&id)),
+                ("Producer-Epoch", Some("4294967296")),
+                ("Producer-Seq", Some("0")),
+            ],
+            400,
+            "invalid_request",
+        ),
+        (
+            [
+                ("Producer-Id", Some(&id)),
+                ("Producer-Epoch", None),
+                ("Producer-Seq", Some("0")),
+            ],
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (headers, status, code) in cases {
+        let (got, v) = produce_as(&a.url, "idem", &headers, &body(0)).await;
+        assert_eq!(
+            (got, v["code"].as_str()),
+            (status, Some(code)),
+            "{headers:?}: {v}"
+        );
+    }
+    let (status, v) = new_producer(&a.url, Some(json!({"producer_id": unknown}))).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (404, Some("producer_not_found")),
+        "{v}"
+    );
+    let (status, v) = new_producer(&a.url, Some(json!({"producer": 1}))).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{v}"
+    );
+    assert_eq!(
+        high_watermarks(&a.url, "idem", 4).await.iter().sum::<u64>(),
+        48
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -116,6 +116,8 @@ enum Needs {
     AnyToken,
     AnyScopeOnTopic,
     Produce,
+    /// `produce` on some topic, not necessarily `orders`.
+    ProduceSomewhere,
     Consume,
     Admin,
 }
@@ -149,6 +151,7 @@ fn case(method: &str, path: &str) -> Case {
         ("delete", "/v1/topics/{topic}") => {
             (Needs::Admin, "/v1/topics/orders-scratch".into(), None)
         }
+        ("post", "/v1/producers") => (Needs::ProduceSomewhere, path.to_string(), None),
         ("post", "/v1/topics/{topic}/records") => (
             Needs::Produce,
             "/v1/topics/orders/records".into(),
@@ -255,6 +258,7 @@ fn tokens_for(needs: Needs) -> (Vec<&'static str>, &'static str) {
         Needs::Nothing | Needs::AnyToken => (vec![], PRODUCE_PAYMENTS),
         Needs::AnyScopeOnTopic => (vec![PRODUCE_PAYMENTS], CONSUME_ORDERS),
         Needs::Produce => (vec![CONSUME_ORDERS, PRODUCE_PAYMENTS], PRODUCE_ORDERS),
+        Needs::ProduceSomewhere => (vec![CONSUME_ORDERS], PRODUCE_PAYMENTS),
         Needs::Consume => (vec![PRODUCE_ORDERS], CONSUME_ORDERS),
         // produce + consume do not make admin.
         Needs::Admin => (vec![RW_ORDERS, PRODUCE_PAYMENTS], ADMIN_ORDERS),

@@ -89,6 +89,7 @@ async fn writer(backend: Backend, w: u32, flushes: usize, shared: Arc<Shared>) {
                 topic,
                 records,
                 dedup_key,
+                producer: None,
             });
         }
         let results = log.flush(requests.clone()).await;
@@ -266,6 +267,7 @@ async fn five_percent_store_faults_lose_and_duplicate_nothing() {
                             })
                             .collect(),
                         dedup_key: Some(Bytes::from(format!("w{w}-f{f}"))),
+                        producer: None,
                     };
                     let ack = loop {
                         match log.flush(vec![req.clone()]).await.remove(0) {

@@ -2,23 +2,34 @@
 //! Written create-only; the writer that creates `seq` owns the offsets it assigns.
 //!
 //! ```text
-//! envelope("SLJE", version 1, body)          (see crate::codec)
+//! envelope("SLJE", version 2, body)          (see crate::codec)
 //! body   := shard u32 | seq u64 | append_ts i64 | writer [16]
 //!           | append_count u32 | append*
 //! append := topic_id [16] | partition_count u32 | dedup_key (u16 len + bytes)
-//!           | batch_count u32 | batch*
+//!           | batch_count u32 | batch* | producer          -- producer: version 2 only
 //! batch  := partition u32 | base_offset u64 | record_count u32
 //!           | segment [16] | pos u64 | len u32
+//! producer := 0 u8 | 1 u8 | producer_id [16] | epoch u32 | producer_seq u64
 //! ```
 //! One append is one produce request: its batches (one per partition it touched) commit
-//! together, and its dedup key (empty = none) makes a retry answer with the same offsets.
+//! together, and its dedup key (empty = none) makes a retry answer with the same offsets. An
+//! idempotent producer's request carries its id, epoch and sequence number (version 1 entries
+//! decode with none).
 
 use crate::codec::{invalid, open, put_bytes16, seal, Cursor, DecodeResult};
-use crate::ids::{ObjectId, PartitionId, TopicId};
+use crate::ids::{ObjectId, PartitionId, ProducerId, TopicId};
 use bytes::{BufMut, Bytes, BytesMut};
 
 pub const JOURNAL_MAGIC: [u8; 4] = *b"SLJE";
-pub const JOURNAL_VERSION: u16 = 1;
+pub const JOURNAL_VERSION: u16 = 2;
+
+/// An idempotent producer's request: who, which epoch, which sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProducerStamp {
+    pub id: ProducerId,
+    pub epoch: u32,
+    pub seq: u64,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JournalEntry {
@@ -38,6 +49,7 @@ pub struct Append {
     pub partition_count: u32,
     pub dedup_key: Option<Bytes>,
     pub batches: Vec<BatchRef>,
+    pub producer: Option<ProducerStamp>,
 }
 
 /// Where one batch of records lives and which offsets it holds.
@@ -93,12 +105,21 @@ impl JournalEntry {
                 b.put_u64_le(x.pos);
                 b.put_u32_le(x.len);
             }
+            match &a.producer {
+                None => b.put_u8(0),
+                Some(p) => {
+                    b.put_u8(1);
+                    b.put_slice(&p.id.0);
+                    b.put_u32_le(p.epoch);
+                    b.put_u64_le(p.seq);
+                }
+            }
         }
         seal(JOURNAL_MAGIC, JOURNAL_VERSION, &b)
     }
 
     pub fn decode(bytes: &[u8]) -> DecodeResult<Self> {
-        let (_version, body) = open(JOURNAL_MAGIC, JOURNAL_VERSION, bytes)?;
+        let (version, body) = open(JOURNAL_MAGIC, JOURNAL_VERSION, bytes)?;
         let mut c = Cursor::new(body);
         let shard = c.u32()?;
         let seq = c.u64()?;
@@ -137,11 +158,24 @@ impl JournalEntry {
                 }
                 batches.push(b);
             }
+            let producer = match version {
+                1 => None,
+                _ => match c.u8()? {
+                    0 => None,
+                    1 => Some(ProducerStamp {
+                        id: ProducerId(c.array()?),
+                        epoch: c.u32()?,
+                        seq: c.u64()?,
+                    }),
+                    _ => return Err(invalid("journal.producer", "unknown flag")),
+                },
+            };
             appends.push(Append {
                 topic,
                 partition_count,
                 dedup_key,
                 batches,
+                producer,
             });
         }
         c.finish()?;
@@ -174,6 +208,11 @@ pub(crate) fn sample_entry() -> JournalEntry {
                 pos: 8,
                 len: 100,
             }],
+            producer: Some(ProducerStamp {
+                id: ProducerId([6; 16]),
+                epoch: 2,
+                seq: 41,
+            }),
         }],
     }
 }
@@ -188,16 +227,30 @@ mod tests {
         assert_eq!(JournalEntry::decode(&e.encode()).unwrap(), e);
     }
 
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// A version 1 entry as writers wrote it before producer stamps: still decodes.
+    const V1: &str = "534c4a450100000073000000020000000700000000000000002c165b930100000909090909090909090909090909090901000000010101010101010101010101010101010400000005007265712d3101000000030000001204000000000000020000000505050505050505050505050505050508000000000000006400000073a386a2";
+
+    #[test]
+    fn version_1_bytes_still_decode() {
+        let bytes: Vec<u8> = (0..V1.len() / 2)
+            .map(|i| u8::from_str_radix(&V1[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        let mut want = sample_entry();
+        want.appends[0].producer = None;
+        assert_eq!(JournalEntry::decode(&bytes).unwrap(), want);
+    }
+
     #[test]
     fn bytes_are_pinned() {
-        let hex: String = sample_entry()
-            .encode()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(
-            hex,
-            "534c4a450100000073000000020000000700000000000000002c165b930100000909090909090909090909090909090901000000010101010101010101010101010101010400000005007265712d3101000000030000001204000000000000020000000505050505050505050505050505050508000000000000006400000073a386a2"
+        assert_eq!(hex(&sample_entry().encode()),
+            "534c4a450200000090000000020000000700000000000000002c165b930100000909090909090909090909090909090901000000010101010101010101010101010101010400000005007265712d310100000003000000120400000000000002000000050505050505050505050505050505050800000000000000640000000106060606060606060606060606060606020000002900000000000000bfa1a44e"
         );
+        let mut none = sample_entry();
+        none.appends[0].producer = None;
+        assert_eq!(JournalEntry::decode(&none.encode()).unwrap(), none);
     }
 }

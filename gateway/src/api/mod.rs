@@ -3,6 +3,7 @@
 pub mod groups;
 pub mod openapi;
 pub mod produce;
+pub mod producers;
 pub mod queues;
 pub mod read;
 pub mod topics;
@@ -121,6 +122,7 @@ pub(crate) fn build(
         .route("/metrics", get(metrics_text))
         .route("/v1/openapi.json", get(openapi::serve))
         .route("/v1/topics", post(topics::create).get(topics::list))
+        .route("/v1/producers", post(producers::create))
         .route(
             "/v1/topics/{topic}",
             get(topics::get)

@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` annotations and the
 //! wire types. Served at `GET /v1/openapi.json`.
 
-use super::{groups, produce, queues, read, topics};
+use super::{groups, produce, producers, queues, read, topics};
 use crate::auth::AuthDoc;
 use crate::error::Problem;
 use crate::overload::OverloadDoc;
@@ -26,6 +26,7 @@ use utoipa::{Modify, OpenApi};
         topics::update,
         topics::delete,
         produce::produce,
+        producers::create,
         read::read,
         read::offset_for_timestamp,
         groups::join,
@@ -105,6 +106,8 @@ use utoipa::{Modify, OpenApi};
         sluice_api::HistoryEvent,
         sluice_api::RedriveBody,
         sluice_api::RedriveAnswer,
+        sluice_api::CreateProducer,
+        sluice_api::Producer,
     )),
     modifiers(&CommonErrors, &AuthDoc, &OverloadDoc, &ProduceRecordRules),
     tags(
@@ -153,7 +156,10 @@ pub(crate) fn problem_response(description: &str) -> RefOr<utoipa::openapi::Resp
 impl Modify for CommonErrors {
     fn modify(&self, doc: &mut Doc) {
         for (path, item) in doc.paths.paths.iter_mut() {
-            if !path.starts_with("/v1/topics") && !path.starts_with("/v1/groups") {
+            if !path.starts_with("/v1/topics")
+                && !path.starts_with("/v1/groups")
+                && !path.starts_with("/v1/producers")
+            {
                 continue;
             }
             for op in operations(item) {

@@ -15,6 +15,7 @@ use axum::Json;
 use base64::Engine;
 use bytes::Bytes;
 use sluice_api::{Accepted, AckMode, ProduceAnswer, ProduceBody, ProduceQuery, ProduceRecord};
+use sluice_core::format::journal::ProducerStamp;
 use sluice_core::format::record::Record;
 use sluice_core::log::ProduceRequest;
 use sluice_core::topic::TopicConfig;
@@ -186,11 +187,49 @@ pub fn records_of(
         .collect()
 }
 
+/// The `Producer-Id` / `Producer-Epoch` / `Producer-Seq` headers: all three or none; the id a
+/// ULID (else 404 `producer_not_found`), epoch and sequence decimal numbers (else 400).
+pub fn producer_of(headers: &HeaderMap) -> ApiResult<Option<ProducerStamp>> {
+    let get = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let (id, epoch, seq) = match (
+        get("producer-id"),
+        get("producer-epoch"),
+        get("producer-seq"),
+    ) {
+        (None, None, None) => return Ok(None),
+        (Some(i), Some(e), Some(s)) => (i, e, s),
+        _ => {
+            return Err(ApiError::Invalid(
+                "give all of Producer-Id, Producer-Epoch and Producer-Seq, or none".into(),
+            ))
+        }
+    };
+    fn number<T: std::str::FromStr>(name: &str, v: &str) -> ApiResult<T> {
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::Invalid(format!(
+                "{name} must be a decimal number"
+            )));
+        }
+        v.parse()
+            .map_err(|_| ApiError::Invalid(format!("{name} is out of range")))
+    }
+    let epoch = number::<u32>("Producer-Epoch", epoch)?;
+    let seq = number::<u64>("Producer-Seq", seq)?;
+    Ok(Some(ProducerStamp {
+        id: super::producers::producer_id(id)?,
+        epoch,
+        seq,
+    }))
+}
+
 /// Append records. Records with the same key go to the same partition; `partition` overrides.
 #[utoipa::path(post, path = "/v1/topics/{topic}/records", tag = "records",
     params(
         ("topic" = String, Path, description = "Topic name", pattern = "^[A-Za-z0-9._-]{1,249}$", example = "orders"),
         ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 256, description = "1 to 256 bytes. A retry with the same key within the dedup window returns the first answer and writes nothing, on any gateway."),
+        ("Producer-Id" = Option<String>, Header, description = "An idempotent producer (`POST /v1/producers`); with `Producer-Epoch` and `Producer-Seq`."),
+        ("Producer-Epoch" = Option<u32>, Header, description = "The producer's current epoch; an older one is 409 `producer_fenced`."),
+        ("Producer-Seq" = Option<u64>, Header, description = "This request's sequence number on this topic: 0, 1, 2, … (0 again after an epoch bump). A repeat of one of the last 5 answers its first answer and writes nothing, on any gateway; a gap or an older one is 409 `out_of_order_sequence`."),
         ProduceQuery,
     ),
     request_body(description = "Records as JSON, as NDJSON (one record object a line), or one raw value",
@@ -203,9 +242,10 @@ pub fn records_of(
         (status = 200, description = "Committed (`ack=durable`)", body = ProduceAnswer),
         (status = 202, description = "Queued, not yet durable (`ack=none`)", body = Accepted),
         (status = 400, description = "Malformed body or parameters (`invalid_json`, `invalid_base64`, `invalid_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such topic or partition (`topic_not_found`, `partition_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic or partition, or producer (`topic_not_found`, `partition_not_found`, `producer_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "A record or the request is too large (`record_too_large`, `request_too_large`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Unsupported content type (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "An idempotent producer's request out of sequence or from an old epoch (`out_of_order_sequence`, `producer_fenced`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The idempotency key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn produce(
@@ -232,7 +272,11 @@ pub async fn produce(
         }
         Some(v) => Some(Bytes::copy_from_slice(v.as_bytes())),
     };
+    let producer = producer_of(&headers)?;
     let topic = st.log.topics().get(&topic).await?;
+    if let Some(p) = &producer {
+        st.log.producers().check(p.id, p.epoch).await?;
+    }
     let records = records_of(
         format,
         body,
@@ -246,6 +290,7 @@ pub async fn produce(
         topic,
         records,
         dedup_key,
+        producer,
     };
     Metrics::inc(&st.metrics.produce_requests);
     let stopped = |_| ApiError::Unavailable("the gateway is shutting down; retry".into());
