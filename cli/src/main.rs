@@ -5,7 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use sluice_compactor::{Compactor, CompactorConfig};
 use sluice_core::clock;
 use sluice_core::log::{Log, LogConfig};
-use sluice_core::store::{self, DynStore, S3Options};
+use sluice_core::store::{self, DynStore, StoreOptions};
 use sluice_gateway::{AuthConfig, GatewayConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,6 +34,10 @@ enum Command {
         /// Address to serve HTTP on.
         #[arg(long, default_value = "127.0.0.1:8080", env = "SLUICE_LISTEN")]
         listen: SocketAddr,
+        /// Do not fsync written objects: faster, but an OS crash or power loss may lose
+        /// acknowledged records. For throwaway data only.
+        #[arg(long, env = "SLUICE_NO_FSYNC")]
+        no_fsync: bool,
         #[command(flatten)]
         auth: AuthArgs,
         #[command(flatten)]
@@ -76,6 +80,10 @@ struct StoreArgs {
     /// S3-compatible endpoint, e.g. http://127.0.0.1:4566 for LocalStack.
     #[arg(long, env = "SLUICE_S3_ENDPOINT")]
     endpoint: Option<String>,
+    /// Local-folder stores: do not fsync written objects. Faster, but an OS crash or power
+    /// loss may lose acknowledged records. For throwaway data only.
+    #[arg(long, env = "SLUICE_NO_FSYNC")]
+    no_fsync: bool,
 }
 
 /// Bearer tokens. Without any, the gateway serves everyone.
@@ -130,8 +138,9 @@ impl StoreArgs {
     fn open(&self) -> Result<DynStore, String> {
         store::open(
             &self.store,
-            &S3Options {
+            &StoreOptions {
                 endpoint: self.endpoint.clone(),
+                fsync: !self.no_fsync,
             },
         )
         .map_err(|e| e.to_string())
@@ -246,12 +255,21 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Dev {
             data_dir,
             listen,
+            no_fsync,
             auth,
             tuning,
         } => {
             let auth = auth.load()?;
-            let store = store::open(&data_dir, &S3Options::default()).map_err(|e| e.to_string())?;
-            eprintln!("sluice dev: data in {data_dir}");
+            let opts = StoreOptions {
+                fsync: !no_fsync,
+                ..Default::default()
+            };
+            let store = store::open(&data_dir, &opts).map_err(|e| e.to_string())?;
+            if no_fsync {
+                eprintln!("sluice dev: data in {data_dir} (--no-fsync: an OS crash may lose acknowledged records)");
+            } else {
+                eprintln!("sluice dev: data in {data_dir}");
+            }
             let mut cfg = gateway_config(&tuning, Duration::ZERO);
             cfg.auth = auth;
             run_gateway(store, listen, cfg, Some(CompactorConfig::default())).await

@@ -232,12 +232,12 @@ mod tests {
     use sluice_core::clock;
     use sluice_core::format::record::Record;
     use sluice_core::log::LogConfig;
-    use sluice_core::store::{self, FaultConfig, Instrumented, S3Options};
+    use sluice_core::store::{self, FaultConfig, Instrumented, StoreOptions};
 
     /// Segment PUTs with random latency finish out of order; commits must not.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pipelined_flushes_commit_in_queue_order() {
-        let inner = store::open("memory://", &S3Options::default()).unwrap();
+        let inner = store::open("memory://", &StoreOptions::default()).unwrap();
         let faulty = Instrumented::new(inner, 7);
         faulty.set_faults(FaultConfig {
             latency: Some((Duration::from_millis(1), Duration::from_millis(30))),
