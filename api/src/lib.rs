@@ -4,8 +4,10 @@
 //! rename none.
 //!
 //! One module per section of the contract: [`topics`], [`records`] (produce and stateless
-//! reads); [`json`] holds the deserialisers every body uses.
+//! reads); [`json`] holds the deserialisers every body uses. [`internal`] holds the
+//! gateway-to-gateway types, which are not part of the public contract.
 
+pub mod internal;
 pub mod json;
 pub mod records;
 pub mod topics;

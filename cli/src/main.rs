@@ -6,7 +6,7 @@ use sluice_compactor::{Compactor, CompactorConfig};
 use sluice_core::clock;
 use sluice_core::log::{Log, LogConfig};
 use sluice_core::store::{self, DynStore, StoreOptions};
-use sluice_gateway::{AuthConfig, GatewayConfig};
+use sluice_gateway::{AuthConfig, CommitterConfig, GatewayConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +53,8 @@ enum Command {
         #[arg(long)]
         with_compactor: bool,
         #[command(flatten)]
+        commit: CommitArgs,
+        #[command(flatten)]
         auth: AuthArgs,
         #[command(flatten)]
         tuning: Tuning,
@@ -84,6 +86,22 @@ struct StoreArgs {
     /// loss may lose acknowledged records. For throwaway data only.
     #[arg(long, env = "SLUICE_NO_FSYNC")]
     no_fsync: bool,
+}
+
+/// Shard committers: gateways elect one per journal shard (a lease in the bucket) and hand it
+/// their commits, so a hot topic's commit rate grows with the number of gateways.
+#[derive(Args)]
+struct CommitArgs {
+    /// URL other gateways reach this one at (default: http://LISTEN-ADDRESS, unless that is
+    /// 0.0.0.0 / [::], which other machines cannot use: then give it).
+    #[arg(long, env = "SLUICE_ADVERTISE_URL")]
+    advertise_url: Option<String>,
+    /// Commit directly to the journal; never act as, or hand commits to, a shard committer.
+    #[arg(long, env = "SLUICE_NO_COMMITTER")]
+    no_committer: bool,
+    /// Committer lease duration in milliseconds: a committer that stops is replaced after it.
+    #[arg(long, default_value_t = 3000, env = "SLUICE_COMMITTER_LEASE_MS")]
+    committer_lease_ms: u64,
 }
 
 /// Bearer tokens. Without any, the gateway serves everyone.
@@ -193,8 +211,9 @@ async fn shutdown_signal() {
 async fn run_gateway(
     store: DynStore,
     listen: SocketAddr,
-    cfg: GatewayConfig,
+    mut cfg: GatewayConfig,
     compactor: Option<CompactorConfig>,
+    commit: Option<&CommitArgs>,
 ) -> Result<(), String> {
     let clock = clock::system();
     let log = Log::new(store.clone(), clock.clone(), LogConfig::default());
@@ -203,6 +222,26 @@ async fn run_gateway(
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     eprintln!("sluice: serving http://{addr}");
+    if let Some(c) = commit.filter(|c| !c.no_committer) {
+        let advertise = match &c.advertise_url {
+            Some(u) => Some(u.trim_end_matches('/').to_string()),
+            None if addr.ip().is_unspecified() => None,
+            None => Some(format!("http://{addr}")),
+        };
+        match advertise {
+            Some(url) => {
+                let mut cc = CommitterConfig::new(url);
+                cc.lease_duration = Duration::from_millis(c.committer_lease_ms.max(300));
+                // Another gateway's token, for the hand-over when auth is on (`admin` on `*`).
+                cc.token = std::env::var("SLUICE_INTERNAL_TOKEN").ok();
+                cfg.committer = Some(cc);
+            }
+            None => eprintln!(
+                "sluice: listening on {addr} without --advertise-url: this gateway commits \
+                 directly and takes no part in shard committer election"
+            ),
+        }
+    }
     match &cfg.auth {
         Some(auth) => eprintln!(
             "sluice: bearer-token authentication is on ({} token(s)); /healthz, /readyz, \
@@ -272,12 +311,14 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             let mut cfg = gateway_config(&tuning, Duration::ZERO);
             cfg.auth = auth;
-            run_gateway(store, listen, cfg, Some(CompactorConfig::default())).await
+            // One process is its own committer: no election needed.
+            run_gateway(store, listen, cfg, Some(CompactorConfig::default()), None).await
         }
         Command::Gateway {
             store,
             listen,
             with_compactor,
+            commit,
             auth,
             tuning,
         } => {
@@ -290,6 +331,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 listen,
                 cfg,
                 with_compactor.then(CompactorConfig::default),
+                Some(&commit),
             )
             .await
         }

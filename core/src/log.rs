@@ -3,6 +3,7 @@
 //! `partition_info`, `wait_for`.
 
 use crate::clock::Clock;
+use crate::committer::{CommitForwarder, Committed, GroupCommitter, GroupConfig};
 use crate::error::{Error, Result};
 use crate::format::index::IndexObject;
 use crate::format::journal::BatchRef;
@@ -19,7 +20,7 @@ use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
@@ -109,7 +110,6 @@ pub struct PartitionInfo {
 pub struct PreparedFlush {
     requests: Vec<ProduceRequest>,
     planned: Vec<(usize, Vec<u32>, PendingAppend)>,
-    segment: ObjectId,
     results: Vec<Option<Result<ProduceAck>>>,
 }
 
@@ -129,6 +129,8 @@ pub struct Log {
     listings: Mutex<HashMap<PartitionId, Arc<IndexListing>>>,
     index_cache: Mutex<HashMap<(PartitionId, IndexKey), Arc<IndexObject>>>,
     sticky: AtomicU32,
+    committers: Mutex<HashMap<u32, GroupCommitter>>,
+    forwarder: OnceLock<Arc<dyn CommitForwarder>>,
 }
 
 impl Log {
@@ -144,6 +146,8 @@ impl Log {
             listings: Mutex::new(HashMap::new()),
             index_cache: Mutex::new(HashMap::new()),
             sticky: AtomicU32::new(0),
+            committers: Mutex::new(HashMap::new()),
+            forwarder: OnceLock::new(),
         })
     }
 
@@ -222,7 +226,6 @@ impl Log {
         PreparedFlush {
             requests,
             planned,
-            segment,
             results,
         }
     }
@@ -232,12 +235,10 @@ impl Log {
         let PreparedFlush {
             requests,
             planned,
-            segment,
             mut results,
         } = prepared;
         if !planned.is_empty() {
-            self.commit_planned(&requests, planned, segment, &mut results)
-                .await;
+            self.commit_planned(&requests, planned, &mut results).await;
         }
         results
             .into_iter()
@@ -298,11 +299,58 @@ impl Log {
         ))
     }
 
+    /// Commit appends (whose segments are written) to `shard`: through the shard's committer
+    /// elsewhere if a [`CommitForwarder`] is installed and one answers, else in this process's
+    /// group commit of the shard.
+    pub async fn commit_appends(
+        &self,
+        shard: u32,
+        pending: Vec<PendingAppend>,
+    ) -> Result<Committed> {
+        let forwarder = self.forwarder.get().cloned();
+        if let Some(f) = forwarder {
+            if let Some(answer) = f.forward(shard, &pending).await {
+                return answer;
+            }
+        }
+        self.commit_here(shard, pending).await
+    }
+
+    /// Commit appends in this process's group commit of `shard` (what the shard's elected
+    /// committer does with the appends other gateways hand it).
+    pub async fn commit_here(&self, shard: u32, pending: Vec<PendingAppend>) -> Result<Committed> {
+        let committer = {
+            let existing = self
+                .committers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&shard)
+                .cloned();
+            match existing {
+                Some(c) => c,
+                None => {
+                    let s = self.shard(shard).await?;
+                    self.committers
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .entry(shard)
+                        .or_insert_with(|| GroupCommitter::spawn(s, GroupConfig::default()))
+                        .clone()
+                }
+            }
+        };
+        committer.commit(pending).await
+    }
+
+    /// Hand commits to the shards' elected committers (once; later calls are ignored).
+    pub fn set_forwarder(&self, forwarder: Arc<dyn CommitForwarder>) {
+        let _ = self.forwarder.set(forwarder);
+    }
+
     async fn commit_planned(
         &self,
         requests: &[ProduceRequest],
         planned: Vec<(usize, Vec<u32>, PendingAppend)>,
-        segment: ObjectId,
         results: &mut [Option<Result<ProduceAck>>],
     ) {
         let mut by_shard: HashMap<u32, Vec<(usize, Vec<u32>, PendingAppend)>> = HashMap::new();
@@ -314,24 +362,15 @@ impl Log {
         }
         let commits = by_shard.into_iter().map(|(shard, group)| async move {
             let pending: Vec<PendingAppend> = group.iter().map(|g| g.2.clone()).collect();
-            let r = match self.shard(shard).await {
-                Ok(s) => s.commit(&pending, segment).await,
-                Err(e) => Err(e),
-            };
+            let r = self.commit_appends(shard, pending).await;
             (group, r)
         });
         for (group, r) in futures::future::join_all(commits).await {
             match r {
                 Err(e) => {
-                    let msg = e.to_string();
-                    let retryable = e.is_retryable();
-                    let mut first = Some(e);
-                    for (i, _, _) in group {
-                        results[i] = Some(Err(match first.take() {
-                            Some(e) => e,
-                            None if retryable => Error::Stale(msg.clone()),
-                            None => Error::Internal(msg.clone()),
-                        }));
+                    let errors = e.spread(group.len());
+                    for ((i, _, _), e) in group.into_iter().zip(errors) {
+                        results[i] = Some(Err(e));
                     }
                 }
                 Ok((outcomes, append_ts)) => {

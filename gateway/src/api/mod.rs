@@ -7,6 +7,7 @@ pub mod topics;
 
 use crate::auth::{self, AuthState};
 use crate::batcher::{Batcher, BatcherConfig};
+use crate::committer::CommitRouter;
 use crate::error::{ensure_problem, ApiError, ApiResult};
 use crate::extract::BodyLimit;
 use crate::metrics::{self, Metrics};
@@ -38,6 +39,8 @@ pub struct Inner {
     pub waiting: Arc<tokio::sync::Semaphore>,
     /// Becomes true (or closed) when the server shuts down: long-polls and streams end.
     pub shutdown: watch::Receiver<bool>,
+    /// The shard committer election, when this gateway takes part in it.
+    pub committer: Option<Arc<CommitRouter>>,
     /// Held so `shutdown` never closes for a bare [`crate::router`].
     _keep: Option<watch::Sender<bool>>,
 }
@@ -88,8 +91,22 @@ pub(crate) fn build(
         max_request_bytes: cfg.max_request_bytes,
     });
     let waiting = Arc::new(tokio::sync::Semaphore::new(cfg.max_waiting_readers.max(1)));
+    let committer =
+        cfg.committer
+            .clone()
+            .and_then(|c| match CommitRouter::new(log.store().clone(), c) {
+                Ok(router) => {
+                    log.set_forwarder(router.clone());
+                    Some(router)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "committer election is off");
+                    None
+                }
+            });
     let state = AppState(Arc::new(Inner {
         log,
+        committer,
         waiting,
         cfg,
         batcher,
@@ -125,7 +142,9 @@ pub(crate) fn build(
         .route(
             "/v1/topics/{topic}/partitions/{partition}/offsets",
             get(read::offset_for_timestamp),
-        );
+        )
+        // Gateway to gateway, not in the public API; with auth on it needs `admin` on `*`.
+        .route("/internal/v1/commit", post(crate::committer::commit));
     // Only routed requests with an allowed method are checked; 404 and 405 stay as they are.
     let routes = match auth {
         Some(a) => routes.route_layer(axum::middleware::from_fn_with_state(a, auth::require)),
