@@ -170,7 +170,7 @@ async fn sluice_commits(clients: Vec<Arc<Instrumented>>, args: &Args) -> Run {
                     let t = Instant::now();
                     let prepared = log.write_segment(reqs).await;
                     let c = Instant::now();
-                    for r in log.commit(prepared).await {
+                    for r in log.commit(prepared, None).await {
                         let ack = r.expect("commit");
                         records += ack.offsets.len() as u64;
                     }

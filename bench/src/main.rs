@@ -7,7 +7,10 @@
 //!   S3): produce throughput and ack latency of concurrent HTTP producers, end-to-end latency to
 //!   long-polling readers at a fixed rate, and the gateway's RSS, against an in-process HTTP +
 //!   JSON server that stores nothing (the ceiling of the HTTP path).
+//! - `sluice-bench hot`: one hot topic through 1..16 gateways on a simulated S3 Standard bucket,
+//!   every gateway committing itself (the baseline) against the elected shard committer.
 
+mod hot_bench;
 mod http_bench;
 mod log_bench;
 mod stats;
@@ -27,6 +30,9 @@ enum Command {
     Log(log_bench::Args),
     /// HTTP produce throughput, ack and end-to-end latency, and RSS of a `sluice` gateway.
     Http(http_bench::Args),
+    /// One hot topic through G gateways on simulated S3 Standard: direct commits vs the
+    /// elected shard committer.
+    Hot(hot_bench::Args),
 }
 
 fn main() {
@@ -38,5 +44,6 @@ fn main() {
     match cli.command {
         Command::Log(args) => rt.block_on(log_bench::run(args)),
         Command::Http(args) => rt.block_on(http_bench::run(args)),
+        Command::Hot(args) => rt.block_on(hot_bench::run(args)),
     }
 }

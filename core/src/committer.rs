@@ -78,18 +78,29 @@ impl GroupCommitter {
 
     /// Commit `pending` in the next round; answers one outcome per append.
     pub async fn commit(&self, pending: Vec<PendingAppend>) -> Result<Committed> {
+        wait(self.enqueue(pending)).await
+    }
+
+    /// Queue `pending` for the next round now; the receiver gets its answer. Appends queued
+    /// one after the other are committed in that order (in one entry, or the later in a later
+    /// entry).
+    pub fn enqueue(&self, pending: Vec<PendingAppend>) -> oneshot::Receiver<Result<Committed>> {
         let (reply, rx) = oneshot::channel();
         let sub = Submission {
             pending,
             received: Instant::now(),
             reply,
         };
-        if self.tx.send(sub).is_err() {
-            return Err(Error::Stale("the shard committer has stopped".into()));
-        }
-        rx.await
-            .map_err(|_| Error::Stale("the shard committer has stopped".into()))?
+        // If the task is gone the submission (and its reply sender) is dropped: `wait` says so.
+        let _ = self.tx.send(sub);
+        rx
     }
+}
+
+/// The answer of an [`enqueue`](GroupCommitter::enqueue)d commit.
+pub async fn wait(rx: oneshot::Receiver<Result<Committed>>) -> Result<Committed> {
+    rx.await
+        .map_err(|_| Error::Stale("the shard committer has stopped".into()))?
 }
 
 /// The oldest segment the appends reference (`None` for no batches).

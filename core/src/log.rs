@@ -3,7 +3,7 @@
 //! `partition_info`, `wait_for`.
 
 use crate::clock::Clock;
-use crate::committer::{CommitForwarder, Committed, GroupCommitter, GroupConfig};
+use crate::committer::{self, CommitForwarder, Committed, GroupCommitter, GroupConfig};
 use crate::error::{Error, Result};
 use crate::format::index::IndexObject;
 use crate::format::journal::BatchRef;
@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 #[derive(Clone, Debug)]
 pub struct LogConfig {
@@ -113,6 +114,12 @@ pub struct PreparedFlush {
     results: Vec<Option<Result<ProduceAck>>>,
 }
 
+/// Appends given to a shard's committer.
+enum Handed {
+    Answered(Result<Committed>),
+    Queued(oneshot::Receiver<Result<Committed>>),
+}
+
 /// Cached LIST of one partition's index objects.
 #[derive(Default)]
 struct IndexListing {
@@ -189,7 +196,7 @@ impl Log {
     /// Answers in request order; a request fails alone when only it is at fault.
     pub async fn flush(&self, requests: Vec<ProduceRequest>) -> Vec<Result<ProduceAck>> {
         let prepared = self.write_segment(requests).await;
-        self.commit(prepared).await
+        self.commit(prepared, None).await
     }
 
     /// Step 1 of a flush: route and encode the requests, PUT the segment. Segments of several
@@ -230,15 +237,26 @@ impl Log {
         }
     }
 
-    /// Step 2 of a flush: commit the written segment to the journal shard(s).
-    pub async fn commit(&self, prepared: PreparedFlush) -> Vec<Result<ProduceAck>> {
+    /// Step 2 of a flush: commit the written segment to the journal shard(s). `queued` (if
+    /// given) is told as soon as the flush's appends are handed over (queued in this process's
+    /// group commit, or answered by the shard's committer elsewhere): the next flush may then
+    /// be committed, and stays after this one. So flushes committed in order share journal
+    /// entries while one is being written.
+    pub async fn commit(
+        &self,
+        prepared: PreparedFlush,
+        queued: Option<oneshot::Sender<()>>,
+    ) -> Vec<Result<ProduceAck>> {
         let PreparedFlush {
             requests,
             planned,
             mut results,
         } = prepared;
         if !planned.is_empty() {
-            self.commit_planned(&requests, planned, &mut results).await;
+            self.commit_planned(&requests, planned, &mut results, queued)
+                .await;
+        } else if let Some(q) = queued {
+            let _ = q.send(());
         }
         results
             .into_iter()
@@ -307,39 +325,52 @@ impl Log {
         shard: u32,
         pending: Vec<PendingAppend>,
     ) -> Result<Committed> {
+        match self.hand_over(shard, pending).await {
+            Handed::Answered(r) => r,
+            Handed::Queued(rx) => committer::wait(rx).await,
+        }
+    }
+
+    /// Give appends to whoever commits `shard`: the elected committer elsewhere (answered when
+    /// this returns), or this process's group commit (queued when this returns: appends handed
+    /// over one after the other are committed in that order).
+    async fn hand_over(&self, shard: u32, pending: Vec<PendingAppend>) -> Handed {
         let forwarder = self.forwarder.get().cloned();
         if let Some(f) = forwarder {
             if let Some(answer) = f.forward(shard, &pending).await {
-                return answer;
+                return Handed::Answered(answer);
             }
         }
-        self.commit_here(shard, pending).await
+        match self.group_committer(shard).await {
+            Ok(c) => Handed::Queued(c.enqueue(pending)),
+            Err(e) => Handed::Answered(Err(e)),
+        }
     }
 
     /// Commit appends in this process's group commit of `shard` (what the shard's elected
     /// committer does with the appends other gateways hand it).
     pub async fn commit_here(&self, shard: u32, pending: Vec<PendingAppend>) -> Result<Committed> {
-        let committer = {
-            let existing = self
-                .committers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&shard)
-                .cloned();
-            match existing {
-                Some(c) => c,
-                None => {
-                    let s = self.shard(shard).await?;
-                    self.committers
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .entry(shard)
-                        .or_insert_with(|| GroupCommitter::spawn(s, GroupConfig::default()))
-                        .clone()
-                }
-            }
-        };
-        committer.commit(pending).await
+        self.group_committer(shard).await?.commit(pending).await
+    }
+
+    async fn group_committer(&self, shard: u32) -> Result<GroupCommitter> {
+        let existing = self
+            .committers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&shard)
+            .cloned();
+        if let Some(c) = existing {
+            return Ok(c);
+        }
+        let s = self.shard(shard).await?;
+        Ok(self
+            .committers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(shard)
+            .or_insert_with(|| GroupCommitter::spawn(s, GroupConfig::default()))
+            .clone())
     }
 
     /// Hand commits to the shards' elected committers (once; later calls are ignored).
@@ -352,6 +383,7 @@ impl Log {
         requests: &[ProduceRequest],
         planned: Vec<(usize, Vec<u32>, PendingAppend)>,
         results: &mut [Option<Result<ProduceAck>>],
+        queued: Option<oneshot::Sender<()>>,
     ) {
         let mut by_shard: HashMap<u32, Vec<(usize, Vec<u32>, PendingAppend)>> = HashMap::new();
         for p in planned {
@@ -360,12 +392,20 @@ impl Log {
                 .or_default()
                 .push(p);
         }
-        let commits = by_shard.into_iter().map(|(shard, group)| async move {
+        let handing = by_shard.into_iter().map(|(shard, group)| async move {
             let pending: Vec<PendingAppend> = group.iter().map(|g| g.2.clone()).collect();
-            let r = self.commit_appends(shard, pending).await;
-            (group, r)
+            let handed = self.hand_over(shard, pending).await;
+            (group, handed)
         });
-        for (group, r) in futures::future::join_all(commits).await {
+        let handed = futures::future::join_all(handing).await;
+        if let Some(q) = queued {
+            let _ = q.send(());
+        }
+        for (group, handed) in handed {
+            let r = match handed {
+                Handed::Answered(r) => r,
+                Handed::Queued(rx) => committer::wait(rx).await,
+            };
             match r {
                 Err(e) => {
                     let errors = e.spread(group.len());

@@ -5,7 +5,7 @@
 
 mod instrumented;
 
-pub use instrumented::{Counts, FaultConfig, Instrumented};
+pub use instrumented::{Counts, FaultConfig, Instrumented, LatencyDist};
 
 use crate::error::{Error, Result};
 use bytes::Bytes;
