@@ -26,10 +26,123 @@ pub type Committed = (Vec<Outcome>, i64);
 /// gateway over HTTP).
 #[async_trait]
 pub trait CommitForwarder: Send + Sync {
+    /// Whether `shard`'s committer is another process (as far as is known now).
+    fn is_remote(&self, shard: u32) -> bool;
+
     /// `None`: commit here (this process is the committer, there is none, or it is unreachable
     /// and certainly did not take the appends). `Some`: the committer's answer, or an error
     /// when the outcome is unknown (the appends may still be committed; retryable).
     async fn forward(&self, shard: u32, pending: &[PendingAppend]) -> Option<Result<Committed>>;
+}
+
+/// The one way this process's commits to a shard leave it when a [`CommitForwarder`] is
+/// installed: a FIFO whose task sends everything queued as one hand-over to the remote
+/// committer (one at a time, waiting for each answer), or queues it in the local
+/// [`GroupCommitter`] when the committer is here, unknown or unreachable. Before a hand-over
+/// to the remote committer it waits until the local commits queued earlier have finished, so
+/// this process's commits stay in the order they were queued whichever way each goes (I3).
+#[derive(Clone)]
+pub struct HandOver {
+    tx: mpsc::UnboundedSender<Submission>,
+}
+
+impl HandOver {
+    pub fn spawn(
+        shard: u32,
+        forwarder: Arc<dyn CommitForwarder>,
+        local: GroupCommitter,
+        cfg: GroupConfig,
+    ) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(hand_over(shard, forwarder, local, cfg, rx));
+        Self { tx }
+    }
+
+    /// Queue `pending`; the receiver gets its answer. Commits queued one after the other are
+    /// committed in that order.
+    pub fn enqueue(&self, pending: Vec<PendingAppend>) -> oneshot::Receiver<Result<Committed>> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Submission {
+            pending,
+            received: Instant::now(),
+            reply,
+        });
+        rx
+    }
+}
+
+/// A round: `first` and whatever else is queued now, up to `max_appends` appends.
+fn drain(
+    first: Submission,
+    rx: &mut mpsc::UnboundedReceiver<Submission>,
+    max_appends: usize,
+) -> Vec<Submission> {
+    let mut appends = first.pending.len();
+    let mut round = vec![first];
+    while appends < max_appends {
+        match rx.try_recv() {
+            Ok(s) => {
+                appends += s.pending.len();
+                round.push(s);
+            }
+            Err(_) => break,
+        }
+    }
+    round
+}
+
+/// Answer each submission of a round with its share of `result`.
+fn reply_all(subs: Vec<Submission>, result: Result<Committed>) {
+    let sizes: Vec<usize> = subs.iter().map(|s| s.pending.len()).collect();
+    let parts = result.and_then(|(outcomes, ts)| {
+        split_outcomes(outcomes, &sizes)
+            .map(|p| (p, ts))
+            .ok_or_else(|| Error::Internal("commit answered the wrong number of outcomes".into()))
+    });
+    match parts {
+        Ok((parts, ts)) => {
+            for (s, part) in subs.into_iter().zip(parts) {
+                let _ = s.reply.send(Ok((part, ts)));
+            }
+        }
+        Err(e) => {
+            let n = subs.len();
+            for (s, e) in subs.into_iter().zip(e.spread(n)) {
+                let _ = s.reply.send(Err(e));
+            }
+        }
+    }
+}
+
+async fn hand_over(
+    shard: u32,
+    forwarder: Arc<dyn CommitForwarder>,
+    local: GroupCommitter,
+    cfg: GroupConfig,
+    mut rx: mpsc::UnboundedReceiver<Submission>,
+) {
+    // Completes (its sender drops) when the last local commit queued has been answered.
+    let mut local_tail: Option<oneshot::Receiver<()>> = None;
+    while let Some(first) = rx.recv().await {
+        let round = drain(first, &mut rx, cfg.max_appends);
+        let all: Vec<PendingAppend> = round.iter().flat_map(|s| s.pending.clone()).collect();
+        if forwarder.is_remote(shard) {
+            if let Some(tail) = local_tail.take() {
+                let _ = tail.await;
+            }
+            if let Some(answer) = forwarder.forward(shard, &all).await {
+                reply_all(round, answer);
+                continue;
+            }
+        }
+        let queued = local.enqueue(all);
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        local_tail = Some(done_rx);
+        tokio::spawn(async move {
+            reply_all(round, wait(queued).await);
+            drop(done_tx);
+        });
+    }
 }
 
 /// Limits of a round.
@@ -127,17 +240,7 @@ fn split_outcomes(mut outcomes: Vec<Outcome>, sizes: &[usize]) -> Option<Vec<Vec
 async fn run(shard: Arc<ShardLog>, cfg: GroupConfig, mut rx: mpsc::UnboundedReceiver<Submission>) {
     let deadline_ms = shard.config().commit_deadline_ms - cfg.deadline_margin_ms;
     while let Some(first) = rx.recv().await {
-        let mut round = vec![first];
-        let mut appends = round[0].pending.len();
-        while appends < cfg.max_appends {
-            match rx.try_recv() {
-                Ok(s) => {
-                    appends += s.pending.len();
-                    round.push(s);
-                }
-                Err(_) => break,
-            }
-        }
+        let round = drain(first, &mut rx, cfg.max_appends);
         let now = shard.now_ms();
         let mut live = Vec::with_capacity(round.len());
         for s in round {
@@ -159,29 +262,7 @@ async fn run(shard: Arc<ShardLog>, cfg: GroupConfig, mut rx: mpsc::UnboundedRece
             continue;
         };
         let all: Vec<PendingAppend> = live.iter().flat_map(|s| s.pending.clone()).collect();
-        let sizes: Vec<usize> = live.iter().map(|s| s.pending.len()).collect();
-        match shard.commit(&all, segment).await {
-            Ok((outcomes, ts)) => match split_outcomes(outcomes, &sizes) {
-                Some(parts) => {
-                    for (s, part) in live.into_iter().zip(parts) {
-                        let _ = s.reply.send(Ok((part, ts)));
-                    }
-                }
-                None => {
-                    let errors =
-                        Error::Internal("commit answered the wrong number of outcomes".into())
-                            .spread(live.len());
-                    for (s, e) in live.into_iter().zip(errors) {
-                        let _ = s.reply.send(Err(e));
-                    }
-                }
-            },
-            Err(e) => {
-                for (s, e) in live.into_iter().zip(e.spread(sizes.len())) {
-                    let _ = s.reply.send(Err(e));
-                }
-            }
-        }
+        reply_all(live, shard.commit(&all, segment).await);
     }
 }
 

@@ -3,7 +3,7 @@
 //! `partition_info`, `wait_for`.
 
 use crate::clock::Clock;
-use crate::committer::{self, CommitForwarder, Committed, GroupCommitter, GroupConfig};
+use crate::committer::{self, CommitForwarder, Committed, GroupCommitter, GroupConfig, HandOver};
 use crate::error::{Error, Result};
 use crate::format::index::IndexObject;
 use crate::format::journal::BatchRef;
@@ -116,6 +116,7 @@ pub struct PreparedFlush {
 
 /// Appends given to a shard's committer.
 enum Handed {
+    /// Failed before it could be queued.
     Answered(Result<Committed>),
     Queued(oneshot::Receiver<Result<Committed>>),
 }
@@ -137,6 +138,7 @@ pub struct Log {
     index_cache: Mutex<HashMap<(PartitionId, IndexKey), Arc<IndexObject>>>,
     sticky: AtomicU32,
     committers: Mutex<HashMap<u32, GroupCommitter>>,
+    hand_overs: Mutex<HashMap<u32, HandOver>>,
     forwarder: OnceLock<Arc<dyn CommitForwarder>>,
 }
 
@@ -154,6 +156,7 @@ impl Log {
             index_cache: Mutex::new(HashMap::new()),
             sticky: AtomicU32::new(0),
             committers: Mutex::new(HashMap::new()),
+            hand_overs: Mutex::new(HashMap::new()),
             forwarder: OnceLock::new(),
         })
     }
@@ -335,16 +338,21 @@ impl Log {
     /// this returns), or this process's group commit (queued when this returns: appends handed
     /// over one after the other are committed in that order).
     async fn hand_over(&self, shard: u32, pending: Vec<PendingAppend>) -> Handed {
-        let forwarder = self.forwarder.get().cloned();
-        if let Some(f) = forwarder {
-            if let Some(answer) = f.forward(shard, &pending).await {
-                return Handed::Answered(answer);
-            }
-        }
-        match self.group_committer(shard).await {
-            Ok(c) => Handed::Queued(c.enqueue(pending)),
-            Err(e) => Handed::Answered(Err(e)),
-        }
+        let local = match self.group_committer(shard).await {
+            Ok(c) => c,
+            Err(e) => return Handed::Answered(Err(e)),
+        };
+        let Some(forwarder) = self.forwarder.get().cloned() else {
+            return Handed::Queued(local.enqueue(pending));
+        };
+        let hand_over = self
+            .hand_overs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(shard)
+            .or_insert_with(|| HandOver::spawn(shard, forwarder, local, GroupConfig::default()))
+            .clone();
+        Handed::Queued(hand_over.enqueue(pending))
     }
 
     /// Commit appends in this process's group commit of `shard` (what the shard's elected

@@ -254,6 +254,10 @@ pub fn from_answer(pending: &[PendingAppend], answer: CommitAnswer) -> Option<Co
 
 #[async_trait]
 impl CommitForwarder for CommitRouter {
+    fn is_remote(&self, shard: u32) -> bool {
+        matches!(self.role(shard), Role::Follower(_))
+    }
+
     async fn forward(&self, shard: u32, pending: &[PendingAppend]) -> Option<Result<Committed>> {
         let url = match self.role(shard) {
             Role::Follower(url) => url,
