@@ -120,6 +120,12 @@ extra_suites() {
         echo "SeaweedFS race test skipped (SLUICE_TEST_SEAWEEDFS=0)"
     fi
 
+    # Durable embedded mode: `sluice dev` fsyncs every segment and journal entry
+    # (file and directory) before it acks, and `--no-fsync` turns that off;
+    # counted with strace (installed with apt-get if missing; ~10 s).
+    section "scripts/fsync-check.sh"
+    "$ROOT/scripts/fsync-check.sh"
+
     # REST API fuzzing: Schemathesis against GET /v1/openapi.json of a `sluice dev`
     # (no 5xx; answers match the documented schemas, content types and status
     # codes; ~30 s, installs Schemathesis into a venv on first use).

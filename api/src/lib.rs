@@ -5,10 +5,11 @@
 //!
 //! One module per section of the contract: [`topics`], [`records`] (produce and stateless
 //! reads), [`groups`] (consumer groups), [`queues`], [`producers`] (idempotent producers);
-//! [`json`] holds the deserialisers every body
-//! uses.
+//! [`json`] holds the deserialisers every body uses. [`internal`] holds the gateway-to-gateway
+//! types, which are not part of the public contract.
 
 pub mod groups;
+pub mod internal;
 pub mod json;
 pub mod producers;
 pub mod queues;

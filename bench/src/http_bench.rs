@@ -19,7 +19,8 @@ use tokio::sync::watch;
 
 #[derive(clap::Args, Clone)]
 pub struct Args {
-    /// Backends to run: `dev` (`sluice dev` on a temp folder), `s3` (`sluice gateway
+    /// Backends to run: `dev` (`sluice dev` on a temp folder), `dev-nofsync` (the same with
+    /// `--no-fsync`, to compare the cost of fsync), `s3` (`sluice gateway
     /// --with-compactor` on S3; needs --endpoint, credentials from the AWS_* environment).
     #[arg(long, value_delimiter = ',', default_value = "dev,s3")]
     pub(crate) backends: Vec<String>,
@@ -145,9 +146,12 @@ pub(crate) fn spawn_gateway(
     let listen = format!("127.0.0.1:{port}");
     let mut cmd = Command::new(bin);
     match backend {
-        "dev" => {
-            let data = dir.join(format!("dev-{run_id}"));
+        "dev" | "dev-nofsync" => {
+            let data = dir.join(format!("{backend}-{run_id}"));
             cmd.arg("dev").arg("--data-dir").arg(&data);
+            if backend == "dev-nofsync" {
+                cmd.arg("--no-fsync");
+            }
         }
         "s3" => {
             let endpoint = args.endpoint.unwrap_or_default();
@@ -158,7 +162,11 @@ pub(crate) fn spawn_gateway(
                 .arg("--endpoint")
                 .arg(endpoint);
         }
-        other => return Err(format!("unknown backend {other} (use dev or s3)")),
+        other => {
+            return Err(format!(
+                "unknown backend {other} (use dev, dev-nofsync or s3)"
+            ))
+        }
     }
     cmd.arg("--listen").arg(&listen);
     if let Some(ms) = args.linger_ms {
@@ -840,7 +848,11 @@ async fn measure(
     let base = gw.base.clone();
     match backend {
         "dev" => println!(
-            "backend dev (sluice dev on a temp folder, pid {pid}, {base}, healthy after {} ms):",
+            "backend dev (sluice dev on a temp folder, fsync on, pid {pid}, {base}, healthy after {} ms):",
+            ready.as_millis()
+        ),
+        "dev-nofsync" => println!(
+            "backend dev-nofsync (sluice dev --no-fsync on a temp folder, pid {pid}, {base}, healthy after {} ms):",
             ready.as_millis()
         ),
         _ => println!(

@@ -3,7 +3,7 @@ use bytes::Bytes;
 use sluice_core::clock;
 use sluice_core::format::record::Record;
 use sluice_core::log::{Log, LogConfig, ProduceRequest};
-use sluice_core::store::{self, DynStore, Instrumented, S3Options};
+use sluice_core::store::{self, DynStore, Instrumented, StoreOptions};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -60,13 +60,13 @@ fn open_client(
 ) -> DynStore {
     match backend {
         "memory" => memory.clone(),
-        "local" => {
-            store::open(local.to_str().expect("utf-8"), &S3Options::default()).expect("local store")
-        }
+        "local" => store::open(local.to_str().expect("utf-8"), &StoreOptions::default())
+            .expect("local store"),
         "s3" => store::open(
             &format!("s3://{}/{prefix}", args.bucket),
-            &S3Options {
+            &StoreOptions {
                 endpoint: args.endpoint.clone(),
+                ..Default::default()
             },
         )
         .expect("s3 store"),
@@ -171,7 +171,7 @@ async fn sluice_commits(clients: Vec<Arc<Instrumented>>, args: &Args) -> Run {
                     let t = Instant::now();
                     let prepared = log.write_segment(reqs).await;
                     let c = Instant::now();
-                    for r in log.commit(prepared).await {
+                    for r in log.commit(prepared, None).await {
                         let ack = r.expect("commit");
                         records += ack.offsets.len() as u64;
                     }
@@ -237,7 +237,7 @@ pub async fn run(args: Args) {
         }
         let run_id = sluice_core::ids::new_ulid(clock::system().now_ms());
         let local = dir.path().join(format!("{backend}-{run_id}"));
-        let memory = store::open("memory://", &S3Options::default()).expect("memory");
+        let memory = store::open("memory://", &StoreOptions::default()).expect("memory");
         let clients = |prefix: &str| -> Vec<Arc<Instrumented>> {
             (0..args.writers)
                 .map(|w| {

@@ -12,9 +12,12 @@
 //!   1,000 acks.
 //! - `sluice-bench filter`: bytes read from the store by a filtered scan (skipping index objects
 //!   by their summaries) against an unfiltered scan of the same 1M-record partition.
+//! - `sluice-bench hot`: one hot topic through 1..16 gateways on a simulated S3 Standard bucket,
+//!   every gateway committing itself (the baseline) against the elected shard committer.
 
 mod filter_bench;
 mod group_bench;
+mod hot_bench;
 mod http_bench;
 mod log_bench;
 mod queue_bench;
@@ -41,6 +44,9 @@ enum Command {
     Queue(queue_bench::Args),
     /// Store bytes read by a filtered scan (1% match) against an unfiltered one.
     Filter(filter_bench::Args),
+    /// One hot topic through G gateways on simulated S3 Standard: direct commits vs the
+    /// elected shard committer.
+    Hot(hot_bench::Args),
 }
 
 fn main() {
@@ -55,5 +61,6 @@ fn main() {
         Command::Groups(args) => rt.block_on(group_bench::run(args)),
         Command::Queue(args) => rt.block_on(queue_bench::run(args)),
         Command::Filter(args) => rt.block_on(filter_bench::run(args)),
+        Command::Hot(args) => rt.block_on(hot_bench::run(args)),
     }
 }

@@ -5,8 +5,8 @@ use clap::{Args, Parser, Subcommand};
 use sluice_compactor::{Compactor, CompactorConfig};
 use sluice_core::clock;
 use sluice_core::log::{Log, LogConfig};
-use sluice_core::store::{self, DynStore, S3Options};
-use sluice_gateway::{AuthConfig, GatewayConfig};
+use sluice_core::store::{self, DynStore, StoreOptions};
+use sluice_gateway::{AuthConfig, CommitterConfig, GatewayConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +34,10 @@ enum Command {
         /// Address to serve HTTP on.
         #[arg(long, default_value = "127.0.0.1:8080", env = "SLUICE_LISTEN")]
         listen: SocketAddr,
+        /// Do not fsync written objects: faster, but an OS crash or power loss may lose
+        /// acknowledged records. For throwaway data only.
+        #[arg(long, env = "SLUICE_NO_FSYNC")]
+        no_fsync: bool,
         #[command(flatten)]
         auth: AuthArgs,
         #[command(flatten)]
@@ -48,6 +52,8 @@ enum Command {
         /// Also run a compactor in this process (only one is active at a time anyway).
         #[arg(long)]
         with_compactor: bool,
+        #[command(flatten)]
+        commit: CommitArgs,
         #[command(flatten)]
         auth: AuthArgs,
         #[command(flatten)]
@@ -76,6 +82,26 @@ struct StoreArgs {
     /// S3-compatible endpoint, e.g. http://127.0.0.1:4566 for LocalStack.
     #[arg(long, env = "SLUICE_S3_ENDPOINT")]
     endpoint: Option<String>,
+    /// Local-folder stores: do not fsync written objects. Faster, but an OS crash or power
+    /// loss may lose acknowledged records. For throwaway data only.
+    #[arg(long, env = "SLUICE_NO_FSYNC")]
+    no_fsync: bool,
+}
+
+/// Shard committers: gateways elect one per journal shard (a lease in the bucket) and hand it
+/// their commits, so a hot topic's commit rate grows with the number of gateways.
+#[derive(Args)]
+struct CommitArgs {
+    /// URL other gateways reach this one at (default: http://LISTEN-ADDRESS, unless that is
+    /// 0.0.0.0 / [::], which other machines cannot use: then give it).
+    #[arg(long, env = "SLUICE_ADVERTISE_URL")]
+    advertise_url: Option<String>,
+    /// Commit directly to the journal; never act as, or hand commits to, a shard committer.
+    #[arg(long, env = "SLUICE_NO_COMMITTER")]
+    no_committer: bool,
+    /// Committer lease duration in milliseconds: a committer that stops is replaced after it.
+    #[arg(long, default_value_t = 3000, env = "SLUICE_COMMITTER_LEASE_MS")]
+    committer_lease_ms: u64,
 }
 
 /// Bearer tokens. Without any, the gateway serves everyone.
@@ -130,8 +156,9 @@ impl StoreArgs {
     fn open(&self) -> Result<DynStore, String> {
         store::open(
             &self.store,
-            &S3Options {
+            &StoreOptions {
                 endpoint: self.endpoint.clone(),
+                fsync: !self.no_fsync,
             },
         )
         .map_err(|e| e.to_string())
@@ -184,8 +211,9 @@ async fn shutdown_signal() {
 async fn run_gateway(
     store: DynStore,
     listen: SocketAddr,
-    cfg: GatewayConfig,
+    mut cfg: GatewayConfig,
     compactor: Option<CompactorConfig>,
+    commit: Option<&CommitArgs>,
 ) -> Result<(), String> {
     let clock = clock::system();
     let log = Log::new(store.clone(), clock.clone(), LogConfig::default());
@@ -194,6 +222,26 @@ async fn run_gateway(
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     eprintln!("sluice: serving http://{addr}");
+    if let Some(c) = commit.filter(|c| !c.no_committer) {
+        let advertise = match &c.advertise_url {
+            Some(u) => Some(u.trim_end_matches('/').to_string()),
+            None if addr.ip().is_unspecified() => None,
+            None => Some(format!("http://{addr}")),
+        };
+        match advertise {
+            Some(url) => {
+                let mut cc = CommitterConfig::new(url);
+                cc.lease_duration = Duration::from_millis(c.committer_lease_ms.max(300));
+                // Another gateway's token, for the hand-over when auth is on (`admin` on `*`).
+                cc.token = std::env::var("SLUICE_INTERNAL_TOKEN").ok();
+                cfg.committer = Some(cc);
+            }
+            None => eprintln!(
+                "sluice: listening on {addr} without --advertise-url: this gateway commits \
+                 directly and takes no part in shard committer election"
+            ),
+        }
+    }
     match &cfg.auth {
         Some(auth) => eprintln!(
             "sluice: bearer-token authentication is on ({} token(s)); the console, /healthz, \
@@ -246,20 +294,31 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Dev {
             data_dir,
             listen,
+            no_fsync,
             auth,
             tuning,
         } => {
             let auth = auth.load()?;
-            let store = store::open(&data_dir, &S3Options::default()).map_err(|e| e.to_string())?;
-            eprintln!("sluice dev: data in {data_dir}");
+            let opts = StoreOptions {
+                fsync: !no_fsync,
+                ..Default::default()
+            };
+            let store = store::open(&data_dir, &opts).map_err(|e| e.to_string())?;
+            if no_fsync {
+                eprintln!("sluice dev: data in {data_dir} (--no-fsync: an OS crash may lose acknowledged records)");
+            } else {
+                eprintln!("sluice dev: data in {data_dir}");
+            }
             let mut cfg = gateway_config(&tuning, Duration::ZERO);
             cfg.auth = auth;
-            run_gateway(store, listen, cfg, Some(CompactorConfig::default())).await
+            // One process is its own committer: no election needed.
+            run_gateway(store, listen, cfg, Some(CompactorConfig::default()), None).await
         }
         Command::Gateway {
             store,
             listen,
             with_compactor,
+            commit,
             auth,
             tuning,
         } => {
@@ -272,6 +331,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 listen,
                 cfg,
                 with_compactor.then(CompactorConfig::default),
+                Some(&commit),
             )
             .await
         }

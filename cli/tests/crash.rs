@@ -1,6 +1,7 @@
 //! kill -9 chaos over real processes: 3 gateways and a compactor on one bucket (LocalStack in
 //! CI, else a local folder), steady producers and consumers through all gateways, and one random
-//! process SIGKILLed and restarted every 2 s. A history checker asserts I1–I5 over everything
+//! process SIGKILLed and restarted every 2 s — every other kill is of the gateway that holds the
+//! topic shard's committer lease, whichever that is then. A history checker asserts I1–I5 over everything
 //! acked and read back, and that what consumers saw during the chaos agrees with the final log
 //! (I2, I4 under crashes); nothing has retention here, so nothing may disappear (I6). Half the
 //! producers deduplicate their retries with `Idempotency-Key`, the other half as idempotent
@@ -13,6 +14,8 @@ mod common;
 
 use common::{free_port, read_partition, Proc};
 use serde_json::{json, Value};
+use sluice_core::keys;
+use sluice_core::store::{self, DynStore};
 use sluice_tests::checker::{check, Acked, History};
 use sluice_tests::{s3_backend, Backend, Rng};
 use std::collections::HashMap;
@@ -231,6 +234,25 @@ async fn consumer(chaos: Arc<Chaos>, c: u32) {
     }
 }
 
+/// The address in the newest epoch of any shard committer lease (gateways hand commits to it).
+async fn committer_url(store: &DynStore) -> Option<String> {
+    let leases = object_store::path::Path::from(keys::LEASES);
+    let dirs = store::list_dirs(&**store, &leases).await.ok()?;
+    for d in dirs.iter().filter(|d| d.starts_with("committer-")) {
+        let names = store::list_names(&**store, &keys::lease_dir(d), None)
+            .await
+            .ok()?;
+        if let Some(epoch) = names.iter().rev().find_map(|n| keys::parse_seq(n)) {
+            let bytes = store::get_opt(&**store, &keys::lease(d, epoch))
+                .await
+                .ok()??;
+            let v: Value = serde_json::from_slice(&bytes).ok()?;
+            return v["holder"].as_str().map(str::to_string);
+        }
+    }
+    None
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_nine_chaos_keeps_every_invariant() {
     let seconds: u64 = std::env::var("SLUICE_CRASH_SECONDS")
@@ -270,12 +292,22 @@ async fn kill_nine_chaos_keeps_every_invariant() {
         .collect();
     tasks.extend((0..2).map(|c| tokio::spawn(consumer(chaos.clone(), c))));
 
-    // The killer: one random process every 2 s, SIGKILL then restart.
+    // The killer: one process every 2 s, SIGKILL then restart; every other time the shard's
+    // committer (if one is elected), else a random process.
     let mut rng = Rng::new(42);
     let mut kills = 0;
+    let mut committer_kills = 0;
+    let bucket = backend.client();
     while Instant::now() + Duration::from_secs(2) < chaos.deadline {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let victim = rng.below(procs.len() as u64) as usize;
+        let committer = match kills % 2 {
+            1 => committer_url(&bucket)
+                .await
+                .and_then(|u| urls.iter().position(|x| *x == u)),
+            _ => None,
+        };
+        committer_kills += committer.is_some() as u32;
+        let victim = committer.unwrap_or_else(|| rng.below(procs.len() as u64) as usize);
         procs[victim].kill();
         kills += 1;
         tokio::time::sleep(Duration::from_millis(rng.below(300))).await;
@@ -310,7 +342,7 @@ async fn kill_nine_chaos_keeps_every_invariant() {
         }
     }
     println!(
-        "crash test ({} backend, {seconds} s): {} operations, {} acked records, {} consumed, {kills} kills, {} producer-sequence retries answered as duplicates, {} violations",
+        "crash test ({} backend, {seconds} s): {} operations, {} acked records, {} consumed, {kills} kills ({committer_kills} of the shard committer), {} producer-sequence retries answered as duplicates, {} violations",
         backend.name(),
         chaos.ops.load(Ordering::Relaxed),
         h.acked.len(),
@@ -324,5 +356,9 @@ async fn kill_nine_chaos_keeps_every_invariant() {
         &violations[..violations.len().min(20)]
     );
     assert!(kills > 0 || seconds < 4, "the killer must kill");
+    assert!(
+        committer_kills > 0 || seconds < 10,
+        "the killer must kill the shard committer"
+    );
     assert!(!h.acked.is_empty());
 }

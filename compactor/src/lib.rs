@@ -15,7 +15,7 @@
 //! After a pass that folded every shard to its end, flush segments older than `gc_grace_ms` are
 //! unreferenced (writers never commit a segment older than the commit deadline) and deleted.
 
-pub mod lease;
+pub use sluice_core::lease;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};

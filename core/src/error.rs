@@ -81,6 +81,21 @@ impl Error {
         }
     }
 
+    /// This error for `n` callers that share one failed operation: the first gets it as is, the
+    /// others its message, as retryable (`Stale`) or not (`Internal`) as the original.
+    pub fn spread(self, n: usize) -> Vec<Error> {
+        let msg = self.to_string();
+        let retryable = self.is_retryable();
+        let mut first = Some(self);
+        (0..n)
+            .map(|_| match first.take() {
+                Some(e) => e,
+                None if retryable => Error::Stale(msg.clone()),
+                None => Error::Internal(msg.clone()),
+            })
+            .collect()
+    }
+
     /// Whether the same call may succeed if simply tried again.
     pub fn is_retryable(&self) -> bool {
         matches!(

@@ -13,10 +13,13 @@
 //! - [`queue`]: queue mode (per-record leases, acks, dead letters) on a state log
 //! - [`producer`]: idempotent producers' ids and epochs (create-only numbered objects)
 //! - [`topic`]: topic configs (create-only numbered versions)
+//! - [`lease`]: single-active leases from create-only numbered objects (compactor, committers)
+//! - [`committer`]: group commit of one shard: every caller's appends of a round in one entry
 //! - [`log`]: the facade gateways, the compactor and the SDK use: flush, read, look up by time
 
 pub mod clock;
 pub mod codec;
+pub mod committer;
 pub mod error;
 pub mod filter;
 pub mod format;
@@ -24,6 +27,7 @@ pub mod group;
 pub mod head;
 pub mod ids;
 pub mod keys;
+pub mod lease;
 pub mod log;
 pub mod partition;
 pub mod producer;

@@ -3,6 +3,7 @@
 //! `partition_info`, `wait_for`.
 
 use crate::clock::Clock;
+use crate::committer::{self, CommitForwarder, Committed, GroupCommitter, GroupConfig, HandOver};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::format::index::IndexObject;
@@ -22,8 +23,9 @@ use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 #[derive(Clone, Debug)]
 pub struct LogConfig {
@@ -135,8 +137,14 @@ pub struct PartitionInfo {
 pub struct PreparedFlush {
     requests: Vec<ProduceRequest>,
     planned: Vec<(usize, Vec<u32>, PendingAppend)>,
-    segment: ObjectId,
     results: Vec<Option<Result<ProduceAck>>>,
+}
+
+/// Appends given to a shard's committer.
+enum Handed {
+    /// Failed before it could be queued.
+    Answered(Result<Committed>),
+    Queued(oneshot::Receiver<Result<Committed>>),
 }
 
 /// Cached LIST of one partition's index objects.
@@ -156,6 +164,9 @@ pub struct Log {
     listings: Mutex<HashMap<PartitionId, Arc<IndexListing>>>,
     index_cache: Mutex<HashMap<(PartitionId, IndexKey), Arc<IndexObject>>>,
     sticky: AtomicU32,
+    committers: Mutex<HashMap<u32, GroupCommitter>>,
+    hand_overs: Mutex<HashMap<u32, HandOver>>,
+    forwarder: OnceLock<Arc<dyn CommitForwarder>>,
 }
 
 impl Log {
@@ -173,6 +184,9 @@ impl Log {
             listings: Mutex::new(HashMap::new()),
             index_cache: Mutex::new(HashMap::new()),
             sticky: AtomicU32::new(0),
+            committers: Mutex::new(HashMap::new()),
+            hand_overs: Mutex::new(HashMap::new()),
+            forwarder: OnceLock::new(),
         })
     }
 
@@ -226,7 +240,7 @@ impl Log {
     /// Answers in request order; a request fails alone when only it is at fault.
     pub async fn flush(&self, requests: Vec<ProduceRequest>) -> Vec<Result<ProduceAck>> {
         let prepared = self.write_segment(requests).await;
-        self.commit(prepared).await
+        self.commit(prepared, None).await
     }
 
     /// Step 1 of a flush: route and encode the requests, PUT the segment. Segments of several
@@ -263,22 +277,30 @@ impl Log {
         PreparedFlush {
             requests,
             planned,
-            segment,
             results,
         }
     }
 
-    /// Step 2 of a flush: commit the written segment to the journal shard(s).
-    pub async fn commit(&self, prepared: PreparedFlush) -> Vec<Result<ProduceAck>> {
+    /// Step 2 of a flush: commit the written segment to the journal shard(s). `queued` (if
+    /// given) is told as soon as the flush's appends are handed over (queued in this process's
+    /// group commit, or answered by the shard's committer elsewhere): the next flush may then
+    /// be committed, and stays after this one. So flushes committed in order share journal
+    /// entries while one is being written.
+    pub async fn commit(
+        &self,
+        prepared: PreparedFlush,
+        queued: Option<oneshot::Sender<()>>,
+    ) -> Vec<Result<ProduceAck>> {
         let PreparedFlush {
             requests,
             planned,
-            segment,
             mut results,
         } = prepared;
         if !planned.is_empty() {
-            self.commit_planned(&requests, planned, segment, &mut results)
+            self.commit_planned(&requests, planned, &mut results, queued)
                 .await;
+        } else if let Some(q) = queued {
+            let _ = q.send(());
         }
         results
             .into_iter()
@@ -343,12 +365,78 @@ impl Log {
         ))
     }
 
+    /// Commit appends (whose segments are written) to `shard`: through the shard's committer
+    /// elsewhere if a [`CommitForwarder`] is installed and one answers, else in this process's
+    /// group commit of the shard.
+    pub async fn commit_appends(
+        &self,
+        shard: u32,
+        pending: Vec<PendingAppend>,
+    ) -> Result<Committed> {
+        match self.hand_over(shard, pending).await {
+            Handed::Answered(r) => r,
+            Handed::Queued(rx) => committer::wait(rx).await,
+        }
+    }
+
+    /// Give appends to whoever commits `shard`: the elected committer elsewhere (answered when
+    /// this returns), or this process's group commit (queued when this returns: appends handed
+    /// over one after the other are committed in that order).
+    async fn hand_over(&self, shard: u32, pending: Vec<PendingAppend>) -> Handed {
+        let local = match self.group_committer(shard).await {
+            Ok(c) => c,
+            Err(e) => return Handed::Answered(Err(e)),
+        };
+        let Some(forwarder) = self.forwarder.get().cloned() else {
+            return Handed::Queued(local.enqueue(pending));
+        };
+        let hand_over = self
+            .hand_overs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(shard)
+            .or_insert_with(|| HandOver::spawn(shard, forwarder, local, GroupConfig::default()))
+            .clone();
+        Handed::Queued(hand_over.enqueue(pending))
+    }
+
+    /// Commit appends in this process's group commit of `shard` (what the shard's elected
+    /// committer does with the appends other gateways hand it).
+    pub async fn commit_here(&self, shard: u32, pending: Vec<PendingAppend>) -> Result<Committed> {
+        self.group_committer(shard).await?.commit(pending).await
+    }
+
+    async fn group_committer(&self, shard: u32) -> Result<GroupCommitter> {
+        let existing = self
+            .committers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&shard)
+            .cloned();
+        if let Some(c) = existing {
+            return Ok(c);
+        }
+        let s = self.shard(shard).await?;
+        Ok(self
+            .committers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(shard)
+            .or_insert_with(|| GroupCommitter::spawn(s, GroupConfig::default()))
+            .clone())
+    }
+
+    /// Hand commits to the shards' elected committers (once; later calls are ignored).
+    pub fn set_forwarder(&self, forwarder: Arc<dyn CommitForwarder>) {
+        let _ = self.forwarder.set(forwarder);
+    }
+
     async fn commit_planned(
         &self,
         requests: &[ProduceRequest],
         planned: Vec<(usize, Vec<u32>, PendingAppend)>,
-        segment: ObjectId,
         results: &mut [Option<Result<ProduceAck>>],
+        queued: Option<oneshot::Sender<()>>,
     ) {
         let mut by_shard: HashMap<u32, Vec<(usize, Vec<u32>, PendingAppend)>> = HashMap::new();
         for p in planned {
@@ -357,26 +445,25 @@ impl Log {
                 .or_default()
                 .push(p);
         }
-        let commits = by_shard.into_iter().map(|(shard, group)| async move {
+        let handing = by_shard.into_iter().map(|(shard, group)| async move {
             let pending: Vec<PendingAppend> = group.iter().map(|g| g.2.clone()).collect();
-            let r = match self.shard(shard).await {
-                Ok(s) => s.commit(&pending, segment).await,
-                Err(e) => Err(e),
-            };
-            (group, r)
+            let handed = self.hand_over(shard, pending).await;
+            (group, handed)
         });
-        for (group, r) in futures::future::join_all(commits).await {
+        let handed = futures::future::join_all(handing).await;
+        if let Some(q) = queued {
+            let _ = q.send(());
+        }
+        for (group, handed) in handed {
+            let r = match handed {
+                Handed::Answered(r) => r,
+                Handed::Queued(rx) => committer::wait(rx).await,
+            };
             match r {
                 Err(e) => {
-                    let msg = e.to_string();
-                    let retryable = e.is_retryable();
-                    let mut first = Some(e);
-                    for (i, _, _) in group {
-                        results[i] = Some(Err(match first.take() {
-                            Some(e) => e,
-                            None if retryable => Error::Stale(msg.clone()),
-                            None => Error::Internal(msg.clone()),
-                        }));
+                    let errors = e.spread(group.len());
+                    for ((i, _, _), e) in group.into_iter().zip(errors) {
+                        results[i] = Some(Err(e));
                     }
                 }
                 Ok((outcomes, append_ts)) => {

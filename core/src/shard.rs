@@ -149,6 +149,15 @@ impl ShardLog {
         self.shard
     }
 
+    pub fn config(&self) -> &ShardConfig {
+        &self.cfg
+    }
+
+    /// The commit clock (what segment ages and append timestamps are measured with).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }

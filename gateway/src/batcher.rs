@@ -3,8 +3,11 @@
 //! are gathered) and writes each flush as one segment plus one journal commit per shard.
 //!
 //! Up to `max_flushes_in_flight` segment PUTs run at once, but commits happen strictly in flush
-//! order: each flush waits for the previous flush's commit before committing, so a producer that
-//! sends request A and then, after A was queued, request B sees A's records before B's.
+//! order: each flush hands its appends over for commit only after the previous flush has handed
+//! over its own (queued in the shard's group commit, which keeps that order, or answered by the
+//! shard's committer in another gateway), so a producer that sends request A and then, after A
+//! was queued, request B sees A's records before B's. Flushes queued while a journal entry is
+//! being written share the next one.
 //! While all flush slots are busy the batch being formed keeps growing (up to the byte limit).
 
 use crate::metrics::Metrics;
@@ -125,7 +128,7 @@ async fn run(
     mut rx: mpsc::Receiver<Job>,
 ) {
     let slots = Arc::new(Semaphore::new(cfg.max_flushes_in_flight.max(1)));
-    // Completes when the previous flush has committed (or given up).
+    // Completes when the previous flush has handed its appends over for commit (or given up).
     let mut previous: Option<oneshot::Receiver<()>> = None;
     let mut open = true;
     while open {
@@ -167,8 +170,8 @@ async fn run(
             fail(flush.jobs, "flush slots closed");
             break;
         };
-        let (done_tx, done_rx) = oneshot::channel();
-        let wait_for = previous.replace(done_rx);
+        let (queued_tx, queued_rx) = oneshot::channel();
+        let wait_for = previous.replace(queued_rx);
         let log = log.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
@@ -186,8 +189,7 @@ async fn run(
                 // An error only means the previous flush task ended without signalling.
                 let _ = prev.await;
             }
-            let results = log.commit(prepared).await;
-            let _ = done_tx.send(());
+            let results = log.commit(prepared, Some(queued_tx)).await;
             drop(slot);
             metrics.flushes_in_flight.fetch_sub(1, Ordering::Relaxed);
             metrics.flush_done(n, started.elapsed());
@@ -232,12 +234,12 @@ mod tests {
     use sluice_core::clock;
     use sluice_core::format::record::Record;
     use sluice_core::log::LogConfig;
-    use sluice_core::store::{self, FaultConfig, Instrumented, S3Options};
+    use sluice_core::store::{self, FaultConfig, Instrumented, StoreOptions};
 
     /// Segment PUTs with random latency finish out of order; commits must not.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pipelined_flushes_commit_in_queue_order() {
-        let inner = store::open("memory://", &S3Options::default()).unwrap();
+        let inner = store::open("memory://", &StoreOptions::default()).unwrap();
         let faulty = Instrumented::new(inner, 7);
         faulty.set_faults(FaultConfig {
             latency: Some((Duration::from_millis(1), Duration::from_millis(30))),

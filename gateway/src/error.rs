@@ -88,6 +88,10 @@ pub enum ApiError {
     /// The token is valid but lacks the scope this request needs on its topic.
     #[error("{0}")]
     Forbidden(String),
+    /// `POST /internal/v1/commit` reached a gateway that is not the shard's committer (the
+    /// caller commits itself; nothing was taken).
+    #[error("{0}")]
+    NotCommitter(String),
     /// Too many produce bytes are waiting for their commit; retry after `Retry-After`.
     #[error("{0}")]
     Overloaded(String),
@@ -214,6 +218,11 @@ impl ApiError {
             }
             ApiError::Forbidden(_) => k(S::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::Overloaded(_) => k(S::TOO_MANY_REQUESTS, "overloaded", "Overloaded"),
+            ApiError::NotCommitter(_) => k(
+                S::MISDIRECTED_REQUEST,
+                "not_committer",
+                "Not the shard's committer",
+            ),
             ApiError::Status(status, _) => match *status {
                 S::NOT_FOUND => k(S::NOT_FOUND, "not_found", "Not found"),
                 S::METHOD_NOT_ALLOWED => k(

@@ -13,10 +13,12 @@
 //! - [`auth`]: bearer tokens with per-topic scopes (when configured)
 //! - [`queues`]: queue mode's IO (state logs, read-ahead, dead letters) around `sluice_core::queue`
 //! - [`overload`]: the byte budget that bounds produce requests waiting for their commit
+//! - [`committer`]: per-shard committer election and the gateway-to-gateway commit hand-over
 
 pub mod api;
 pub mod auth;
 pub mod batcher;
+pub mod committer;
 pub mod console;
 pub mod error;
 pub mod extract;
@@ -31,6 +33,7 @@ use std::time::Duration;
 
 pub use api::openapi::ApiDoc;
 pub use auth::AuthConfig;
+pub use committer::CommitterConfig;
 pub use error::ApiError;
 
 /// Gateway settings. Durations and sizes have the defaults the CLI documents.
@@ -60,6 +63,9 @@ pub struct GatewayConfig {
     /// Long-polls and event streams waiting at once, at most (default 4096). Beyond it a
     /// long-poll answers at once (a short poll) and a new event stream gets 429 `overloaded`.
     pub max_waiting_readers: usize,
+    /// Take part in electing each shard's committer, and hand commits to it (`None`, the
+    /// default: commit directly, as a lone process does).
+    pub committer: Option<CommitterConfig>,
 }
 
 impl Default for GatewayConfig {
@@ -76,6 +82,7 @@ impl Default for GatewayConfig {
             max_pending_bytes: 64 << 20,
             auth: None,
             max_waiting_readers: 4096,
+            committer: None,
         }
     }
 }

@@ -20,11 +20,18 @@ pub struct Gateway {
 impl Gateway {
     /// Serve `store` with `cfg` on a free loopback port.
     pub async fn start(store: DynStore, cfg: GatewayConfig) -> Self {
+        Self::start_with(store, |_| cfg).await
+    }
+
+    /// Like [`start`](Self::start), with the config made from the gateway's URL (for configs
+    /// that advertise it, such as a shard committer's).
+    pub async fn start_with(store: DynStore, cfg: impl FnOnce(&str) -> GatewayConfig) -> Self {
         let log = Log::new(store, clock::system(), LogConfig::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
         let url = format!("http://{}", listener.local_addr().expect("local addr"));
+        let cfg = cfg(&url);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(sluice_gateway::serve(listener, log, cfg, async move {
             let _ = stopped.await;

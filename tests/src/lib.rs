@@ -4,7 +4,7 @@
 pub mod checker;
 pub mod http;
 
-use sluice_core::store::{self, DynStore, S3Options};
+use sluice_core::store::{self, DynStore, StoreOptions};
 use std::path::PathBuf;
 
 /// A bucket (or folder) that several independent clients can open.
@@ -29,13 +29,14 @@ impl Backend {
         match self {
             Backend::Memory(s) => s.clone(),
             Backend::Local(dir) => {
-                store::open(dir.to_str().expect("utf-8 path"), &S3Options::default())
+                store::open(dir.to_str().expect("utf-8 path"), &StoreOptions::default())
                     .expect("open local store")
             }
             Backend::S3 { url, endpoint } => store::open(
                 url,
-                &S3Options {
+                &StoreOptions {
                     endpoint: Some(endpoint.clone()),
+                    ..Default::default()
                 },
             )
             .expect("open s3 store"),
@@ -81,7 +82,7 @@ pub fn s3_backend(test: &str) -> Option<Backend> {
 pub fn backends(test: &str) -> (Vec<Backend>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut v = vec![
-        Backend::Memory(store::open("memory://", &S3Options::default()).expect("memory")),
+        Backend::Memory(store::open("memory://", &StoreOptions::default()).expect("memory")),
         Backend::Local(dir.path().join("bucket")),
     ];
     v.extend(s3_backend(test));

@@ -2,13 +2,13 @@
 //! over the in-memory store (and one on a local folder), driven with an HTTP client.
 
 use serde_json::{json, Value};
-use sluice_core::store::{self, DynStore, S3Options};
+use sluice_core::store::{self, DynStore, StoreOptions};
 use sluice_gateway::GatewayConfig;
 use sluice_tests::http::{metric, metrics_text, Gateway};
 use std::time::{Duration, Instant};
 
 fn memory() -> DynStore {
-    store::open("memory://", &S3Options::default()).unwrap()
+    store::open("memory://", &StoreOptions::default()).unwrap()
 }
 
 async fn gateway() -> Gateway {
@@ -1358,7 +1358,7 @@ async fn web_console_is_served_from_the_binary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_folder_store_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let open = || store::open(dir.path().to_str().unwrap(), &S3Options::default()).unwrap();
+    let open = || store::open(dir.path().to_str().unwrap(), &StoreOptions::default()).unwrap();
     let gw = Gateway::start(open(), GatewayConfig::default()).await;
     create_topic(&gw.url, "disk", 2).await;
     let a = produce(

@@ -4,7 +4,7 @@
 
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use serde_json::{json, Value};
-use sluice_core::store::{self, S3Options};
+use sluice_core::store::{self, StoreOptions};
 use sluice_gateway::{AuthConfig, GatewayConfig};
 use sluice_tests::http::Gateway;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -43,7 +43,7 @@ fn auth_config() -> AuthConfig {
 
 async fn gateway(auth: AuthConfig) -> Gateway {
     captured_logs();
-    let store = store::open("memory://", &S3Options::default()).unwrap();
+    let store = store::open("memory://", &StoreOptions::default()).unwrap();
     let cfg = GatewayConfig {
         auth: Some(Arc::new(auth)),
         ..Default::default()

@@ -4,7 +4,7 @@
 //! bytes within the budget.
 
 use serde_json::{json, Value};
-use sluice_core::store::{self, FaultConfig, Instrumented, S3Options};
+use sluice_core::store::{self, FaultConfig, Instrumented, StoreOptions};
 use sluice_gateway::GatewayConfig;
 use sluice_tests::http::{metric, metrics_text, Gateway};
 use std::collections::BTreeMap;
@@ -75,7 +75,7 @@ async fn burst(c: &reqwest::Client, url: &str, which: &[usize]) -> Vec<Answer> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_producers_than_the_store_can_take_get_429_not_unbounded_queues() {
-    let inner = store::open("memory://", &S3Options::default()).unwrap();
+    let inner = store::open("memory://", &StoreOptions::default()).unwrap();
     let slow = Instrumented::new(inner, 11);
     slow.set_faults(FaultConfig {
         latency: Some((Duration::from_millis(200), Duration::from_millis(300))),
@@ -251,7 +251,7 @@ async fn waiting_readers_are_bounded() {
         ..Default::default()
     };
     let gw = Gateway::start(
-        store::open("memory://", &S3Options::default()).unwrap(),
+        store::open("memory://", &StoreOptions::default()).unwrap(),
         cfg,
     )
     .await;

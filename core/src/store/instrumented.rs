@@ -25,6 +25,11 @@ pub struct FaultConfig {
     pub lost_reply_rate: f64,
     /// Added latency per call: uniformly between the two bounds.
     pub latency: Option<(Duration, Duration)>,
+    /// Added latency per PUT, drawn from a distribution (instead of `latency`), e.g. S3
+    /// Standard's conditional PUT: p50 60 ms, p99 150 ms.
+    pub put_latency: Option<LatencyDist>,
+    /// Added latency per GET, LIST and DELETE, drawn from a distribution (instead of `latency`).
+    pub get_latency: Option<LatencyDist>,
     /// Fail like S3's `503 SlowDown` (throttling; retryable).
     pub slow_down_rate: f64,
     /// Answer a create-only PUT with "already exists" (412) without writing: a conflict storm.
@@ -35,6 +40,30 @@ pub struct FaultConfig {
     pub only_prefix: Option<String>,
     /// Crash: every call numbered above this (1-based, counting all calls) fails.
     pub crash_after_calls: Option<u64>,
+}
+
+/// A latency distribution given by its median and 99th percentile: log-normal, the usual
+/// shape of object-store request latencies (capped at 4 × p99).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LatencyDist {
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+impl LatencyDist {
+    /// The latency for a standard-normal draw `z`.
+    pub fn at(&self, z: f64) -> Duration {
+        let p50 = self.p50.as_secs_f64();
+        let p99 = self.p99.as_secs_f64().max(p50);
+        // 2.3263 = the standard normal's 99th percentile.
+        let sigma = if p50 > 0.0 {
+            (p99 / p50).ln() / 2.3263
+        } else {
+            0.0
+        };
+        let d = (p50 * (sigma * z).exp()).min(4.0 * p99);
+        Duration::from_secs_f64(d.max(0.0))
+    }
 }
 
 /// Requests seen by the wrapper, by kind.
@@ -156,6 +185,13 @@ impl State {
         (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
     }
 
+    /// A standard-normal draw (Box-Muller).
+    fn normal(&self) -> f64 {
+        let u1 = self.random().max(f64::MIN_POSITIVE);
+        let u2 = self.random();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
     /// Count the call and decide its fate: `Err` = fail before the store.
     async fn before(&self, kind: Kind, key: &str) -> Result<Fate> {
         let n = self.counters.calls.fetch_add(1, Ordering::SeqCst) + 1;
@@ -182,7 +218,13 @@ impl State {
         {
             return Ok(Fate::Run);
         }
-        if let Some((lo, hi)) = cfg.latency {
+        let dist = match kind {
+            Kind::Put => cfg.put_latency,
+            Kind::Get | Kind::List | Kind::Delete => cfg.get_latency,
+        };
+        if let Some(dist) = dist {
+            tokio::time::sleep(dist.at(self.normal())).await;
+        } else if let Some((lo, hi)) = cfg.latency {
             let extra = (hi.saturating_sub(lo)).mul_f64(self.random());
             tokio::time::sleep(lo + extra).await;
         }
@@ -341,5 +383,23 @@ impl Instrumented {
         })
         .flatten()
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_dist_hits_its_median_and_p99_and_is_capped() {
+        let d = LatencyDist {
+            p50: Duration::from_millis(60),
+            p99: Duration::from_millis(150),
+        };
+        let ms = |z: f64| d.at(z).as_secs_f64() * 1000.0;
+        assert!((ms(0.0) - 60.0).abs() < 0.01);
+        assert!((ms(2.3263) - 150.0).abs() < 0.1);
+        assert!(ms(-1.0) < 60.0 && ms(1.0) > 60.0);
+        assert!((ms(100.0) - 600.0).abs() < 0.01, "capped at 4 x p99");
     }
 }

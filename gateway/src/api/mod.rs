@@ -10,6 +10,7 @@ pub mod topics;
 
 use crate::auth::{self, AuthState};
 use crate::batcher::{Batcher, BatcherConfig};
+use crate::committer::CommitRouter;
 use crate::error::{ensure_problem, ApiError, ApiResult};
 use crate::extract::BodyLimit;
 use crate::metrics::{self, Metrics};
@@ -45,6 +46,8 @@ pub struct Inner {
     pub waiting: Arc<tokio::sync::Semaphore>,
     /// Becomes true (or closed) when the server shuts down: long-polls and streams end.
     pub shutdown: watch::Receiver<bool>,
+    /// The shard committer election, when this gateway takes part in it.
+    pub committer: Option<Arc<CommitRouter>>,
     /// Held so `shutdown` never closes for a bare [`crate::router`].
     _keep: Option<watch::Sender<bool>>,
 }
@@ -102,10 +105,24 @@ pub(crate) fn build(
     );
     let queues =
         crate::queues::QueueRuntimes::new(log.clone(), log.clock().clone(), metrics.clone());
+    let committer =
+        cfg.committer
+            .clone()
+            .and_then(|c| match CommitRouter::new(log.store().clone(), c) {
+                Ok(router) => {
+                    log.set_forwarder(router.clone());
+                    Some(router)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "committer election is off");
+                    None
+                }
+            });
     let state = AppState(Arc::new(Inner {
         groups,
         queues,
         log,
+        committer,
         waiting,
         cfg,
         batcher,
@@ -174,7 +191,9 @@ pub(crate) fn build(
         .route(
             "/v1/queues/{queue}/records/{partition}/{offset}",
             get(queues::history),
-        );
+        )
+        // Gateway to gateway, not in the public API; with auth on it needs `admin` on `*`.
+        .route("/internal/v1/commit", post(crate::committer::commit));
     // Only routed requests with an allowed method are checked; 404 and 405 stay as they are.
     let routes = match auth {
         Some(a) => routes.route_layer(axum::middleware::from_fn_with_state(a, auth::require)),

@@ -5,12 +5,18 @@
 //! that epoch, so clock skew between machines does not matter) and then writes the next epoch.
 //! Exactly one writer of an epoch wins; a holder that finds a newer epoch by someone else is
 //! fenced and stops.
+//!
+//! Used for the single active compactor (`leases/compactor/`) and for each journal shard's
+//! committer (`leases/committer-{shard}/`, whose holder string is the address other gateways
+//! send their commits to: see `docs/ARCHITECTURE.md`). The lease only decides who *should*
+//! act; the correctness of what is written never depends on it (compactor outputs are
+//! deterministic and create-only, journal entries are create-only).
 
+use crate::keys;
+use crate::store::{self, Created, DynStore};
+use crate::Result;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sluice_core::keys;
-use sluice_core::store::{self, Created, DynStore};
-use sluice_core::Result;
 use std::time::{Duration, Instant};
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -29,6 +35,8 @@ pub struct Lease {
     held: Option<(u64, Instant)>,
     /// Someone else's epoch and when we first saw it.
     observed: Option<(u64, Instant)>,
+    /// The holder string of `observed` (`None` if its record was unreadable).
+    observed_holder: Option<String>,
 }
 
 impl Lease {
@@ -40,6 +48,21 @@ impl Lease {
             duration,
             held: None,
             observed: None,
+            observed_holder: None,
+        }
+    }
+
+    /// The lease's name (its folder under `leases/`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Who holds the newest epoch by someone else, as last seen by [`acquire`](Self::acquire)
+    /// (which answered `false`); `None` while we hold it or before the first look.
+    pub fn other_holder(&self) -> Option<&str> {
+        match self.held {
+            Some(_) => None,
+            None => self.observed_holder.as_deref(),
         }
     }
 
@@ -73,6 +96,7 @@ impl Lease {
                 let duration = record
                     .as_ref()
                     .map_or(self.duration, |r| Duration::from_millis(r.duration_ms));
+                self.observed_holder = record.map(|r| r.holder);
                 match self.observed {
                     Some((e, at)) if e == epoch => {
                         if at.elapsed() < duration {
@@ -98,6 +122,7 @@ impl Lease {
             Created::Yes => {
                 self.held = Some((next, started));
                 self.observed = None;
+                self.observed_holder = None;
                 // Old epochs are history; keep a few for debugging.
                 for old in names
                     .iter()
