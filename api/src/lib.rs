@@ -4,11 +4,13 @@
 //! rename none.
 //!
 //! One module per section of the contract: [`topics`], [`records`] (produce and stateless
-//! reads); [`json`] holds the deserialisers every body uses.
+//! reads), [`problem`] (errors); [`json`] holds the deserialisers every body uses.
 
 pub mod json;
+pub mod problem;
 pub mod records;
 pub mod topics;
 
+pub use problem::Problem;
 pub use records::*;
 pub use topics::*;
