@@ -30,7 +30,16 @@ impl DirectReader {
     /// Open the bucket at `url` (`file:///dir`, a folder path, `s3://bucket/prefix`,
     /// `memory://`); `endpoint` for S3-compatible services such as LocalStack. S3 credentials
     /// come from the usual AWS environment variables.
+    /// A local folder must exist: a reader never creates a bucket.
     pub fn open(url: &str, endpoint: Option<&str>) -> Result<Self> {
+        let local = !url.contains("://") || url.starts_with("file://");
+        let dir = url.strip_prefix("file://").unwrap_or(url);
+        if local && !std::path::Path::new(dir).is_dir() {
+            return Err(Error::Connect {
+                url: url.to_string(),
+                message: "no such folder".into(),
+            });
+        }
         let store = store::open(
             url,
             &S3Options {
