@@ -124,6 +124,8 @@ struct Summary {
 }
 
 pub async fn run(ctx: &Ctx, args: ProduceArgs) -> Outcome {
+    // Fail fast on a topic that is not there (or a token that may not see it).
+    ctx.client.describe_topic(&args.topic).await?;
     let mut input = lines(args.file.clone())?;
     let producer = Producer::new(ctx.client.clone(), &args.topic, ProducerConfig::default());
     let bar = ctx.stderr_tty.then(|| {

@@ -62,6 +62,23 @@ impl Proc {
         p
     }
 
+    /// `sluice dev` (gateway + compactor) on a local folder.
+    pub fn dev(dir: &std::path::Path, port: u16) -> Self {
+        let mut p = Proc {
+            role: Role::Gateway { port },
+            child: None,
+            args: vec![
+                "dev".into(),
+                "--data-dir".into(),
+                dir.display().to_string(),
+                "--listen".into(),
+                format!("127.0.0.1:{port}"),
+            ],
+        };
+        p.start();
+        p
+    }
+
     pub fn compactor(backend: &Backend) -> Self {
         let mut args = vec!["compactor".to_string()];
         args.extend(store_args(backend));
