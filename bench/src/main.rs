@@ -7,7 +7,10 @@
 //!   S3): produce throughput and ack latency of concurrent HTTP producers, end-to-end latency to
 //!   long-polling readers at a fixed rate, and the gateway's RSS, against an in-process HTTP +
 //!   JSON server that stores nothing (the ceiling of the HTTP path).
+//! - `sluice-bench direct`: read throughput of the SDK's direct consumer (straight from the
+//!   bucket) against the same records through a gateway, on a local folder and on S3.
 
+mod direct_bench;
 mod http_bench;
 mod log_bench;
 mod stats;
@@ -27,6 +30,8 @@ enum Command {
     Log(log_bench::Args),
     /// HTTP produce throughput, ack and end-to-end latency, and RSS of a `sluice` gateway.
     Http(http_bench::Args),
+    /// Direct reads from the bucket (SDK) vs the same records through a gateway.
+    Direct(direct_bench::Args),
 }
 
 fn main() {
@@ -38,5 +43,6 @@ fn main() {
     match cli.command {
         Command::Log(args) => rt.block_on(log_bench::run(args)),
         Command::Http(args) => rt.block_on(http_bench::run(args)),
+        Command::Direct(args) => rt.block_on(direct_bench::run(args)),
     }
 }
