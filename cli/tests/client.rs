@@ -17,8 +17,12 @@ struct Dev {
 }
 
 async fn dev() -> Dev {
+    dev_with(&[]).await
+}
+
+async fn dev_with(env: &[(&str, &str)]) -> Dev {
     let dir = tempfile::tempdir().unwrap();
-    let proc = Proc::dev(&dir.path().join("data"), free_port());
+    let proc = Proc::dev(&dir.path().join("data"), free_port(), env);
     proc.wait_healthy().await;
     Dev {
         url: proc.url(),
@@ -344,6 +348,31 @@ async fn errors_are_one_line_with_the_documented_exit_codes() {
         assert!(o.status.success(), "{args:?}");
         assert!(String::from_utf8(o.stdout).unwrap().contains("Usage"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_come_from_the_flag_or_the_environment() {
+    let d = dev_with(&[("SLUICE_TOKENS", "boss=admin:*;reader=consume:orders")]).await;
+    let u = &d.url;
+    assert!(fails(u, &["topics", "create", "orders"], 1).contains("(unauthorized)"));
+    ok(u, &["topics", "create", "orders", "--token", "boss"]);
+    let o = command(u, &["produce", "orders"])
+        .env("SLUICE_TOKEN", "boss")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let o = sluice(u, &["produce", "orders", "--token", "reader"], "x\n");
+    let e = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("(forbidden)") && e.trim_end().lines().count() == 1,
+        "{e}"
+    );
+    assert_eq!(ok(u, &["consume", "orders", "--token", "reader"]), "");
+    assert!(
+        fails(u, &["topics", "delete", "orders", "--token", "reader"], 1).contains("(forbidden)")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -142,8 +142,8 @@ pub struct Producer {
 }
 
 impl Producer {
-    /// Start a producer for `topic`; its background task runs until the producer is dropped
-    /// or [`close`](Self::close)d (then it sends what is queued).
+    /// Start a producer for `topic` (inside a tokio runtime); its background task runs until
+    /// the producer is dropped or [`close`](Self::close)d, and sends what is queued first.
     pub fn new(client: Client, topic: impl Into<String>, cfg: ProducerConfig) -> Self {
         Self::with_clock(client, topic, cfg, sluice_core::clock::system())
     }
@@ -178,7 +178,7 @@ impl Producer {
     /// [`send`](Self::send) to a given partition (else the key hash, or anywhere).
     pub async fn send_to(&self, partition: Option<u32>, record: Record) -> Result<AckFuture> {
         let wire = to_wire(&record, partition)?;
-        let size = serde_json::to_vec(&wire).map_or(0, |v| v.len()) + 1;
+        let size = json_size(&wire);
         let (ack, rx) = oneshot::channel();
         self.tx
             .send(Msg::Record { wire, size, ack })
@@ -327,6 +327,15 @@ impl Batcher {
         };
         requests.spawn(request.run(acks));
     }
+}
+
+/// About the bytes a record takes in a JSON body (field names, quotes; escapes not counted).
+fn json_size(r: &sluice_api::ProduceRecord) -> usize {
+    let len = |s: &Option<String>| s.as_ref().map_or(0, |s| s.len() + 16);
+    let headers = r.headers.as_ref().map_or(0, |h| {
+        h.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>() + 12
+    });
+    len(&r.key) + len(&r.key_b64) + len(&r.value) + len(&r.value_b64) + headers + 48
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
