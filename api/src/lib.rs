@@ -4,13 +4,15 @@
 //! rename none.
 //!
 //! One module per section of the contract: [`topics`], [`records`] (produce and stateless
-//! reads), [`problem`] (errors); [`json`] holds the deserialisers every body uses.
+//! reads), [`queues`], [`problem`] (errors); [`json`] holds the deserialisers every body uses.
 
 pub mod json;
 pub mod problem;
+pub mod queues;
 pub mod records;
 pub mod topics;
 
 pub use problem::Problem;
+pub use queues::*;
 pub use records::*;
 pub use topics::*;

@@ -26,4 +26,8 @@ pub struct Problem {
     /// With `offset_out_of_range`: the offset the next record will get.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_offset: Option<u64>,
+    /// With `invalid_filter`: the 0-based byte offset in the filter of the token where parsing
+    /// failed (the filter's length if it ended too early).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
 }

@@ -162,6 +162,12 @@ pub struct ReadQuery {
     /// Long-poll: wait up to this long for records when there are none yet (larger values wait
     /// 30 000).
     pub wait_ms: Option<u64>,
+    /// Return only records that pass this filter on headers and key (SQL92-like, see "Filters"
+    /// in the contract); the records it drops still advance `next_offset`. A read scans at most
+    /// 100 000 records / 32 MiB per request, so an answer may hold no records and an advanced
+    /// `next_offset`. Malformed: 400 `invalid_filter` with `position`.
+    #[param(example = "type = 'created' AND amount > 100")]
+    pub filter: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -74,14 +74,14 @@ const KEEP_ERRORS: usize = 3;
 // The gateway process
 
 /// A `sluice` process on a loopback port; killed (by its pid) when dropped.
-struct Gateway {
-    child: Child,
-    base: String,
-    log: PathBuf,
+pub(crate) struct Gateway {
+    pub child: Child,
+    pub base: String,
+    pub log: PathBuf,
 }
 
 impl Gateway {
-    fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.child.id()
     }
 }
@@ -98,8 +98,27 @@ fn free_port() -> std::io::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-fn sluice_bin(args: &Args) -> Result<PathBuf, String> {
-    let bin = match &args.sluice_bin {
+/// How to start a gateway process (the HTTP and the queue benchmarks share it).
+pub(crate) struct GatewayOpts<'a> {
+    pub endpoint: Option<&'a str>,
+    pub bucket: &'a str,
+    pub linger_ms: Option<u64>,
+    pub max_pending_mib: Option<u64>,
+}
+
+impl Args {
+    fn opts(&self) -> GatewayOpts<'_> {
+        GatewayOpts {
+            endpoint: self.endpoint.as_deref(),
+            bucket: &self.bucket,
+            linger_ms: self.linger_ms,
+            max_pending_mib: self.max_pending_mib,
+        }
+    }
+}
+
+pub(crate) fn sluice_bin(given: Option<&PathBuf>) -> Result<PathBuf, String> {
+    let bin = match given {
         Some(b) => b.clone(),
         None => std::env::current_exe()
             .map_err(|e| format!("cannot find this executable: {e}"))?
@@ -115,10 +134,10 @@ fn sluice_bin(args: &Args) -> Result<PathBuf, String> {
     Ok(bin)
 }
 
-fn spawn_gateway(
+pub(crate) fn spawn_gateway(
     bin: &Path,
     backend: &str,
-    args: &Args,
+    args: &GatewayOpts,
     dir: &Path,
     run_id: &str,
 ) -> Result<Gateway, String> {
@@ -131,7 +150,7 @@ fn spawn_gateway(
             cmd.arg("dev").arg("--data-dir").arg(&data);
         }
         "s3" => {
-            let endpoint = args.endpoint.as_deref().unwrap_or_default();
+            let endpoint = args.endpoint.unwrap_or_default();
             cmd.arg("gateway")
                 .arg("--with-compactor")
                 .arg("--store")
@@ -172,7 +191,10 @@ fn log_tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n    ")
 }
 
-async fn wait_healthy(gw: &mut Gateway, client: &reqwest::Client) -> Result<Duration, String> {
+pub(crate) async fn wait_healthy(
+    gw: &mut Gateway,
+    client: &reqwest::Client,
+) -> Result<Duration, String> {
     let start = Instant::now();
     let limit = Duration::from_secs(30);
     loop {
@@ -213,7 +235,7 @@ fn rss_mib(pid: u32) -> Option<(f64, f64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
-fn print_rss(label: &str, pid: u32) {
+pub(crate) fn print_rss(label: &str, pid: u32) {
     match rss_mib(pid) {
         Some((rss, hwm)) => {
             println!("  {label:<30} gateway RSS {rss:>7.1} MiB   peak (VmHWM) {hwm:>7.1} MiB")
@@ -224,7 +246,7 @@ fn print_rss(label: &str, pid: u32) {
 
 /// Warnings and errors the gateway logged, with the first few of them. A log with any is
 /// copied out of the temp folder (which goes at exit) and its path printed.
-fn print_log_summary(path: &Path) {
+pub(crate) fn print_log_summary(path: &Path) {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let warn: Vec<&str> = text.lines().filter(|l| l.contains(" WARN ")).collect();
     let err: Vec<&str> = text.lines().filter(|l| l.contains(" ERROR ")).collect();
@@ -788,7 +810,7 @@ async fn run_backend(
     ceiling: Option<&Phase>,
 ) -> Result<(), String> {
     let run_id = sluice_core::ids::new_ulid(clock::system().now_ms()).to_string();
-    let mut gw = spawn_gateway(bin, backend, args, dir, &run_id)?;
+    let mut gw = spawn_gateway(bin, backend, &args.opts(), dir, &run_id)?;
     let r = measure(
         backend, &mut gw, args, client, shape, start, ceiling, &run_id,
     )
@@ -997,7 +1019,7 @@ pub async fn run(args: Args) {
         }
     };
 
-    let bin = sluice_bin(&args);
+    let bin = sluice_bin(args.sluice_bin.as_ref());
     for backend in &args.backends {
         if backend == "s3" && args.endpoint.is_none() {
             println!("backend s3: skipped, no --endpoint / SLUICE_TEST_S3_ENDPOINT given");

@@ -9,10 +9,14 @@
 //!   JSON server that stores nothing (the ceiling of the HTTP path).
 //! - `sluice-bench direct`: read throughput of the SDK's direct consumer (straight from the
 //!   bucket) against the same records through a gateway, on a local folder and on S3.
+//! - `sluice-bench queue`: queue mode against a `sluice` process: receive+ack throughput of 16
+//!   receivers, receive / ack latency, redelivery latency after a timeout, object writes per
+//!   1,000 acks.
 
 mod direct_bench;
 mod http_bench;
 mod log_bench;
+mod queue_bench;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +36,8 @@ enum Command {
     Http(http_bench::Args),
     /// Direct reads from the bucket (SDK) vs the same records through a gateway.
     Direct(direct_bench::Args),
+    /// Queue mode: receive+ack throughput, redelivery latency, object writes per 1,000 acks.
+    Queue(queue_bench::Args),
 }
 
 fn main() {
@@ -44,5 +50,6 @@ fn main() {
         Command::Log(args) => rt.block_on(log_bench::run(args)),
         Command::Http(args) => rt.block_on(http_bench::run(args)),
         Command::Direct(args) => rt.block_on(direct_bench::run(args)),
+        Command::Queue(args) => rt.block_on(queue_bench::run(args)),
     }
 }

@@ -30,6 +30,8 @@ pub enum Error {
     },
     #[error("topic {0:?} not found")]
     TopicNotFound(String),
+    #[error("queue {0:?} not found")]
+    QueueNotFound(String),
     #[error("topic {0:?} already exists")]
     TopicExists(String),
     #[error("partition {partition} not found in topic {topic:?}")]

@@ -59,6 +59,21 @@ pub fn lease_dir(name: &str) -> Path {
     Path::from(format!("{LEASES}/{name}"))
 }
 
+/// State logs ([`crate::statelog`]) live under a prefix owned by their user, e.g.
+/// `queues/{queue}/state/{id}`.
+pub fn state_log_dir(prefix: &str) -> Path {
+    Path::from(format!("{prefix}/log"))
+}
+pub fn state_entry(prefix: &str, seq: u64) -> Path {
+    Path::from(format!("{prefix}/log/{seq:020}"))
+}
+pub fn state_snapshot_dir(prefix: &str) -> Path {
+    Path::from(format!("{prefix}/snap"))
+}
+pub fn state_snapshot(prefix: &str, seq: u64) -> Path {
+    Path::from(format!("{prefix}/snap/{seq:020}"))
+}
+
 /// What an index key says about its object, without reading it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct IndexKey {

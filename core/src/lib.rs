@@ -4,22 +4,29 @@
 //! Map of the crate:
 //! - [`codec`], [`format`]: versioned binary formats (segment, journal entry, index, checkpoint)
 //! - [`keys`]: every object key
+//! - [`filter`]: record filters on headers and the key (parse, evaluate, print)
 //! - [`head`], [`partition`]: pure commit logic (offset assignment, dedup) and partitioning
 //! - [`store`]: opening stores, create-only puts, the instrumented / fault-injecting wrapper
 //! - [`shard`]: one journal shard's live head: commit, catch-up, tail for reads
+//! - [`statelog`]: a generic replicated state machine in the bucket (create-only numbered
+//!   entries + snapshots, group commit); queues and consumer groups keep their state in one
+//! - [`queue`]: queue mode (per-record leases, acks, dead letters) on a state log
 //! - [`topic`]: topic configs (create-only numbered versions)
 //! - [`log`]: the facade gateways, the compactor and the SDK use: flush, read, look up by time
 
 pub mod clock;
 pub mod codec;
 pub mod error;
+pub mod filter;
 pub mod format;
 pub mod head;
 pub mod ids;
 pub mod keys;
 pub mod log;
 pub mod partition;
+pub mod queue;
 pub mod shard;
+pub mod statelog;
 pub mod store;
 pub mod topic;
 

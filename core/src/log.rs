@@ -4,6 +4,7 @@
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::filter::Filter;
 use crate::format::index::IndexObject;
 use crate::format::journal::BatchRef;
 use crate::format::record::Record;
@@ -97,6 +98,25 @@ pub struct ReadBatch {
     pub high_watermark: u64,
 }
 
+/// How much a filtered read may scan before it answers with what it found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanBudget {
+    pub records: usize,
+    pub bytes: usize,
+}
+
+impl Default for ScanBudget {
+    fn default() -> Self {
+        Self {
+            records: 100_000,
+            bytes: 32 << 20,
+        }
+    }
+}
+
+/// Records a filtered read asks the unfiltered read for at a time.
+const MAX_SCAN_CHUNK: usize = 10_000;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PartitionInfo {
     pub partition: u32,
@@ -158,6 +178,10 @@ impl Log {
             index_cache: Mutex::new(HashMap::new()),
             sticky: AtomicU32::new(0),
         })
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     pub fn store(&self) -> &DynStore {
@@ -431,6 +455,64 @@ impl Log {
             records,
             next_offset,
             high_watermark: next.max(shard.next_offset(&p)),
+        })
+    }
+
+    /// Read up to `limit` records that pass `filter` from `offset`, scanning at most
+    /// `budget` records / bytes however few match. `next_offset` is the offset after the last
+    /// record scanned (records the filter drops still advance it), so a caller that gets no
+    /// records but an advanced `next_offset` goes on from there.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn read_filtered(
+        &self,
+        topic: &TopicConfig,
+        partition: u32,
+        offset: u64,
+        limit: usize,
+        max_bytes: usize,
+        filter: &Filter,
+        budget: ScanBudget,
+    ) -> Result<ReadBatch> {
+        let mut records = Vec::new();
+        let (mut bytes, mut scanned, mut scanned_bytes) = (0usize, 0usize, 0usize);
+        let mut at = offset;
+        let mut high_watermark = offset;
+        while records.len() < limit
+            && bytes < max_bytes
+            && scanned < budget.records
+            && scanned_bytes < budget.bytes
+        {
+            let chunk = (budget.records - scanned).min(MAX_SCAN_CHUNK);
+            let batch = match self
+                .read(topic, partition, at, chunk, budget.bytes - scanned_bytes)
+                .await
+            {
+                Ok(b) => b,
+                // Past the end after the first round: what was scanned is the answer.
+                Err(Error::OffsetOutOfRange { .. }) if at != offset => break,
+                Err(e) => return Err(e),
+            };
+            high_watermark = high_watermark.max(batch.high_watermark);
+            if batch.records.is_empty() {
+                break;
+            }
+            for r in batch.records {
+                scanned += 1;
+                scanned_bytes += r.record.encoded_len();
+                at = r.offset + 1;
+                if filter.matches(&r.record) {
+                    bytes += r.record.encoded_len();
+                    records.push(r);
+                    if records.len() >= limit || bytes >= max_bytes {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(ReadBatch {
+            records,
+            next_offset: at,
+            high_watermark: high_watermark.max(at),
         })
     }
 

@@ -6,10 +6,14 @@
 //! that decodes the same. Deterministic for a given seed; a panic prints the seed and the
 //! iteration so it can be replayed.
 //!
-//! Targets: `segment`, `journal`, `index`, `checkpoint` (bucket objects); `produce-json`,
+//! Targets: `segment`, `journal`, `index`, `checkpoint`, `state-entry`, `state-snapshot` (bucket
+//! objects); `queue-snapshot` (a queue state snapshot: restore, and what restores re-encodes the
+//! same), `queue-ops` (a queue state-log entry's ops: decoded and applied to a state holding
+//! leased, held and dead records, then planned against — nothing may panic); `produce-json`,
 //! `produce-ndjson` (produce request bodies, through the same function the handler calls, so
 //! every rejection must be a 4xx problem), `query` (the read and produce query strings and the
-//! read's start offset); `all`. Example (≥ 10 million runs):
+//! read's start offset); `filter` (the record filter parser: an error names a position inside
+//! the input, whatever parses prints back to itself and evaluates without panicking); `all`. Example (≥ 10 million runs):
 //! `cargo run --release -p sluice-fuzz -- all 10000000`.
 //!
 //! Why not cargo-fuzz: it needs a nightly toolchain, which this project's machines cannot fetch.
@@ -18,12 +22,16 @@
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use sluice_api::{OffsetQuery, ProduceQuery, ReadQuery};
+use sluice_core::filter::Filter;
 use sluice_core::format::checkpoint::{Checkpoint, DedupRecord};
 use sluice_core::format::index::{IndexEntry, IndexObject};
 use sluice_core::format::journal::{Append, BatchRef, JournalEntry};
 use sluice_core::format::record::Record;
 use sluice_core::format::segment::{decode_segment, encode_frame, segment_header, Codec};
+use sluice_core::format::state::{StateEntry, StateSnapshot};
 use sluice_core::ids::{ObjectId, PartitionId, TopicId};
+use sluice_core::queue::state::{QueueOp, QueueState};
+use sluice_core::statelog::StateMachine;
 use sluice_core::topic::TopicConfig;
 use sluice_gateway::api::produce::{records_of, Format};
 use sluice_gateway::api::read::{start_of, Start};
@@ -31,14 +39,19 @@ use sluice_gateway::extract::parse_query;
 use sluice_gateway::ApiError;
 use std::process::ExitCode;
 
-const TARGETS: [&str; 7] = [
+const TARGETS: [&str; 12] = [
     "segment",
     "journal",
     "index",
     "checkpoint",
+    "state-entry",
+    "state-snapshot",
+    "queue-snapshot",
+    "queue-ops",
     "produce-json",
     "produce-ndjson",
     "query",
+    "filter",
 ];
 
 struct Rng(u64);
@@ -137,6 +150,23 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
         }
         .encode()
         .to_vec()],
+        "state-entry" => vec![StateEntry {
+            seq: 3,
+            time_ms: 1_700_000_000_000,
+            writer: [2; 16],
+            ops: Bytes::from_static(br#"[{"Ack":{"p":0,"o":1}}]"#),
+        }
+        .encode()
+        .to_vec()],
+        "state-snapshot" => vec![StateSnapshot {
+            seq: 3,
+            time_ms: 1_700_000_000_000,
+            state: Bytes::from_static(b"{}"),
+        }
+        .encode()
+        .to_vec()],
+        "queue-snapshot" => vec![fuzz_queue_state().snapshot().unwrap_or_default()],
+        "queue-ops" => vec![serde_json::to_vec(&fuzz_queue_ops()).unwrap_or_default()],
         "produce-json" => [
             r#"{"records":[{"key":"user-7","value":"hello","headers":{"type":"created"},"partition":null,"timestamp_ms":null}]}"#,
             r#"{"records":[{"key_b64":"AAEC","value_b64":"aGVsbG8=","partition":3,"timestamp_ms":1732400000000},{"value":"x"}]}"#,
@@ -166,6 +196,15 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
         .iter()
         .map(|s| s.as_bytes().to_vec())
         .collect(),
+        "filter" => [
+            "type = 'created' AND amount > 100",
+            "key LIKE 'user-%' OR NOT (region IN ('eu', 'us') AND \"x y\" IS NOT NULL)",
+            "n NOT IN (1, -2.5, 1e+3) and \"key\" <> 'it''s' or b NOT LIKE '_%' OR c IS NULL",
+            "((a = 1)) AND b != 2 AND c <= 3 AND d >= 4 AND e < 5",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect(),
         _ => Vec::new(),
     }
 }
@@ -181,12 +220,96 @@ const TOKENS: &[&str] = &[
     "partition=", "earliest", "latest", "none", "durable", "\"partition\":3,", "\"key\":\"k\",",
     "\"key_b64\":\"AAEC\",", "\"value_b64\":\"/w==\",", "\"timestamp_ms\":-1,",
     "\"headers\":{\"h\":\"v\"},", "{\"value\":\"v\"},", "\"\\u00e9\",", "\"h\":\"v\",",
+    " AND ", " OR ", "NOT ", " IN ", " LIKE ", " IS ", "NULL", "'", "''", "(", ")", "<>", "!=",
+    "<=", ">=", "<", ">", "'x'", "1e+5", "key", "\"q\"",
 ];
 
 /// Limits the produce targets check records against.
 const MAX_RECORD_BYTES: usize = 512;
 const MAX_RECORDS: usize = 64;
 const PARTITIONS: u32 = 4;
+
+fn fuzz_queue_ops() -> Vec<QueueOp> {
+    vec![
+        QueueOp::Start {
+            next: vec![(0, 0), (1, 5)],
+        },
+        QueueOp::Admit {
+            p: 0,
+            o: 0,
+            key: Some(7),
+            lease: Some((1, 100)),
+            gw: Some("g".into()),
+        },
+        QueueOp::Admit {
+            p: 0,
+            o: 1,
+            key: Some(7),
+            lease: None,
+            gw: None,
+        },
+        QueueOp::Skip { p: 1, to: 9 },
+        QueueOp::Nack {
+            p: 0,
+            o: 0,
+            lease: 1,
+            delay_ms: 5,
+            reason: Some("r".into()),
+            dead: false,
+        },
+        QueueOp::Lease {
+            p: 0,
+            o: 0,
+            lease: 2,
+            until: 200,
+            gw: None,
+        },
+        QueueOp::Extend {
+            p: 0,
+            o: 0,
+            lease: 2,
+            until: 300,
+        },
+        QueueOp::Ack {
+            p: 0,
+            o: 0,
+            lease: 2,
+        },
+        QueueOp::Doom { p: 0, o: 1 },
+        QueueOp::Buried { p: 0, o: 1 },
+        QueueOp::Redrive {
+            records: vec![(0, 1)],
+        },
+    ]
+}
+
+/// A queue state with a record in every phase.
+fn fuzz_queue_state() -> QueueState {
+    let mut st = QueueState::default();
+    for (i, op) in fuzz_queue_ops().iter().enumerate() {
+        st.apply(op, 10 * i as i64);
+    }
+    st
+}
+
+fn run_queue_ops(input: &[u8]) -> bool {
+    let Ok(ops) = serde_json::from_slice::<Vec<QueueOp>>(input) else {
+        return false;
+    };
+    let mut st = fuzz_queue_state();
+    for (i, op) in ops.iter().enumerate() {
+        st.apply(op, 1000 + i as i64);
+    }
+    let rules = sluice_core::queue::state::Rules {
+        max_deliveries: 2,
+        ordering_key: true,
+    };
+    let _ = sluice_core::queue::state::plan_receive(&st, &rules, &[], 10, 5000, 2000, None);
+    let _ = sluice_core::queue::state::counts(&st, 2000);
+    let back = QueueState::restore(&st.snapshot().expect("encodes")).expect("restores");
+    assert_eq!(back, st);
+    true
+}
 
 fn fuzz_topic() -> TopicConfig {
     TopicConfig {
@@ -312,6 +435,30 @@ fn run_query(input: &[u8]) -> bool {
     parsed
 }
 
+/// Parse a filter: an error points inside the input; a filter prints to text that parses back to
+/// it, and evaluates on a few records without panicking.
+fn run_filter(input: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(input) else {
+        return false; // query strings reach the parser as UTF-8
+    };
+    match Filter::parse(text) {
+        Err(e) => {
+            assert!(e.position <= text.len() && text.is_char_boundary(e.position));
+            false
+        }
+        Ok(f) => {
+            assert_eq!(Filter::parse(&f.to_string()).as_ref(), Ok(&f));
+            let mut r = Record::new(Some(b"user-7"), &b"v"[..]);
+            for (n, v) in [("type", "created"), ("amount", "150"), ("region", "eu")] {
+                r.headers.push((n.into(), Bytes::from_static(v.as_bytes())));
+            }
+            let _ = f.matches(&r);
+            let _ = f.matches(&Record::new(None, &b""[..]));
+            true
+        }
+    }
+}
+
 /// Decode; whatever decodes must round-trip through its encoder. Returns whether it decoded.
 fn run_one(target: &str, input: &[u8]) -> bool {
     match target {
@@ -325,9 +472,23 @@ fn run_one(target: &str, input: &[u8]) -> bool {
         "checkpoint" => Checkpoint::decode(input)
             .map(|c| assert_eq!(Checkpoint::decode(&c.encode()).as_ref(), Ok(&c)))
             .is_ok(),
+        "state-entry" => StateEntry::decode(input)
+            .map(|e| assert_eq!(StateEntry::decode(&e.encode()).as_ref(), Ok(&e)))
+            .is_ok(),
+        "state-snapshot" => StateSnapshot::decode(input)
+            .map(|e| assert_eq!(StateSnapshot::decode(&e.encode()).as_ref(), Ok(&e)))
+            .is_ok(),
+        "queue-snapshot" => QueueState::restore(input)
+            .map(|st| {
+                let again = st.snapshot().expect("a restored state encodes");
+                assert_eq!(QueueState::restore(&again).as_ref(), Ok(&st));
+            })
+            .is_ok(),
+        "queue-ops" => run_queue_ops(input),
         "produce-json" => run_produce(Format::Json, input),
         "produce-ndjson" => run_produce(Format::NdJson, input),
         "query" => run_query(input),
+        "filter" => run_filter(input),
         _ => unreachable!(),
     }
 }
@@ -409,7 +570,10 @@ fn fix_checksums(target: &str, rng: &mut Rng, v: &mut [u8]) {
 
 /// Targets whose inputs are text (request bodies, query strings) rather than bucket objects.
 fn is_text(target: &str) -> bool {
-    matches!(target, "produce-json" | "produce-ndjson" | "query")
+    matches!(
+        target,
+        "produce-json" | "produce-ndjson" | "query" | "filter" | "queue-snapshot" | "queue-ops"
+    )
 }
 
 /// Splice a few JSON / query tokens into a text input: anywhere, right after a structural

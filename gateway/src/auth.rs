@@ -12,6 +12,9 @@
 //! | `POST /v1/topics` (name from the body), `PATCH` / `DELETE /v1/topics/{topic}` | `admin` on the topic |
 //! | `GET /v1/topics/{topic}` | any scope on the topic |
 //! | `GET /v1/topics` | any valid token; the list holds only the topics the token has some scope on |
+//! | `POST /v1/queues/{queue}/receive`, `…/ack`, `…/nack`, `…/extend`, `GET /v1/queues/{queue}`, `GET …/records/{p}/{o}` | `consume` on the queue name |
+//! | `PUT` / `DELETE /v1/queues/{queue}`, `POST …/redrive` | `admin` on the queue name |
+//! | `GET /v1/queues` | any valid token; the list holds only the queues the token has some scope on |
 //! | `/`, `/healthz`, `/readyz`, `/metrics`, `/v1/openapi.json` | nothing |
 //! | any route missing from the table | `admin` on `*` (closed by default) |
 //!
@@ -569,6 +572,18 @@ pub fn need(method: &Method, route: &str) -> Need {
         {
             Scope(self::Scope::Consume, TopicFrom::Path)
         }
+        "/v1/queues" if read => AnyToken,
+        "/v1/queues/{queue}" if *method == Method::PUT || *method == Method::DELETE => {
+            Scope(self::Scope::Admin, TopicFrom::Path)
+        }
+        "/v1/queues/{queue}/redrive" => Scope(self::Scope::Admin, TopicFrom::Path),
+        "/v1/queues/{queue}" | "/v1/queues/{queue}/records/{partition}/{offset}" if read => {
+            Scope(self::Scope::Consume, TopicFrom::Path)
+        }
+        "/v1/queues/{queue}/receive"
+        | "/v1/queues/{queue}/ack"
+        | "/v1/queues/{queue}/nack"
+        | "/v1/queues/{queue}/extend" => Scope(self::Scope::Consume, TopicFrom::Path),
         _ => Unlisted,
     }
 }
@@ -600,7 +615,7 @@ async fn topic_of(
                 .ok()
                 .and_then(|p| {
                     p.iter()
-                        .find(|(name, _)| *name == "topic")
+                        .find(|(name, _)| *name == "topic" || *name == "queue")
                         .map(|(_, v)| v.to_string())
                 });
             Ok((Request::from_parts(parts, body), topic))

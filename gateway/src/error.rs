@@ -23,6 +23,9 @@ pub enum ApiError {
     /// `offset` is not a number, `earliest` or `latest`.
     #[error("{0}")]
     InvalidOffset(String),
+    /// A `filter` that does not parse.
+    #[error("{0}")]
+    InvalidFilter(#[from] sluice_core::filter::FilterError),
     /// Any other malformed or out-of-bounds input.
     #[error("{0}")]
     Invalid(String),
@@ -35,6 +38,9 @@ pub enum ApiError {
     /// No route for this path.
     #[error("no such resource: {0}")]
     NotFound(String),
+    /// A queue's record history asked past the partition's end.
+    #[error("{0}")]
+    RecordNotFound(String),
     #[error("method {0} is not allowed on this resource")]
     MethodNotAllowed(String),
     /// The gateway cannot serve now (shutting down, store unreachable); retry.
@@ -85,6 +91,9 @@ impl ApiError {
                 CoreError::TopicNotFound(_) => {
                     k(S::NOT_FOUND, "topic_not_found", "Topic not found")
                 }
+                CoreError::QueueNotFound(_) => {
+                    k(S::NOT_FOUND, "queue_not_found", "Queue not found")
+                }
                 CoreError::PartitionNotFound { .. } => {
                     k(S::NOT_FOUND, "partition_not_found", "Partition not found")
                 }
@@ -114,6 +123,7 @@ impl ApiError {
             ApiError::InvalidJson(_) => k(S::BAD_REQUEST, "invalid_json", "Invalid JSON"),
             ApiError::InvalidBase64(_) => k(S::BAD_REQUEST, "invalid_base64", "Invalid base64"),
             ApiError::InvalidOffset(_) => k(S::BAD_REQUEST, "invalid_offset", "Invalid offset"),
+            ApiError::InvalidFilter(_) => k(S::BAD_REQUEST, "invalid_filter", "Invalid filter"),
             ApiError::Invalid(_) => k(S::BAD_REQUEST, "invalid_request", "Invalid request"),
             ApiError::RecordTooLarge { .. } => {
                 k(S::PAYLOAD_TOO_LARGE, "record_too_large", "Record too large")
@@ -129,6 +139,7 @@ impl ApiError {
                 "Unsupported media type",
             ),
             ApiError::NotFound(_) => k(S::NOT_FOUND, "not_found", "Not found"),
+            ApiError::RecordNotFound(_) => k(S::NOT_FOUND, "record_not_found", "Record not found"),
             ApiError::MethodNotAllowed(_) => k(
                 S::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
@@ -205,6 +216,10 @@ impl ApiError {
             }
             _ => (None, None),
         };
+        let position = match self {
+            ApiError::InvalidFilter(e) => Some(e.position),
+            _ => None,
+        };
         Problem {
             kind: format!("https://sluice.dev/problems/{}", kind.code),
             title: kind.title.to_string(),
@@ -213,6 +228,7 @@ impl ApiError {
             code: kind.code.to_string(),
             earliest_offset,
             next_offset,
+            position,
         }
     }
 }
@@ -297,6 +313,16 @@ mod tests {
                 "topic_not_found",
             ),
             (
+                CoreError::QueueNotFound("q".into()).into(),
+                404,
+                "queue_not_found",
+            ),
+            (
+                ApiError::RecordNotFound("r".into()),
+                404,
+                "record_not_found",
+            ),
+            (
                 CoreError::PartitionNotFound {
                     topic: "t".into(),
                     partition: 9,
@@ -369,5 +395,10 @@ mod tests {
         })
         .problem();
         assert_eq!((p.earliest_offset, p.next_offset), (Some(1), Some(5)));
+        let e = sluice_core::filter::Filter::parse("a = 1 AND").unwrap_err();
+        let p = ApiError::from(e).problem();
+        assert_eq!((p.status, p.code.as_str()), (400, "invalid_filter"));
+        assert_eq!(p.position, Some(9));
+        assert!(p.detail.contains("byte 9"), "{}", p.detail);
     }
 }

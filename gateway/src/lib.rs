@@ -10,6 +10,7 @@
 //! - [`api`]: the route handlers and the generated OpenAPI document (wire types: `sluice-api`)
 //! - [`metrics`]: hand-written Prometheus counters
 //! - [`auth`]: bearer tokens with per-topic scopes (when configured)
+//! - [`queues`]: queue mode's IO (state logs, read-ahead, dead letters) around `sluice_core::queue`
 //! - [`overload`]: the byte budget that bounds produce requests waiting for their commit
 
 pub mod api;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod overload;
+pub mod queues;
 
 use sluice_core::log::Log;
 use std::future::Future;

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub pending_bytes_peak: AtomicU64,
     /// `max_pending_bytes`.
     pub pending_bytes_limit: AtomicU64,
+    /// Queue backlog as last computed by this gateway: name → [ready, in_flight, dead_lettered].
+    queues: Mutex<BTreeMap<String, [u64; 3]>>,
 }
 
 fn add(c: &AtomicU64, n: u64) {
@@ -54,6 +56,20 @@ impl Metrics {
     }
 
     /// One flush of `requests` produce requests done in `took`.
+    pub fn set_queue(&self, name: &str, v: [u64; 3]) {
+        self.queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), v);
+    }
+
+    pub fn forget_queue(&self, name: &str) {
+        self.queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+    }
+
     pub fn flush_done(&self, requests: usize, took: Duration) {
         add(&self.flushes, 1);
         add(&self.flush_requests, requests as u64);
@@ -189,6 +205,24 @@ impl Metrics {
                 get(g)
             );
         }
+        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, (name, help)) in [
+            ("sluice_queue_ready", "Records a queue can lease now."),
+            ("sluice_queue_in_flight", "Records under a valid lease."),
+            (
+                "sluice_queue_dead_lettered",
+                "Records in the queue's dead-letter topic.",
+            ),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (q, v) in queues.iter() {
+                let _ = writeln!(out, "{name}{{queue=\"{q}\"}} {}", v[i]);
+            }
+        }
+        drop(queues);
         let _ = writeln!(
             out,
             "# HELP sluice_flush_duration_seconds Time from segment write start to commit.\n\

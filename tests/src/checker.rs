@@ -170,3 +170,220 @@ mod tests {
         assert!(check(&dup).iter().any(|v| v.starts_with("I5")));
     }
 }
+
+/// Queue mode: what receivers observed, and the queue's final state, checked by
+/// [`check_queue`] for
+/// - Q1 every produced record was leased at least once;
+/// - Q2 no record was leased to two receivers at once: the interval a receiver can be sure it
+///   held a lease — from when the receive answered to when it was sent plus the visibility
+///   timeout — never overlaps another lease's of the same record;
+/// - Q3 every lease of a record has its own `delivery_count` (counted at lease time);
+/// - Q4 every record that is not poison is acked exactly once in the final state, and was
+///   never dead-lettered;
+/// - Q5 every poison record is in the dead-letter topic exactly once, after exactly
+///   `max_deliveries` deliveries, with its reason.
+pub mod queue {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    pub type Pos = (u32, u64);
+
+    /// One lease as a receiver saw it (times on the one clock of the test machine).
+    #[derive(Clone, Debug)]
+    pub struct LeaseObs {
+        pub receiver: u32,
+        pub pos: Pos,
+        pub delivery_count: u32,
+        /// When the receive request was sent and answered.
+        pub sent_ms: i64,
+        pub answered_ms: i64,
+        pub visibility_timeout_ms: i64,
+        /// When the receiver sent the ack or nack that gave it up (it relies on it no longer).
+        pub released_ms: Option<i64>,
+    }
+
+    /// A record's final state in the queue (from the history endpoint).
+    #[derive(Clone, Debug)]
+    pub struct FinalRecord {
+        pub state: String,
+        pub acked_events: usize,
+    }
+
+    /// A record found in the dead-letter topic, from its `sluice.*` headers.
+    #[derive(Clone, Debug)]
+    pub struct DeadLetter {
+        pub pos: Pos,
+        pub delivery_count: u32,
+        pub reason: String,
+    }
+
+    #[derive(Clone, Debug, Default)]
+    pub struct QueueHistory {
+        pub produced: BTreeSet<Pos>,
+        /// Records every receiver nacks: they must end in the dead-letter topic, with one of
+        /// these reasons (the nack's, or `visibility_timeout` if the holder of the last delivery
+        /// died).
+        pub poison: BTreeMap<Pos, Vec<String>>,
+        pub leases: Vec<LeaseObs>,
+        pub finals: BTreeMap<Pos, FinalRecord>,
+        pub dead_letters: Vec<DeadLetter>,
+        pub max_deliveries: u32,
+    }
+
+    pub fn check_queue(h: &QueueHistory) -> Vec<String> {
+        let mut v = Vec::new();
+        let mut by_pos: BTreeMap<Pos, Vec<&LeaseObs>> = BTreeMap::new();
+        for l in &h.leases {
+            by_pos.entry(l.pos).or_default().push(l);
+        }
+        for pos in &h.produced {
+            if !by_pos.contains_key(pos) {
+                v.push(format!("Q1 {pos:?} was never leased"));
+            }
+        }
+        for (pos, leases) in &by_pos {
+            let mut sure: Vec<(i64, i64, u32)> = leases
+                .iter()
+                .map(|l| {
+                    let end = l.sent_ms + l.visibility_timeout_ms;
+                    (
+                        l.answered_ms,
+                        l.released_ms.map_or(end, |r| r.min(end)),
+                        l.receiver,
+                    )
+                })
+                .filter(|(a, b, _)| a < b)
+                .collect();
+            sure.sort();
+            for w in sure.windows(2) {
+                if w[1].0 < w[0].1 {
+                    v.push(format!(
+                        "Q2 {pos:?} leased to receiver {} during [{}, {}) and to receiver {} from {}",
+                        w[0].2, w[0].0, w[0].1, w[1].2, w[1].0
+                    ));
+                }
+            }
+            let counts: BTreeSet<u32> = leases.iter().map(|l| l.delivery_count).collect();
+            if counts.len() != leases.len() {
+                v.push(format!(
+                    "Q3 {pos:?}: {} leases but delivery counts {counts:?}",
+                    leases.len()
+                ));
+            }
+        }
+        let mut dead: BTreeMap<Pos, Vec<&DeadLetter>> = BTreeMap::new();
+        for d in &h.dead_letters {
+            dead.entry(d.pos).or_default().push(d);
+        }
+        for pos in &h.produced {
+            if h.poison.contains_key(pos) {
+                continue;
+            }
+            match h.finals.get(pos) {
+                Some(f) if f.state == "acked" && f.acked_events == 1 => {}
+                f => v.push(format!("Q4 {pos:?} is not acked exactly once: {f:?}")),
+            }
+            if dead.contains_key(pos) {
+                v.push(format!("Q4 {pos:?} is not poison but was dead-lettered"));
+            }
+        }
+        for (pos, reasons) in &h.poison {
+            match dead.get(pos).map(Vec::as_slice) {
+                Some([d]) => {
+                    if d.delivery_count != h.max_deliveries || !reasons.contains(&d.reason) {
+                        v.push(format!(
+                            "Q5 {pos:?} dead-lettered after {} deliveries with reason {:?} (want {} and one of {reasons:?})",
+                            d.delivery_count, d.reason, h.max_deliveries
+                        ));
+                    }
+                }
+                other => v.push(format!(
+                    "Q5 poison {pos:?} is in the dead-letter topic {} times",
+                    other.map_or(0, |d| d.len())
+                )),
+            }
+            if h.finals.get(pos).is_some_and(|f| f.acked_events > 0) {
+                v.push(format!("Q5 poison {pos:?} was acked"));
+            }
+        }
+        v
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn lease(receiver: u32, pos: Pos, n: u32, sent: i64, answered: i64) -> LeaseObs {
+            LeaseObs {
+                receiver,
+                pos,
+                delivery_count: n,
+                sent_ms: sent,
+                answered_ms: answered,
+                visibility_timeout_ms: 100,
+                released_ms: None,
+            }
+        }
+
+        fn clean() -> QueueHistory {
+            let acked = FinalRecord {
+                state: "acked".into(),
+                acked_events: 1,
+            };
+            QueueHistory {
+                produced: [(0, 0), (0, 1)].into(),
+                poison: [((0, 1), vec!["bad".to_string()])].into(),
+                leases: vec![
+                    lease(1, (0, 0), 1, 0, 5),
+                    LeaseObs {
+                        released_ms: Some(20),
+                        ..lease(1, (0, 1), 1, 0, 5)
+                    },
+                    // Leased again after receiver 1 nacked it, well before its timeout.
+                    lease(2, (0, 1), 2, 30, 35),
+                ],
+                finals: [
+                    ((0, 0), acked),
+                    (
+                        (0, 1),
+                        FinalRecord {
+                            state: "dead_lettered".into(),
+                            acked_events: 0,
+                        },
+                    ),
+                ]
+                .into(),
+                dead_letters: vec![DeadLetter {
+                    pos: (0, 1),
+                    delivery_count: 2,
+                    reason: "bad".into(),
+                }],
+                max_deliveries: 2,
+            }
+        }
+
+        #[test]
+        fn clean_history_passes() {
+            assert_eq!(check_queue(&clean()), Vec::<String>::new());
+        }
+
+        #[test]
+        fn checker_catches_violations() {
+            let mut h = clean();
+            h.leases.push(lease(3, (0, 0), 2, 50, 60)); // overlaps receiver 1's [5, 100)
+            h.leases.push(lease(4, (0, 0), 2, 300, 310)); // same delivery count twice
+            h.produced.insert((0, 2)); // never leased, never acked
+            h.dead_letters.push(DeadLetter {
+                pos: (0, 1),
+                delivery_count: 2,
+                reason: "bad".into(),
+            });
+            let v = check_queue(&h);
+            let has = |p: &str| v.iter().any(|s| s.starts_with(p));
+            assert!(has("Q1"), "{v:?}");
+            assert!(has("Q2"), "{v:?}");
+            assert!(has("Q3"), "{v:?}");
+            assert!(has("Q4"), "{v:?}");
+            assert!(has("Q5"), "{v:?}");
+        }
+    }
+}

@@ -642,6 +642,142 @@ async fn server_sent_events_resume_from_last_event_id() {
     gw.shutdown().await.unwrap();
 }
 
+fn offsets(read: &Value) -> Vec<u64> {
+    read["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["offset"].as_u64().unwrap())
+        .collect()
+}
+
+fn records_url(url: &str, topic: &str, query: &[(&str, &str)]) -> url::Url {
+    url::Url::parse_with_params(
+        &format!("{url}/v1/topics/{topic}/partitions/0/records"),
+        query,
+    )
+    .unwrap()
+}
+
+async fn read_filtered(url: &str, topic: &str, query: &[(&str, &str)]) -> (u16, Value) {
+    let r = client()
+        .get(records_url(url, topic, query))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_on_reads_long_polls_and_event_streams() {
+    let gw = gateway().await;
+    let url = gw.url.clone();
+    create_topic(&url, "flt", 1).await;
+    // Offsets 0..10: type alternates created / paid, amount = 10 × offset, key user-{offset};
+    // offset 9 has no `type` header.
+    let records: Vec<Value> = (0..10)
+        .map(|i| {
+            let mut headers = json!({"amount": (i * 10).to_string()});
+            if i < 9 {
+                headers["type"] = json!(if i % 2 == 0 { "created" } else { "paid" });
+            }
+            json!({"key": format!("user-{i}"), "value": format!("v{i}"), "headers": headers})
+        })
+        .collect();
+    produce(&url, "flt", json!({ "records": records })).await;
+
+    let cases: &[(&str, &[u64])] = &[
+        ("type = 'paid' AND amount > 20", &[3, 5, 7]),
+        // Numeric comparison: as strings "100" < "9".
+        ("amount >= 70", &[7, 8, 9]),
+        ("type IS NULL", &[9]),
+        ("NOT type = 'paid'", &[0, 2, 4, 6, 8, 9]),
+        ("type <> 'paid'", &[0, 2, 4, 6, 8]),
+        ("key IN ('user-1', 'user-4') OR key LIKE '%8'", &[1, 4, 8]),
+        ("type = 'refunded'", &[]),
+    ];
+    for (filter, want) in cases {
+        let (status, v) = read_filtered(&url, "flt", &[("offset", "0"), ("filter", filter)]).await;
+        assert_eq!(status, 200, "{filter}: {v}");
+        assert_eq!(offsets(&v), *want, "{filter}");
+        // What the filter dropped still advances next_offset: the whole partition was scanned.
+        assert_eq!(
+            (v["next_offset"].as_u64(), v["high_watermark"].as_u64()),
+            (Some(10), Some(10))
+        );
+    }
+    // The limit counts returned records; next_offset follows the last one returned.
+    let (_, v) = read_filtered(
+        &url,
+        "flt",
+        &[("offset", "2"), ("limit", "2"), ("filter", "type = 'paid'")],
+    )
+    .await;
+    assert_eq!(
+        (offsets(&v), v["next_offset"].as_u64()),
+        (vec![3, 5], Some(6))
+    );
+    assert_eq!(v["records"][0]["headers"]["type"], "paid");
+
+    // Malformed filters: 400 invalid_filter with the byte position.
+    for (filter, position) in [("a = 1 AND", 9), ("type == 'x'", 6), ("", 0), ("a @ 1", 2)] {
+        let r = client()
+            .get(records_url(&url, "flt", &[("filter", filter)]))
+            .send()
+            .await
+            .unwrap();
+        let v = problem(r, 400, "invalid_filter").await;
+        assert_eq!(v["position"], position, "{filter}: {v}");
+    }
+
+    // A long-poll with a filter waits past records the filter drops.
+    let reader = {
+        let url = url.clone();
+        tokio::spawn(async move {
+            read_filtered(
+                &url,
+                "flt",
+                &[
+                    ("offset", "10"),
+                    ("wait_ms", "20000"),
+                    ("filter", "type = 'late'"),
+                ],
+            )
+            .await
+        })
+    };
+    for t in ["early", "late"] {
+        produce(
+            &url,
+            "flt",
+            json!({"records": [{"value": t, "headers": {"type": t}}]}),
+        )
+        .await;
+    }
+    let (status, v) = reader.await.unwrap();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (values(&v), v["next_offset"].as_u64()),
+        (vec!["late".to_string()], Some(12))
+    );
+
+    // An event stream carries only the records that pass.
+    let stream_url = records_url(&url, "flt", &[("offset", "0"), ("filter", "amount < 30")]);
+    let mut events = Events::open(stream_url.as_str(), None).await;
+    for want in 0..3u64 {
+        let (id, data) = events.next().await;
+        assert_eq!((id, data["offset"].as_u64()), (want, Some(want)));
+    }
+    produce(
+        &url,
+        "flt",
+        json!({"records": [{"value": "no", "headers": {"amount": "99"}}, {"value": "yes", "headers": {"amount": "1"}}]}),
+    )
+    .await;
+    let (id, data) = events.next().await;
+    assert_eq!((id, data["value"].as_str()), (13, Some("yes")));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_problem_documents() {
     let gw = gateway().await;

@@ -7,6 +7,7 @@ pub mod index;
 pub mod journal;
 pub mod record;
 pub mod segment;
+pub mod state;
 
 #[cfg(test)]
 mod fuzz_tests;

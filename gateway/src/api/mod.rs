@@ -2,6 +2,7 @@
 
 pub mod openapi;
 pub mod produce;
+pub mod queues;
 pub mod read;
 pub mod topics;
 
@@ -32,6 +33,8 @@ pub struct Inner {
     pub cfg: GatewayConfig,
     pub batcher: Batcher,
     pub metrics: Arc<Metrics>,
+    /// Queue mode: the queues this gateway serves.
+    pub queues: Arc<crate::queues::QueueRuntimes>,
     /// Bounds the produce bytes waiting for their commit.
     pub pending: PendingBudget,
     /// Bounds the long-polls and event streams waiting at once.
@@ -88,7 +91,10 @@ pub(crate) fn build(
         max_request_bytes: cfg.max_request_bytes,
     });
     let waiting = Arc::new(tokio::sync::Semaphore::new(cfg.max_waiting_readers.max(1)));
+    let queues =
+        crate::queues::QueueRuntimes::new(log.clone(), log.clock().clone(), metrics.clone());
     let state = AppState(Arc::new(Inner {
+        queues,
         log,
         waiting,
         cfg,
@@ -125,6 +131,20 @@ pub(crate) fn build(
         .route(
             "/v1/topics/{topic}/partitions/{partition}/offsets",
             get(read::offset_for_timestamp),
+        )
+        .route("/v1/queues", get(queues::list))
+        .route(
+            "/v1/queues/{queue}",
+            get(queues::get).put(queues::put).delete(queues::delete),
+        )
+        .route("/v1/queues/{queue}/receive", post(queues::receive))
+        .route("/v1/queues/{queue}/ack", post(queues::ack))
+        .route("/v1/queues/{queue}/nack", post(queues::nack))
+        .route("/v1/queues/{queue}/extend", post(queues::extend))
+        .route("/v1/queues/{queue}/redrive", post(queues::redrive))
+        .route(
+            "/v1/queues/{queue}/records/{partition}/{offset}",
+            get(queues::history),
         );
     // Only routed requests with an allowed method are checked; 404 and 405 stay as they are.
     let routes = match auth {
@@ -158,6 +178,7 @@ async fn index() -> Html<&'static str> {
          <body><h1>Sluice gateway</h1><ul>\
          <li><a href=\"/v1/openapi.json\">REST API v1 (OpenAPI)</a></li>\
          <li><a href=\"/v1/topics\">Topics</a></li>\
+         <li><a href=\"/v1/queues\">Queues</a></li>\
          <li><a href=\"/metrics\">Metrics</a></li>\
          </ul></body></html>",
     )

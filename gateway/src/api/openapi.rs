@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` annotations and the
 //! wire types. Served at `GET /v1/openapi.json`.
 
-use super::{produce, read, topics};
+use super::{produce, queues, read, topics};
 use crate::auth::AuthDoc;
 use crate::error::Problem;
 use crate::overload::OverloadDoc;
@@ -28,6 +28,16 @@ use utoipa::{Modify, OpenApi};
         produce::produce,
         read::read,
         read::offset_for_timestamp,
+        queues::put,
+        queues::get,
+        queues::list,
+        queues::delete,
+        queues::receive,
+        queues::ack,
+        queues::nack,
+        queues::extend,
+        queues::history,
+        queues::redrive,
         super::healthz,
         super::readyz,
         super::metrics_text,
@@ -50,11 +60,29 @@ use utoipa::{Modify, OpenApi};
         sluice_api::ReadAnswer,
         sluice_api::RecordOut,
         sluice_api::OffsetAnswer,
+        sluice_api::PutQueue,
+        sluice_api::Queue,
+        sluice_api::QueueStats,
+        sluice_api::QueueDetail,
+        sluice_api::QueueList,
+        sluice_api::ReceiveBody,
+        sluice_api::ReceiveAnswer,
+        sluice_api::Message,
+        sluice_api::AckBody,
+        sluice_api::NackBody,
+        sluice_api::ExtendBody,
+        sluice_api::SettleAnswer,
+        sluice_api::RejectedReceipt,
+        sluice_api::RecordHistory,
+        sluice_api::HistoryEvent,
+        sluice_api::RedriveBody,
+        sluice_api::RedriveAnswer,
     )),
     modifiers(&CommonErrors, &AuthDoc, &OverloadDoc, &ProduceRecordRules),
     tags(
         (name = "topics", description = "Topic administration"),
         (name = "records", description = "Produce and read records"),
+        (name = "queues", description = "Queue mode: per-record leases, acks and dead letters"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]

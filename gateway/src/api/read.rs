@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sluice_api::{OffsetAnswer, OffsetQuery, ReadAnswer, ReadQuery, RecordOut};
 pub use sluice_core::log::Start;
-use sluice_core::log::{ReadBatch, ReadRecord};
+use sluice_core::filter::Filter;
+use sluice_core::log::{ReadBatch, ReadRecord, ScanBudget};
 use sluice_core::topic::TopicConfig;
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -62,6 +63,46 @@ async fn start_offset(
     Ok(st.log.start_offset(topic, partition, start).await?)
 }
 
+/// The `filter` parameter, parsed (400 `invalid_filter` with the position when malformed).
+pub fn filter_of(q: &ReadQuery) -> ApiResult<Option<Arc<Filter>>> {
+    Ok(match &q.filter {
+        None => None,
+        Some(f) => Some(Arc::new(Filter::parse(f)?)),
+    })
+}
+
+/// One read: all records, or with a filter those that pass it (scanning a bounded amount;
+/// `next_offset` then passes the records dropped).
+async fn read_some(
+    st: &AppState,
+    topic: &TopicConfig,
+    partition: u32,
+    offset: u64,
+    limit: usize,
+    filter: Option<&Filter>,
+) -> ApiResult<ReadBatch> {
+    Ok(match filter {
+        None => {
+            st.log
+                .read(topic, partition, offset, limit, MAX_READ_BYTES)
+                .await?
+        }
+        Some(f) => {
+            st.log
+                .read_filtered(
+                    topic,
+                    partition,
+                    offset,
+                    limit,
+                    MAX_READ_BYTES,
+                    f,
+                    ScanBudget::default(),
+                )
+                .await?
+        }
+    })
+}
+
 fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<u64>> {
     match headers.get("last-event-id") {
         None => Ok(None),
@@ -96,7 +137,7 @@ fn wants_event_stream(headers: &HeaderMap) -> bool {
                 (ReadAnswer = "application/json"),
                 (RecordOut = "text/event-stream"),
             )),
-        (status = 400, description = "Bad offset, limit or parameters (`invalid_offset`, `invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad offset, limit, filter or parameters (`invalid_offset`, `invalid_filter` with `position`, `invalid_request`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such topic or partition (`topic_not_found`, `partition_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 416, description = "The offset was deleted by retention or is beyond the end (`offset_out_of_range`, with `earliest_offset` and `next_offset`)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Event streams: too many readers are waiting on this gateway (`overloaded`, with `Retry-After`)", body = Problem, content_type = "application/problem+json"),
@@ -118,14 +159,12 @@ pub async fn read(
         Some(n) => n.min(MAX_LIMIT),
         None => DEFAULT_LIMIT,
     } as usize;
+    let filter = filter_of(&q)?;
     let cfg = st.log.topics().get(&topic).await?;
     cfg.check_partition(partition)?;
     let offset = start_offset(&st, &cfg, partition, &q, resume).await?;
     Metrics::inc(&st.metrics.read_requests);
-    let mut batch = st
-        .log
-        .read(&cfg, partition, offset, limit, MAX_READ_BYTES)
-        .await?;
+    let mut batch = read_some(&st, &cfg, partition, offset, limit, filter.as_deref()).await?;
     if stream {
         let slot = st.waiting.clone().try_acquire_owned().map_err(|_| {
             ApiError::Overloaded(format!(
@@ -133,22 +172,36 @@ pub async fn read(
                 st.cfg.max_waiting_readers
             ))
         })?;
-        return Ok(event_stream(st, topic, cfg, partition, batch, slot).into_response());
+        return Ok(event_stream(st, topic, cfg, partition, filter, batch, slot).into_response());
     }
     let wait = Duration::from_millis(q.wait_ms.unwrap_or(0).min(st.cfg.max_wait_ms));
+    // Nothing to answer yet, and the read reached the end of the log (a filtered read that ran
+    // out of scan budget answers at once, with `next_offset` advanced).
+    let at_end = |b: &ReadBatch| {
+        b.records.is_empty() && (filter.is_none() || b.next_offset >= b.high_watermark)
+    };
     // Past `max_waiting_readers` a long-poll degrades to a short poll instead of piling up.
-    let slot = (batch.records.is_empty() && !wait.is_zero())
+    let slot = (at_end(&batch) && !wait.is_zero())
         .then(|| st.waiting.clone().try_acquire_owned().ok())
         .flatten();
     if let Some(_slot) = slot {
-        tokio::select! {
-            r = st.log.wait_for(&cfg, partition, offset, wait) => r?,
-            _ = st.shutting_down() => {}
+        let deadline = tokio::time::Instant::now() + wait;
+        // With a filter, new records may all be dropped: wait again, until the deadline.
+        while at_end(&batch) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let from = batch.next_offset;
+            tokio::select! {
+                r = st.log.wait_for(&cfg, partition, from, left) => r?,
+                _ = st.shutting_down() => break,
+            }
+            batch = read_some(&st, &cfg, partition, from, limit, filter.as_deref()).await?;
+            if filter.is_none() {
+                break;
+            }
         }
-        batch = st
-            .log
-            .read(&cfg, partition, offset, limit, MAX_READ_BYTES)
-            .await?;
     }
     Metrics::add(&st.metrics.read_records, batch.records.len() as u64);
     Ok(Json(ReadAnswer {
@@ -166,6 +219,7 @@ struct Tail {
     name: String,
     topic: Arc<TopicConfig>,
     partition: u32,
+    filter: Option<Arc<Filter>>,
     next: u64,
     buffered: VecDeque<ReadRecord>,
     done: bool,
@@ -209,12 +263,17 @@ impl Tail {
     async fn fetch(&mut self) -> ApiResult<()> {
         // Re-check the topic (cached briefly) so a deleted topic ends the stream.
         self.topic = self.st.log.topics().get(&self.name).await?;
-        let batch = self
-            .st
-            .log
-            .read(&self.topic, self.partition, self.next, 1000, MAX_READ_BYTES)
-            .await?;
-        if !batch.records.is_empty() {
+        let batch = read_some(
+            &self.st,
+            &self.topic,
+            self.partition,
+            self.next,
+            1000,
+            self.filter.as_deref(),
+        )
+        .await?;
+        // A filtered read may drop everything it scanned: go on from there.
+        if !batch.records.is_empty() || batch.next_offset > self.next {
             self.next = batch.next_offset;
             self.buffered.extend(batch.records);
             return Ok(());
@@ -232,6 +291,7 @@ fn event_stream(
     name: String,
     topic: Arc<TopicConfig>,
     partition: u32,
+    filter: Option<Arc<Filter>>,
     first: ReadBatch,
     slot: tokio::sync::OwnedSemaphorePermit,
 ) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
@@ -243,6 +303,7 @@ fn event_stream(
         name,
         topic,
         partition,
+        filter,
         next,
         buffered: first.records.into(),
         done: false,

@@ -1,0 +1,370 @@
+//! `sluice-bench queue`: queue mode over HTTP against a `sluice` process (`sluice dev` on a temp
+//! folder, or a gateway on S3): receive + ack throughput of concurrent receivers with receive and
+//! ack latency, redelivery latency after a visibility timeout, and the object writes (state-log
+//! entries and snapshots, counted in the bucket) per 1,000 acks. Figures only, no pass / fail.
+
+use crate::http_bench::{
+    print_log_summary, print_rss, sluice_bin, spawn_gateway, wait_healthy, GatewayOpts,
+};
+use crate::stats::Latencies;
+use futures::TryStreamExt;
+use serde_json::{json, Value};
+use sluice_core::clock;
+use sluice_core::store::{self, S3Options};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Clone)]
+pub struct Args {
+    /// `dev` and / or `s3` (needs --endpoint).
+    #[arg(long, value_delimiter = ',', default_value = "dev,s3")]
+    backends: Vec<String>,
+    /// Concurrent receivers, each receiving then acking one batch at a time.
+    #[arg(long, default_value_t = 16)]
+    receivers: usize,
+    /// `max` of each receive.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Records produced before the throughput phase.
+    #[arg(long, default_value_t = 300_000)]
+    records: usize,
+    /// Bytes of each record's value.
+    #[arg(long, default_value_t = 100)]
+    record_bytes: usize,
+    /// Seconds of the throughput phase.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    #[arg(long, default_value_t = 8)]
+    partitions: u32,
+    /// Records left to expire in the redelivery phase.
+    #[arg(long, default_value_t = 200)]
+    redeliveries: usize,
+    #[arg(long)]
+    sluice_bin: Option<PathBuf>,
+    #[arg(long, env = "SLUICE_TEST_S3_ENDPOINT")]
+    endpoint: Option<String>,
+    #[arg(long, env = "SLUICE_TEST_S3_BUCKET", default_value = "sluice-test")]
+    bucket: String,
+}
+
+async fn post(client: &reqwest::Client, url: String, body: Value) -> Result<Value, String> {
+    let r = client
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = r.status();
+    let v: Value = r.json().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("HTTP {status}: {v}"));
+    }
+    Ok(v)
+}
+
+/// Objects under the queue's state-log prefix: (entries, snapshots).
+async fn state_objects(store_url: &str, endpoint: Option<&str>) -> Result<(u64, u64), String> {
+    let s = store::open(
+        store_url,
+        &S3Options {
+            endpoint: endpoint.map(str::to_string),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let prefix = object_store::path::Path::from("queues/qbench/state");
+    let metas: Vec<_> = s
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    let count = |part: &str| {
+        metas
+            .iter()
+            .filter(|m| m.location.as_ref().contains(part))
+            .count() as u64
+    };
+    Ok((count("/log/"), count("/snap/")))
+}
+
+async fn fill(client: &reqwest::Client, base: &str, args: &Args) -> Result<(), String> {
+    let value = "x".repeat(args.record_bytes);
+    let per = 1000;
+    let batches = args.records.div_ceil(per);
+    let next = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, base, value, next) = (
+                client.clone(),
+                base.to_string(),
+                value.clone(),
+                next.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let b = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if b >= batches {
+                        return Ok::<(), String>(());
+                    }
+                    let records: Vec<Value> = (0..per).map(|_| json!({"value": value})).collect();
+                    post(
+                        &client,
+                        format!("{base}/v1/topics/qbench/records?ack=durable"),
+                        json!({"records": records}),
+                    )
+                    .await?;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Tally {
+    acked: u64,
+    receive: Latencies,
+    ack: Latencies,
+    errors: u64,
+}
+
+async fn receiver(client: reqwest::Client, base: String, batch: usize, until: Instant) -> Tally {
+    let mut t = Tally::default();
+    while Instant::now() < until {
+        let at = Instant::now();
+        let Ok(v) = post(
+            &client,
+            format!("{base}/v1/queues/qbench/receive"),
+            json!({"max": batch}),
+        )
+        .await
+        else {
+            t.errors += 1;
+            continue;
+        };
+        t.receive.push(at.elapsed());
+        let receipts: Vec<Value> = v["messages"]
+            .as_array()
+            .map(|m| m.iter().map(|m| m["receipt"].clone()).collect())
+            .unwrap_or_default();
+        if receipts.is_empty() {
+            break; // drained
+        }
+        let at = Instant::now();
+        match post(
+            &client,
+            format!("{base}/v1/queues/qbench/ack"),
+            json!({"receipts": receipts}),
+        )
+        .await
+        {
+            Ok(v) => {
+                t.ack.push(at.elapsed());
+                t.acked += v["acked"].as_u64().unwrap_or(0);
+            }
+            Err(_) => t.errors += 1,
+        }
+    }
+    t
+}
+
+pub async fn run(args: Args) {
+    let bin = sluice_bin(args.sluice_bin.as_ref());
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => return println!("no temp dir: {e}"),
+    };
+    let client = reqwest::Client::new();
+    for backend in &args.backends {
+        if backend == "s3" && args.endpoint.is_none() {
+            println!("backend s3: skipped, no --endpoint / SLUICE_TEST_S3_ENDPOINT given");
+            continue;
+        }
+        let bin = match &bin {
+            Ok(b) => b,
+            Err(e) => {
+                println!("backend {backend}: skipped, {e}");
+                continue;
+            }
+        };
+        let run_id = sluice_core::ids::new_ulid(clock::system().now_ms()).to_string();
+        let opts = GatewayOpts {
+            endpoint: args.endpoint.as_deref(),
+            bucket: &args.bucket,
+            linger_ms: None,
+            max_pending_mib: None,
+        };
+        let mut gw = match spawn_gateway(bin, backend, &opts, dir.path(), &run_id) {
+            Ok(g) => g,
+            Err(e) => {
+                println!("backend {backend}: {e}");
+                continue;
+            }
+        };
+        let store_url = match backend.as_str() {
+            "dev" => dir
+                .path()
+                .join(format!("dev-{run_id}"))
+                .display()
+                .to_string(),
+            _ => format!("s3://{}/bench-{run_id}", args.bucket),
+        };
+        let r = async {
+            wait_healthy(&mut gw, &client).await?;
+            measure(backend, &gw.base, gw.pid(), &args, &client, &store_url).await
+        }
+        .await;
+        if let Err(e) = r {
+            println!("backend {backend}: failed: {e}");
+        }
+        let log = gw.log.clone();
+        drop(gw);
+        print_log_summary(&log);
+    }
+}
+
+async fn measure(
+    backend: &str,
+    base: &str,
+    pid: u32,
+    args: &Args,
+    client: &reqwest::Client,
+    store_url: &str,
+) -> Result<(), String> {
+    println!("backend {backend} ({base}):");
+    post(
+        client,
+        format!("{base}/v1/topics"),
+        json!({"name": "qbench", "partitions": args.partitions}),
+    )
+    .await?;
+    let t = Instant::now();
+    fill(client, base, args).await?;
+    println!(
+        "  produced {} records of {} B in {:.1} s",
+        args.records,
+        args.record_bytes,
+        t.elapsed().as_secs_f64()
+    );
+    let r = client
+        .put(format!("{base}/v1/queues/qbench"))
+        .json(&json!({"topic": "qbench", "visibility_timeout_ms": 60000}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !r.status().is_success() {
+        return Err(format!("PUT queue: {}", r.status()));
+    }
+    let endpoint = (backend == "s3")
+        .then_some(args.endpoint.as_deref())
+        .flatten();
+    let before = state_objects(store_url, endpoint).await?;
+    let start = Instant::now();
+    let until = start + Duration::from_secs_f64(args.seconds);
+    let tasks: Vec<_> = (0..args.receivers)
+        .map(|_| {
+            tokio::spawn(receiver(
+                client.clone(),
+                base.to_string(),
+                args.batch,
+                until,
+            ))
+        })
+        .collect();
+    let mut all = Tally::default();
+    for t in tasks {
+        if let Ok(t) = t.await {
+            all.acked += t.acked;
+            all.errors += t.errors;
+            all.receive.extend(t.receive);
+            all.ack.extend(t.ack);
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let after = state_objects(store_url, endpoint).await?;
+    let writes = (after.0 - before.0) + (after.1 - before.1);
+    println!(
+        "  {} receivers × max {}: {:.0} records/s received and acked ({} in {:.1} s, {} errors)",
+        args.receivers,
+        args.batch,
+        all.acked as f64 / secs,
+        all.acked,
+        secs,
+        all.errors
+    );
+    println!(
+        "  receive p50 / p99 {:.1} / {:.1} ms   ack p50 / p99 {:.1} / {:.1} ms",
+        all.receive.quantile_ms(0.5),
+        all.receive.quantile_ms(0.99),
+        all.ack.quantile_ms(0.5),
+        all.ack.quantile_ms(0.99)
+    );
+    println!(
+        "  state-log objects written: {} entries + {} snapshots = {:.2} per 1,000 acks ({:.0} writes/s)",
+        after.0 - before.0,
+        after.1 - before.1,
+        1000.0 * writes as f64 / all.acked.max(1) as f64,
+        writes as f64 / secs
+    );
+    print_rss("after the throughput phase", pid);
+    redelivery(base, args, client).await
+}
+
+/// Lease records with a short timeout, never ack them, and time how long after their deadline
+/// a long-polling receiver gets them again.
+async fn redelivery(base: &str, args: &Args, client: &reqwest::Client) -> Result<(), String> {
+    let vt = 500i64;
+    let mut deadlines = std::collections::HashMap::new();
+    while deadlines.len() < args.redeliveries {
+        let sent = clock::system().now_ms();
+        let v = post(
+            client,
+            format!("{base}/v1/queues/qbench/receive"),
+            json!({"max": (args.redeliveries - deadlines.len()).min(1000), "visibility_timeout_ms": vt}),
+        )
+        .await?;
+        let msgs = v["messages"].as_array().cloned().unwrap_or_default();
+        if msgs.is_empty() {
+            break;
+        }
+        for m in msgs {
+            deadlines.insert((m["partition"].as_u64(), m["offset"].as_u64()), sent + vt);
+        }
+    }
+    let mut lat = Latencies::default();
+    let give_up = Instant::now() + Duration::from_secs(30);
+    while !deadlines.is_empty() && Instant::now() < give_up {
+        let v = post(
+            client,
+            format!("{base}/v1/queues/qbench/receive"),
+            json!({"max": 1000, "wait_ms": 2000}),
+        )
+        .await?;
+        let now = clock::system().now_ms();
+        let mut receipts = Vec::new();
+        for m in v["messages"].as_array().cloned().unwrap_or_default() {
+            if let Some(d) = deadlines.remove(&(m["partition"].as_u64(), m["offset"].as_u64())) {
+                lat.push(Duration::from_millis((now - d).max(0) as u64));
+            }
+            receipts.push(m["receipt"].clone());
+        }
+        post(
+            client,
+            format!("{base}/v1/queues/qbench/ack"),
+            json!({"receipts": receipts}),
+        )
+        .await?;
+    }
+    println!(
+        "  redelivery after a {vt} ms timeout: {} records, p50 / p99 {:.0} / {:.0} ms after the deadline{}",
+        lat.len(),
+        lat.quantile_ms(0.5),
+        lat.quantile_ms(0.99),
+        if deadlines.is_empty() { "" } else { " (some never came back!)" }
+    );
+    Ok(())
+}
