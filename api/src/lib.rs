@@ -4,14 +4,17 @@
 //! rename none.
 //!
 //! One module per section of the contract: [`topics`], [`records`] (produce and stateless
-//! reads), [`queues`], [`problem`] (errors); [`json`] holds the deserialisers every body uses.
+//! reads), [`groups`] (consumer groups), [`queues`], [`problem`] (errors); [`json`] holds the
+//! deserialisers every body uses.
 
+pub mod groups;
 pub mod json;
 pub mod problem;
 pub mod queues;
 pub mod records;
 pub mod topics;
 
+pub use groups::*;
 pub use problem::Problem;
 pub use queues::*;
 pub use records::*;

@@ -22,41 +22,41 @@ pub struct Args {
     /// Backends to run: `dev` (`sluice dev` on a temp folder), `s3` (`sluice gateway
     /// --with-compactor` on S3; needs --endpoint, credentials from the AWS_* environment).
     #[arg(long, value_delimiter = ',', default_value = "dev,s3")]
-    backends: Vec<String>,
+    pub(crate) backends: Vec<String>,
     /// Concurrent producers, each sending one batch at a time.
     #[arg(long, default_value_t = 16)]
-    producers: usize,
+    pub(crate) producers: usize,
     /// Records per produce request.
     #[arg(long, default_value_t = 64)]
-    batch: usize,
+    pub(crate) batch: usize,
     /// Bytes of each record's value (at least 20: the send timestamp is embedded).
     #[arg(long, default_value_t = 1024)]
-    record_bytes: usize,
+    pub(crate) record_bytes: usize,
     /// Seconds per measurement (throughput phase and fixed-rate phase each).
     #[arg(long, default_value_t = 5.0)]
-    seconds: f64,
+    pub(crate) seconds: f64,
     /// Offered load of the fixed-rate phase, MiB/s of record values over all producers.
     #[arg(long, default_value_t = 10.0)]
-    rate_mib: f64,
+    pub(crate) rate_mib: f64,
     /// Partitions of the `bench` topic.
     #[arg(long, default_value_t = 8)]
-    partitions: u32,
+    pub(crate) partitions: u32,
     /// The `sluice` binary (default: `sluice` next to this executable; build both with
     /// `cargo build --release -p sluice-cli -p sluice-bench`).
     #[arg(long)]
-    sluice_bin: Option<PathBuf>,
+    pub(crate) sluice_bin: Option<PathBuf>,
     /// `--linger-ms` for the gateway (default: the gateway's own default).
     #[arg(long)]
-    linger_ms: Option<u64>,
+    pub(crate) linger_ms: Option<u64>,
     /// `--max-pending-bytes` for the gateway, in MiB: with many producers this measures memory
     /// under overload (the gateway answers 429 beyond it; counted as errors here).
     #[arg(long)]
-    max_pending_mib: Option<u64>,
+    pub(crate) max_pending_mib: Option<u64>,
     /// S3 endpoint for the `s3` backend (e.g. http://127.0.0.1:4566).
     #[arg(long, env = "SLUICE_TEST_S3_ENDPOINT")]
-    endpoint: Option<String>,
+    pub(crate) endpoint: Option<String>,
     #[arg(long, env = "SLUICE_TEST_S3_BUCKET", default_value = "sluice-test")]
-    bucket: String,
+    pub(crate) bucket: String,
 }
 
 /// Keys are drawn among this many.
@@ -107,7 +107,7 @@ pub(crate) struct GatewayOpts<'a> {
 }
 
 impl Args {
-    fn opts(&self) -> GatewayOpts<'_> {
+    pub(crate) fn opts(&self) -> GatewayOpts<'_> {
         GatewayOpts {
             endpoint: self.endpoint.as_deref(),
             bucket: &self.bucket,

@@ -14,6 +14,7 @@
 //!   1,000 acks.
 
 mod direct_bench;
+mod group_bench;
 mod http_bench;
 mod log_bench;
 mod queue_bench;
@@ -38,6 +39,8 @@ enum Command {
     Direct(direct_bench::Args),
     /// Queue mode: receive+ack throughput, redelivery latency, object writes per 1,000 acks.
     Queue(queue_bench::Args),
+    /// Consumer-group poll + commit throughput and object writes per 1,000 commits.
+    Groups(group_bench::Args),
 }
 
 fn main() {
@@ -51,5 +54,6 @@ fn main() {
         Command::Http(args) => rt.block_on(http_bench::run(args)),
         Command::Direct(args) => rt.block_on(direct_bench::run(args)),
         Command::Queue(args) => rt.block_on(queue_bench::run(args)),
+        Command::Groups(args) => rt.block_on(group_bench::run(args)),
     }
 }

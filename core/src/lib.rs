@@ -19,6 +19,7 @@ pub mod codec;
 pub mod error;
 pub mod filter;
 pub mod format;
+pub mod group;
 pub mod head;
 pub mod ids;
 pub mod keys;

@@ -187,6 +187,10 @@ impl Log {
     pub fn store(&self) -> &DynStore {
         &self.store
     }
+    /// This process's writer id (in the objects it writes).
+    pub fn writer(&self) -> [u8; 16] {
+        self.writer
+    }
     pub fn topics(&self) -> &Topics {
         &self.topics
     }

@@ -13,7 +13,9 @@
 //! `produce-ndjson` (produce request bodies, through the same function the handler calls, so
 //! every rejection must be a 4xx problem), `query` (the read and produce query strings and the
 //! read's start offset); `filter` (the record filter parser: an error names a position inside
-//! the input, whatever parses prints back to itself and evaluates without panicking); `all`. Example (≥ 10 million runs):
+//! the input, whatever parses prints back to itself and evaluates without panicking); `group`
+//! (a consumer group's state-log ops and snapshot JSON: whatever decodes applies without
+//! panicking and keeps the group's invariants); `all`. Example (≥ 10 million runs):
 //! `cargo run --release -p sluice-fuzz -- all 10000000`.
 //!
 //! Why not cargo-fuzz: it needs a nightly toolchain, which this project's machines cannot fetch.
@@ -29,6 +31,7 @@ use sluice_core::format::journal::{Append, BatchRef, JournalEntry};
 use sluice_core::format::record::Record;
 use sluice_core::format::segment::{decode_segment, encode_frame, segment_header, Codec};
 use sluice_core::format::state::{StateEntry, StateSnapshot};
+use sluice_core::group::{GroupOp, GroupState};
 use sluice_core::ids::{ObjectId, PartitionId, TopicId};
 use sluice_core::queue::state::{QueueOp, QueueState};
 use sluice_core::statelog::StateMachine;
@@ -39,7 +42,7 @@ use sluice_gateway::extract::parse_query;
 use sluice_gateway::ApiError;
 use std::process::ExitCode;
 
-const TARGETS: [&str; 12] = [
+const TARGETS: [&str; 13] = [
     "segment",
     "journal",
     "index",
@@ -52,6 +55,7 @@ const TARGETS: [&str; 12] = [
     "produce-ndjson",
     "query",
     "filter",
+    "group",
 ];
 
 struct Rng(u64);
@@ -205,6 +209,10 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
         .iter()
         .map(|s| s.as_bytes().to_vec())
         .collect(),
+        "group" => vec![
+            br#"[{"Join":{"member_id":"m-a","topics":{"t":{"id":"01T","partitions":3}},"session_timeout_ms":1000,"start":"earliest","filter":null}},{"Join":{"member_id":"m-b","topics":{"t":{"id":"01T","partitions":3},"u":{"id":"01U","partitions":1}},"session_timeout_ms":60000,"start":"latest","filter":"a = 1"}},{"Poll":{"member_id":"m-a","advances":[{"topic":"t","partition":0,"from":0,"to":5}],"commit":true}},{"Commit":{"member_id":"m-b","generation":2,"offsets":[{"topic":"t","partition":1,"offset":3}]}},"Tick",{"Heartbeat":{"member_id":"m-b"}},{"Topics":{"topics":{"t":{"id":"01T","partitions":4}}}},{"Reset":{"topic":"t","info":{"id":"01T","partitions":4},"offsets":{"0":1}}},{"Leave":{"member_id":"m-a"}},"Delete"]"#.to_vec(),
+            br#"{"format":1,"exists":true,"generation":3,"members":{"m-a":{"topics":["t"],"session_timeout_ms":30000,"last_seen_ms":1000,"start":"earliest","filter":null}},"topics":{"t":{"id":"01T","partitions":[{"owner":"m-a","committed":4,"position":9},{"owner":"m-a","committed":null,"position":null}]}}}"#.to_vec(),
+        ],
         _ => Vec::new(),
     }
 }
@@ -222,6 +230,7 @@ const TOKENS: &[&str] = &[
     "\"headers\":{\"h\":\"v\"},", "{\"value\":\"v\"},", "\"\\u00e9\",", "\"h\":\"v\",",
     " AND ", " OR ", "NOT ", " IN ", " LIKE ", " IS ", "NULL", "'", "''", "(", ")", "<>", "!=",
     "<=", ">=", "<", ">", "'x'", "1e+5", "key", "\"q\"",
+    "\"Tick\"", "\"Delete\"", "\"member_id\":\"m-a\"", "\"generation\":", "\"owner\":null",
 ];
 
 /// Limits the produce targets check records against.
@@ -459,6 +468,41 @@ fn run_filter(input: &[u8]) -> bool {
     }
 }
 
+/// Group state-log ops and snapshots: whatever decodes applies (at increasing times) without
+/// panicking, every partition of a topic a member reads keeps exactly one owner among the
+/// members reading it, and a snapshot round-trips.
+fn run_group(input: &[u8]) -> bool {
+    let check = |s: &GroupState| {
+        for (name, t) in &s.topics {
+            let read = s.members.values().any(|m| m.topics.contains(name));
+            for p in &t.partitions {
+                match &p.owner {
+                    Some(o) => assert!(s.members.get(o).is_some_and(|m| m.topics.contains(name))),
+                    None => assert!(!read, "a partition of {name} has no owner"),
+                }
+            }
+        }
+        let bytes = s.snapshot().expect("a state encodes");
+        assert_eq!(
+            <GroupState as StateMachine>::restore(&bytes).as_ref(),
+            Ok(s)
+        );
+    };
+    if let Ok(mut state) = <GroupState as StateMachine>::restore(input) {
+        StateMachine::apply(&mut state, &GroupOp::Tick, i64::MAX);
+        return true;
+    }
+    let Ok(ops) = serde_json::from_slice::<Vec<GroupOp>>(input) else {
+        return false;
+    };
+    let mut state = GroupState::default();
+    for (i, op) in ops.iter().enumerate() {
+        StateMachine::apply(&mut state, op, 500 * i as i64);
+        check(&state);
+    }
+    true
+}
+
 /// Decode; whatever decodes must round-trip through its encoder. Returns whether it decoded.
 fn run_one(target: &str, input: &[u8]) -> bool {
     match target {
@@ -489,6 +533,7 @@ fn run_one(target: &str, input: &[u8]) -> bool {
         "produce-ndjson" => run_produce(Format::NdJson, input),
         "query" => run_query(input),
         "filter" => run_filter(input),
+        "group" => run_group(input),
         _ => unreachable!(),
     }
 }
@@ -572,7 +617,13 @@ fn fix_checksums(target: &str, rng: &mut Rng, v: &mut [u8]) {
 fn is_text(target: &str) -> bool {
     matches!(
         target,
-        "produce-json" | "produce-ndjson" | "query" | "filter" | "queue-snapshot" | "queue-ops"
+        "produce-json"
+            | "produce-ndjson"
+            | "query"
+            | "filter"
+            | "queue-snapshot"
+            | "queue-ops"
+            | "group"
     )
 }
 

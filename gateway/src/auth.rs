@@ -15,6 +15,10 @@
 //! | `POST /v1/queues/{queue}/receive`, `…/ack`, `…/nack`, `…/extend`, `GET /v1/queues/{queue}`, `GET …/records/{p}/{o}` | `consume` on the queue name |
 //! | `PUT` / `DELETE /v1/queues/{queue}`, `POST …/redrive` | `admin` on the queue name |
 //! | `GET /v1/queues` | any valid token; the list holds only the queues the token has some scope on |
+//! | `POST /v1/groups/{group}/members` | `consume` on every topic in the body |
+//! | heartbeat, leave, `GET /v1/groups/{group}/records`, `POST …/offsets`, `GET /v1/groups/{group}` | `consume` on every topic of the group |
+//! | `DELETE /v1/groups/{group}`, `POST /v1/groups/{group}/reset` | `admin` on every topic of the group (reset: and on the topic reset) |
+//! | `GET /v1/groups` | any valid token; the list holds only the groups whose topics the token may all consume |
 //! | `/`, `/healthz`, `/readyz`, `/metrics`, `/v1/openapi.json` | nothing |
 //! | any route missing from the table | `admin` on `*` (closed by default) |
 //!
@@ -188,6 +192,18 @@ impl Caller {
     /// Whether the caller has any scope on `topic`.
     pub fn may_see(&self, topic: &str) -> bool {
         self.grants().iter().any(|g| g.topics.matches(topic))
+    }
+
+    /// `scope` on every topic of `topics`, else 403 `forbidden` naming the first one missing.
+    pub fn require<'a>(
+        &self,
+        scope: Scope,
+        topics: impl IntoIterator<Item = &'a str>,
+    ) -> ApiResult<()> {
+        match topics.into_iter().find(|t| !self.may(scope, t)) {
+            None => Ok(()),
+            Some(t) => Err(forbidden(self, format!("`{scope}` on topic {t:?}"))),
+        }
     }
 
     /// Whether the caller has `scope` on every topic (a grant on `*`).
@@ -547,6 +563,9 @@ pub enum Need {
     AnyScope(TopicFrom),
     /// This scope (or `admin`) on the topic.
     Scope(Scope, TopicFrom),
+    /// A consumer-group route: any valid token here; the handler checks this scope on each
+    /// topic of the group (see [`Caller::require`]).
+    Group(Scope),
     /// A route this table does not know: `admin` on `*`.
     Unlisted,
 }
@@ -584,6 +603,20 @@ pub fn need(method: &Method, route: &str) -> Need {
         | "/v1/queues/{queue}/ack"
         | "/v1/queues/{queue}/nack"
         | "/v1/queues/{queue}/extend" => Scope(self::Scope::Consume, TopicFrom::Path),
+        "/v1/groups" if read => Group(self::Scope::Consume),
+        "/v1/groups/{group}" if read => Group(self::Scope::Consume),
+        "/v1/groups/{group}" if *method == Method::DELETE => Group(self::Scope::Admin),
+        "/v1/groups/{group}/reset" if *method == Method::POST => Group(self::Scope::Admin),
+        "/v1/groups/{group}/members" | "/v1/groups/{group}/offsets" if *method == Method::POST => {
+            Group(self::Scope::Consume)
+        }
+        "/v1/groups/{group}/members/{member}/heartbeat" if *method == Method::POST => {
+            Group(self::Scope::Consume)
+        }
+        "/v1/groups/{group}/members/{member}" if *method == Method::DELETE => {
+            Group(self::Scope::Consume)
+        }
+        "/v1/groups/{group}/records" if read => Group(self::Scope::Consume),
         _ => Unlisted,
     }
 }
@@ -662,7 +695,7 @@ async fn authorize(st: &AuthState, mut req: Request) -> ApiResult<Request> {
     }
     let caller = st.config.authenticate(req.headers())?;
     match need {
-        Need::Open | Need::AnyToken => {}
+        Need::Open | Need::AnyToken | Need::Group(_) => {}
         Need::Unlisted => {
             if !caller.may_everywhere(Scope::Admin) {
                 return Err(forbidden(

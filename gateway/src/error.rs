@@ -5,6 +5,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use sluice_core::group::GroupError;
 use sluice_core::Error as CoreError;
 
 pub use sluice_api::problem::{Problem, PROBLEM_JSON};
@@ -14,6 +15,9 @@ pub use sluice_api::problem::{Problem, PROBLEM_JSON};
 pub enum ApiError {
     #[error("{0}")]
     Core(#[from] CoreError),
+    /// A consumer-group operation the group's state refused.
+    #[error("{0}")]
+    Group(#[from] GroupError),
     /// The body is not well-formed JSON.
     #[error("{0}")]
     InvalidJson(String),
@@ -119,6 +123,24 @@ impl ApiError {
                 CoreError::Inconsistent { .. } | CoreError::Internal(_) => {
                     k(S::INTERNAL_SERVER_ERROR, "internal", "Internal error")
                 }
+            },
+            ApiError::Group(e) => match e {
+                GroupError::GroupNotFound => k(S::NOT_FOUND, "group_not_found", "Group not found"),
+                GroupError::MemberNotFound(_) => {
+                    k(S::NOT_FOUND, "member_not_found", "Member not found")
+                }
+                GroupError::StaleGeneration { .. } => {
+                    k(S::CONFLICT, "stale_generation", "Stale generation")
+                }
+                GroupError::NotAssigned { .. } => k(
+                    S::CONFLICT,
+                    "not_assigned",
+                    "Partition not assigned to this member",
+                ),
+                GroupError::PositionMoved { .. } => {
+                    k(S::CONFLICT, "conflict", "Conflicting change")
+                }
+                GroupError::Invalid(_) => k(S::BAD_REQUEST, "invalid_request", "Invalid request"),
             },
             ApiError::InvalidJson(_) => k(S::BAD_REQUEST, "invalid_json", "Invalid JSON"),
             ApiError::InvalidBase64(_) => k(S::BAD_REQUEST, "invalid_base64", "Invalid base64"),
@@ -377,6 +399,30 @@ mod tests {
                 "unauthorized",
             ),
             (ApiError::Forbidden("x".into()), 403, "forbidden"),
+            (GroupError::GroupNotFound.into(), 404, "group_not_found"),
+            (
+                GroupError::MemberNotFound("m".into()).into(),
+                404,
+                "member_not_found",
+            ),
+            (
+                GroupError::StaleGeneration {
+                    given: 1,
+                    current: 2,
+                }
+                .into(),
+                409,
+                "stale_generation",
+            ),
+            (
+                GroupError::NotAssigned {
+                    topic: "t".into(),
+                    partition: 0,
+                }
+                .into(),
+                409,
+                "not_assigned",
+            ),
             (ApiError::Overloaded("x".into()), 429, "overloaded"),
             (
                 ApiError::Status(StatusCode::TOO_MANY_REQUESTS, "x".into()),

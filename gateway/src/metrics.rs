@@ -36,6 +36,8 @@ pub struct Metrics {
     pub pending_bytes_limit: AtomicU64,
     /// Queue backlog as last computed by this gateway: name → [ready, in_flight, dead_lettered].
     queues: Mutex<BTreeMap<String, [u64; 3]>>,
+    /// Consumer-group lag as last seen by this gateway: (group, topic, partition) → records.
+    group_lag: Mutex<BTreeMap<(String, String, u32), u64>>,
 }
 
 fn add(c: &AtomicU64, n: u64) {
@@ -77,6 +79,18 @@ impl Metrics {
             &self.flush_seconds_micros,
             u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
         );
+    }
+
+    /// Set the lag gauge of a group's partition.
+    pub fn group_lag(&self, group: &str, topic: &str, partition: u32, lag: u64) {
+        let mut m = self.group_lag.lock().unwrap_or_else(|e| e.into_inner());
+        m.insert((group.to_string(), topic.to_string(), partition), lag);
+    }
+
+    /// Drop the lag gauges of a deleted group.
+    pub fn forget_group(&self, group: &str) {
+        let mut m = self.group_lag.lock().unwrap_or_else(|e| e.into_inner());
+        m.retain(|(g, _, _), _| g != group);
     }
 
     fn request(&self, method: &str, route: &str, status: u16) {
@@ -223,6 +237,22 @@ impl Metrics {
             }
         }
         drop(queues);
+        out.push_str(
+            "# HELP sluice_group_lag Records between a consumer group's committed offset and the \
+             end of the partition, as last seen by this gateway (describe, list, poll).\n\
+             # TYPE sluice_group_lag gauge\n",
+        );
+        {
+            let m = self.group_lag.lock().unwrap_or_else(|e| e.into_inner());
+            for ((group, topic, partition), lag) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "sluice_group_lag{{group=\"{}\",topic=\"{}\",partition=\"{partition}\"}} {lag}",
+                    escape(group),
+                    escape(topic)
+                );
+            }
+        }
         let _ = writeln!(
             out,
             "# HELP sluice_flush_duration_seconds Time from segment write start to commit.\n\

@@ -6,8 +6,19 @@
 //! - I4 integrity: every read succeeded (CRC-checked decode);
 //! - I5 idempotence: no record value is stored twice, and a retried request was acked with the
 //!   offsets of its first commit.
+//!
+//! Consumer groups ([`check_group`] over a [`GroupHistory`]):
+//! - G1 one assignment per generation: every answer carrying generation `g` (join, heartbeat,
+//!   describe) gives each member the same partitions, and no partition to two members;
+//! - G2 complete: every describe of a group with live members assigns every partition;
+//! - G3 commits never go back: a commit answered before another was sent never shows a larger
+//!   committed offset than the later one, unless a reset ran in between; the final state holds
+//!   at least every acknowledged commit;
+//! - G4 at least once: every produced offset was polled by some member;
+//! - G5 polls are from owned partitions: a record polled in generation `g` comes from a
+//!   partition its member owns in `g` (where `g`'s assignment was observed).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// One acked record: which writer sent it (and its send sequence), where it landed.
 #[derive(Clone, Debug)]
@@ -107,6 +118,181 @@ pub fn check(h: &History) -> Vec<String> {
     v
 }
 
+/// A partition of a topic.
+pub type Tp = (String, u32);
+
+/// One answer that carried a member's assignment.
+#[derive(Clone, Debug)]
+pub struct AssignmentSeen {
+    pub generation: u64,
+    pub member: String,
+    pub partitions: Vec<Tp>,
+}
+
+/// One describe answer: the whole group's assignment in a generation.
+#[derive(Clone, Debug)]
+pub struct GroupSeen {
+    pub generation: u64,
+    /// member → its partitions.
+    pub members: BTreeMap<String, Vec<Tp>>,
+    /// Final describes also give the committed offsets.
+    pub committed: BTreeMap<Tp, u64>,
+}
+
+/// One acknowledged commit (or reset): the committed offset it answered, with when the request
+/// was sent and answered (any monotonic clock, e.g. microseconds since the test started).
+#[derive(Clone, Debug)]
+pub struct CommitSeen {
+    pub tp: Tp,
+    pub committed: u64,
+    pub sent: u64,
+    pub answered: u64,
+}
+
+/// A record a member polled.
+#[derive(Clone, Debug)]
+pub struct PolledSeen {
+    pub member: String,
+    pub generation: u64,
+    pub tp: Tp,
+    pub offset: u64,
+}
+
+#[derive(Default, Debug)]
+pub struct GroupHistory {
+    /// Every partition of the group's topics.
+    pub partitions: Vec<Tp>,
+    pub assignments: Vec<AssignmentSeen>,
+    pub describes: Vec<GroupSeen>,
+    pub commits: Vec<CommitSeen>,
+    /// Resets: (sent, answered) of each.
+    pub resets: Vec<(u64, u64)>,
+    pub polled: Vec<PolledSeen>,
+    /// Acked produced offsets per partition.
+    pub produced: BTreeMap<Tp, Vec<u64>>,
+    /// The group once everything was committed and nothing ran (its `committed`).
+    pub final_state: Option<GroupSeen>,
+    /// Calls answered with something no correct gateway answers (e.g. a 5xx for a valid call).
+    pub errors: Vec<String>,
+}
+
+pub fn check_group(h: &GroupHistory) -> Vec<String> {
+    let mut v: Vec<String> = h.errors.iter().map(|e| format!("G0 {e}")).collect();
+    // G1: per generation, one owner per partition and one assignment per member.
+    let mut by_gen: BTreeMap<u64, BTreeMap<&str, BTreeSet<&Tp>>> = BTreeMap::new();
+    let all_seen = h
+        .assignments
+        .iter()
+        .map(|a| (a.generation, a.member.as_str(), &a.partitions))
+        .chain(h.describes.iter().flat_map(|d| {
+            d.members
+                .iter()
+                .map(move |(m, ps)| (d.generation, m.as_str(), ps))
+        }));
+    for (g, member, parts) in all_seen {
+        let set: BTreeSet<&Tp> = parts.iter().collect();
+        let members = by_gen.entry(g).or_default();
+        match members.get(member) {
+            Some(prev) if *prev != set => v.push(format!(
+                "G1 generation {g}: member {member} seen with {prev:?} and {set:?}"
+            )),
+            Some(_) => {}
+            None => {
+                for (other, theirs) in members.iter() {
+                    if let Some(tp) = theirs.intersection(&set).next() {
+                        v.push(format!(
+                            "G1 generation {g}: {tp:?} owned by {other} and {member}"
+                        ));
+                    }
+                }
+                members.insert(member, set);
+            }
+        }
+    }
+    // G2: complete.
+    let all: BTreeSet<&Tp> = h.partitions.iter().collect();
+    for d in h.describes.iter().chain(&h.final_state) {
+        if d.members.is_empty() {
+            continue;
+        }
+        let owned: BTreeSet<&Tp> = d.members.values().flatten().collect();
+        let missing: Vec<&&Tp> = all.difference(&owned).collect();
+        if !missing.is_empty() {
+            v.push(format!(
+                "G2 generation {}: {missing:?} assigned to nobody",
+                d.generation
+            ));
+        }
+    }
+    // G3: no commit goes back, but by a reset.
+    let mut per: BTreeMap<&Tp, Vec<&CommitSeen>> = BTreeMap::new();
+    for c in &h.commits {
+        per.entry(&c.tp).or_default().push(c);
+    }
+    for (tp, list) in &per {
+        for a in list {
+            for b in list {
+                let reset_between = h
+                    .resets
+                    .iter()
+                    .any(|(sent, answered)| *answered > a.sent && *sent < b.answered);
+                if a.answered < b.sent && b.committed < a.committed && !reset_between {
+                    v.push(format!(
+                        "G3 {tp:?}: committed {} was answered, then a later commit answered {}",
+                        a.committed, b.committed
+                    ));
+                }
+            }
+        }
+        if let Some(f) = &h.final_state {
+            let last_reset = h.resets.iter().map(|r| r.1).max();
+            let best = list
+                .iter()
+                .filter(|c| last_reset.is_none_or(|r| c.sent > r))
+                .map(|c| c.committed)
+                .max();
+            if let Some(best) = best {
+                if f.committed.get(*tp).is_none_or(|o| *o < best) {
+                    v.push(format!(
+                        "G3 {tp:?}: commit of {best} was acknowledged, final state has {:?}",
+                        f.committed.get(*tp)
+                    ));
+                }
+            }
+        }
+    }
+    // G4: at least once.
+    let polled: BTreeSet<(&Tp, u64)> = h.polled.iter().map(|p| (&p.tp, p.offset)).collect();
+    for (tp, offsets) in &h.produced {
+        let lost: Vec<u64> = offsets
+            .iter()
+            .copied()
+            .filter(|o| !polled.contains(&(tp, *o)))
+            .collect();
+        if !lost.is_empty() {
+            v.push(format!(
+                "G4 {tp:?}: {} produced offsets never polled, first {:?}",
+                lost.len(),
+                &lost[..lost.len().min(5)]
+            ));
+        }
+    }
+    // G5: polled from owned partitions.
+    for p in &h.polled {
+        if let Some(members) = by_gen.get(&p.generation) {
+            if let Some(parts) = members.get(p.member.as_str()) {
+                if !parts.contains(&p.tp) {
+                    v.push(format!(
+                        "G5 {} polled {:?}@{} in generation {} but owns {parts:?}",
+                        p.member, p.tp, p.offset, p.generation
+                    ));
+                }
+            }
+        }
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +354,122 @@ mod tests {
             vec![(0, b"a".to_vec()), (1, b"a".to_vec())],
         );
         assert!(check(&dup).iter().any(|v| v.starts_with("I5")));
+    }
+
+    fn tp(p: u32) -> Tp {
+        ("t".to_string(), p)
+    }
+
+    fn seen(g: u64, member: &str, parts: &[u32]) -> AssignmentSeen {
+        AssignmentSeen {
+            generation: g,
+            member: member.into(),
+            partitions: parts.iter().map(|p| tp(*p)).collect(),
+        }
+    }
+
+    fn commit(p: u32, committed: u64, sent: u64, answered: u64) -> CommitSeen {
+        CommitSeen {
+            tp: tp(p),
+            committed,
+            sent,
+            answered,
+        }
+    }
+
+    fn clean() -> GroupHistory {
+        let mut h = GroupHistory {
+            partitions: vec![tp(0), tp(1)],
+            assignments: vec![
+                seen(1, "a", &[0, 1]),
+                seen(2, "a", &[0]),
+                seen(2, "b", &[1]),
+            ],
+            commits: vec![
+                commit(0, 5, 0, 10),
+                commit(0, 7, 20, 30),
+                commit(0, 6, 25, 28),
+            ],
+            polled: vec![
+                PolledSeen {
+                    member: "a".into(),
+                    generation: 2,
+                    tp: tp(0),
+                    offset: 0,
+                },
+                PolledSeen {
+                    member: "b".into(),
+                    generation: 2,
+                    tp: tp(1),
+                    offset: 0,
+                },
+            ],
+            ..Default::default()
+        };
+        h.produced.insert(tp(0), vec![0]);
+        h.produced.insert(tp(1), vec![0]);
+        let mut members = BTreeMap::new();
+        members.insert("a".to_string(), vec![tp(0)]);
+        members.insert("b".to_string(), vec![tp(1)]);
+        h.describes.push(GroupSeen {
+            generation: 2,
+            members: members.clone(),
+            committed: BTreeMap::new(),
+        });
+        let mut committed = BTreeMap::new();
+        committed.insert(tp(0), 7);
+        h.final_state = Some(GroupSeen {
+            generation: 2,
+            members,
+            committed,
+        });
+        h
+    }
+
+    /// The group checker passes a clean history and catches each kind of violation.
+    #[test]
+    fn group_checker_catches_violations() {
+        assert_eq!(check_group(&clean()), Vec::<String>::new());
+        let has = |h: &GroupHistory, code: &str| check_group(h).iter().any(|v| v.starts_with(code));
+
+        let mut twice = clean();
+        twice.assignments.push(seen(2, "c", &[1]));
+        assert!(has(&twice, "G1"));
+        let mut changed = clean();
+        changed.assignments.push(seen(2, "a", &[0, 1]));
+        assert!(has(&changed, "G1"));
+
+        let mut incomplete = clean();
+        incomplete.describes[0].members.remove("b");
+        assert!(has(&incomplete, "G2"));
+
+        let mut back = clean();
+        back.commits.push(commit(0, 3, 40, 50));
+        assert!(has(&back, "G3"));
+        // ... unless a reset ran in between.
+        back.resets.push((35, 38));
+        back.final_state
+            .as_mut()
+            .unwrap()
+            .committed
+            .insert(tp(0), 3);
+        assert!(!has(&back, "G3"), "{:?}", check_group(&back));
+        let mut lost_commit = clean();
+        lost_commit
+            .final_state
+            .as_mut()
+            .unwrap()
+            .committed
+            .insert(tp(0), 6);
+        assert!(has(&lost_commit, "G3"));
+
+        let mut unpolled = clean();
+        unpolled.produced.get_mut(&tp(1)).unwrap().push(1);
+        assert!(has(&unpolled, "G4"));
+
+        let mut foreign = clean();
+        foreign.polled[0].tp = tp(1);
+        assert!(has(&foreign, "G5"));
     }
 }
 

@@ -79,3 +79,40 @@ where
         .parse()
         .expect("a number")
 }
+
+/// Send a request; its status and JSON body (`Null` when the body is empty or not JSON).
+pub async fn send(req: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    let r = req.send().await.expect("request sent");
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("answer body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Send a request and assert it is answered with a problem document of this status and code;
+/// returns the document.
+pub async fn expect_problem(
+    req: reqwest::RequestBuilder,
+    status: u16,
+    code: &str,
+) -> serde_json::Value {
+    let r = req.send().await.expect("request sent");
+    let got = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let text = r.text().await.expect("answer body");
+    assert_eq!(got, status, "status for {code}: {text}");
+    assert!(
+        ct.starts_with("application/problem+json"),
+        "content type {ct:?} for {code}: {text}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&text).expect("problem JSON");
+    assert_eq!(v["code"], code, "{v}");
+    v
+}

@@ -163,6 +163,76 @@ fn case(method: &str, path: &str) -> Case {
             "/v1/topics/orders/partitions/0/offsets?timestamp_ms=0".into(),
             None,
         ),
+        ("get", "/v1/groups") => (Needs::AnyToken, path.to_string(), None),
+        ("post", "/v1/groups/{group}/members") => (
+            Needs::Consume,
+            "/v1/groups/g-new/members".into(),
+            Some(json!({"topics": ["orders"]})),
+        ),
+        ("post", "/v1/groups/{group}/members/{member}/heartbeat") => (
+            Needs::Consume,
+            format!("/v1/groups/g1/members/{}/heartbeat", members().0),
+            None,
+        ),
+        ("delete", "/v1/groups/{group}/members/{member}") => (
+            Needs::Consume,
+            format!("/v1/groups/g1/members/{}", members().1),
+            None,
+        ),
+        ("get", "/v1/groups/{group}/records") => (
+            Needs::Consume,
+            format!("/v1/groups/g1/records?member_id={}", members().0),
+            None,
+        ),
+        ("post", "/v1/groups/{group}/offsets") => (
+            Needs::Consume,
+            "/v1/groups/g-commit/offsets".into(),
+            Some(json!({"member_id": members().2, "generation": 1,
+                        "offsets": [{"topic": "orders", "partition": 0, "offset": 0}]})),
+        ),
+        ("get", "/v1/groups/{group}") => (Needs::Consume, "/v1/groups/g1".into(), None),
+        ("delete", "/v1/groups/{group}") => (Needs::Admin, "/v1/groups/g-scratch".into(), None),
+        ("post", "/v1/groups/{group}/reset") => (
+            Needs::Admin,
+            "/v1/groups/g1/reset".into(),
+            Some(json!({"topic": "orders", "to": "earliest"})),
+        ),
+        // Queues: the scope is on the queue name (`orders-q`, `orders-q-scratch`: `orders*`).
+        ("get", "/v1/queues") => (Needs::AnyToken, path.to_string(), None),
+        ("put", "/v1/queues/{queue}") => (
+            Needs::Admin,
+            "/v1/queues/orders-q".into(),
+            Some(json!({"topic": "orders"})),
+        ),
+        ("get", "/v1/queues/{queue}") => (Needs::Consume, "/v1/queues/orders-q".into(), None),
+        ("delete", "/v1/queues/{queue}") => {
+            (Needs::Admin, "/v1/queues/orders-q-scratch".into(), None)
+        }
+        ("post", "/v1/queues/{queue}/receive") => (
+            Needs::Consume,
+            "/v1/queues/orders-q/receive".into(),
+            Some(json!({"max": 1})),
+        ),
+        ("post", "/v1/queues/{queue}/ack" | "/v1/queues/{queue}/nack") => (
+            Needs::Consume,
+            path.replace("{queue}", "orders-q"),
+            Some(json!({"receipts": ["not-a-receipt"]})),
+        ),
+        ("post", "/v1/queues/{queue}/extend") => (
+            Needs::Consume,
+            "/v1/queues/orders-q/extend".into(),
+            Some(json!({"receipts": ["not-a-receipt"], "visibility_timeout_ms": 1000})),
+        ),
+        ("post", "/v1/queues/{queue}/redrive") => (
+            Needs::Admin,
+            "/v1/queues/orders-q/redrive".into(),
+            Some(json!({"dry_run": true})),
+        ),
+        ("get", "/v1/queues/{queue}/records/{partition}/{offset}") => (
+            Needs::Consume,
+            "/v1/queues/orders-q/records/0/0".into(),
+            None,
+        ),
         _ => panic!(
             "{} {path} is in the OpenAPI document but tests/tests/http_auth.rs has no auth case \
              for it: add one (and a rule in gateway/src/auth.rs `need`)",
@@ -170,6 +240,13 @@ fn case(method: &str, path: &str) -> Case {
         ),
     };
     Case { needs, url, body }
+}
+
+/// Members joined by [`setup`]: two of group `g1`, the only one of `g-commit`.
+static MEMBERS: OnceLock<(String, String, String)> = OnceLock::new();
+
+fn members() -> &'static (String, String, String) {
+    MEMBERS.get().expect("setup joined the members")
 }
 
 /// Tokens that must be refused (403) and one that must be let through, for a need on `orders`.
@@ -198,12 +275,56 @@ async fn setup(url: &str, c: &reqwest::Client) {
     }
 }
 
+/// Queues for the queue routes' cases, and a record for the history case.
+async fn setup_queues(url: &str, c: &reqwest::Client) {
+    for queue in ["orders-q", "orders-q-scratch"] {
+        let r = call(
+            c,
+            "put",
+            &format!("{url}/v1/queues/{queue}"),
+            Some(&json!({"topic": "orders"})),
+            auth(Some(ROOT)),
+        )
+        .await;
+        assert_eq!(r.status().as_u16(), 201, "create queue {queue}");
+    }
+    let r = call(
+        c,
+        "post",
+        &format!("{url}/v1/topics/orders/records"),
+        Some(&json!({"records": [{"value": "v", "partition": 0}]})),
+        auth(Some(ROOT)),
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 200, "produce for the history case");
+}
+
+/// Groups for the group routes' cases (one gateway per test process uses them).
+async fn setup_groups(url: &str, c: &reqwest::Client) {
+    let mut ids = Vec::new();
+    for group in ["g1", "g1", "g-commit", "g-scratch"] {
+        let r = post(
+            c,
+            format!("{url}/v1/groups/{group}/members"),
+            json!({"topics": ["orders"]}),
+            ROOT,
+        )
+        .await;
+        assert_eq!(r.status().as_u16(), 201, "join {group}");
+        let v: Value = r.json().await.unwrap();
+        ids.push(v["member_id"].as_str().unwrap().to_string());
+    }
+    let _ = MEMBERS.set((ids[0].clone(), ids[1].clone(), ids[2].clone()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_needs_the_right_scope() {
     let gw = gateway(auth_config()).await;
     let url = &gw.url;
     let c = reqwest::Client::new();
     setup(url, &c).await;
+    setup_groups(url, &c).await;
+    setup_queues(url, &c).await;
 
     // The document itself is open.
     let r = c

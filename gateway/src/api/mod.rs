@@ -1,5 +1,6 @@
 //! Routes, shared state and the operational endpoints.
 
+pub mod groups;
 pub mod openapi;
 pub mod produce;
 pub mod queues;
@@ -35,6 +36,8 @@ pub struct Inner {
     pub metrics: Arc<Metrics>,
     /// Queue mode: the queues this gateway serves.
     pub queues: Arc<crate::queues::QueueRuntimes>,
+    /// Consumer groups: one state log per group, opened on first use.
+    pub groups: sluice_core::group::service::Groups,
     /// Bounds the produce bytes waiting for their commit.
     pub pending: PendingBudget,
     /// Bounds the long-polls and event streams waiting at once.
@@ -93,8 +96,14 @@ pub(crate) fn build(
     let waiting = Arc::new(tokio::sync::Semaphore::new(cfg.max_waiting_readers.max(1)));
     let queues =
         crate::queues::QueueRuntimes::new(log.clone(), log.clock().clone(), metrics.clone());
+    let groups = sluice_core::group::service::Groups::new(
+        log.store().clone(),
+        log.clock().clone(),
+        log.writer(),
+    );
     let state = AppState(Arc::new(Inner {
         queues,
+        groups,
         log,
         waiting,
         cfg,
@@ -145,7 +154,24 @@ pub(crate) fn build(
         .route(
             "/v1/queues/{queue}/records/{partition}/{offset}",
             get(queues::history),
-        );
+        )
+        .route("/v1/groups", get(groups::list))
+        .route(
+            "/v1/groups/{group}",
+            get(groups::describe).delete(groups::delete),
+        )
+        .route("/v1/groups/{group}/members", post(groups::join))
+        .route(
+            "/v1/groups/{group}/members/{member}",
+            axum::routing::delete(groups::leave),
+        )
+        .route(
+            "/v1/groups/{group}/members/{member}/heartbeat",
+            post(groups::heartbeat),
+        )
+        .route("/v1/groups/{group}/records", get(groups::poll))
+        .route("/v1/groups/{group}/offsets", post(groups::commit))
+        .route("/v1/groups/{group}/reset", post(groups::reset));
     // Only routed requests with an allowed method are checked; 404 and 405 stay as they are.
     let routes = match auth {
         Some(a) => routes.route_layer(axum::middleware::from_fn_with_state(a, auth::require)),

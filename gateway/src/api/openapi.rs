@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` annotations and the
 //! wire types. Served at `GET /v1/openapi.json`.
 
-use super::{produce, queues, read, topics};
+use super::{groups, produce, queues, read, topics};
 use crate::auth::AuthDoc;
 use crate::error::Problem;
 use crate::overload::OverloadDoc;
@@ -38,6 +38,15 @@ use utoipa::{Modify, OpenApi};
         queues::extend,
         queues::history,
         queues::redrive,
+        groups::join,
+        groups::heartbeat,
+        groups::leave,
+        groups::poll,
+        groups::commit,
+        groups::describe,
+        groups::list,
+        groups::delete,
+        groups::reset,
         super::healthz,
         super::readyz,
         super::metrics_text,
@@ -77,12 +86,30 @@ use utoipa::{Modify, OpenApi};
         sluice_api::HistoryEvent,
         sluice_api::RedriveBody,
         sluice_api::RedriveAnswer,
+        sluice_api::GroupStart,
+        sluice_api::JoinGroup,
+        sluice_api::Assignment,
+        sluice_api::Membership,
+        sluice_api::GroupRecord,
+        sluice_api::PollAnswer,
+        sluice_api::OffsetCommit,
+        sluice_api::CommitOffsets,
+        sluice_api::Committed,
+        sluice_api::CommitAnswer,
+        sluice_api::TopicPartition,
+        sluice_api::MemberInfo,
+        sluice_api::PartitionLag,
+        sluice_api::GroupDetail,
+        sluice_api::GroupSummary,
+        sluice_api::GroupList,
+        sluice_api::ResetOffsets,
     )),
     modifiers(&CommonErrors, &AuthDoc, &OverloadDoc, &ProduceRecordRules),
     tags(
         (name = "topics", description = "Topic administration"),
         (name = "records", description = "Produce and read records"),
         (name = "queues", description = "Queue mode: per-record leases, acks and dead letters"),
+        (name = "groups", description = "Consumer groups: membership, polls, committed offsets, lag"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -124,7 +151,7 @@ pub(crate) fn problem_response(description: &str) -> RefOr<utoipa::openapi::Resp
 impl Modify for CommonErrors {
     fn modify(&self, doc: &mut Doc) {
         for (path, item) in doc.paths.paths.iter_mut() {
-            if !path.starts_with("/v1/topics") {
+            if !path.starts_with("/v1/topics") && !path.starts_with("/v1/groups") {
                 continue;
             }
             for op in operations(item) {

@@ -10,8 +10,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sluice_api::{OffsetAnswer, OffsetQuery, ReadAnswer, ReadQuery, RecordOut};
-pub use sluice_core::log::Start;
 use sluice_core::filter::Filter;
+pub use sluice_core::log::Start;
 use sluice_core::log::{ReadBatch, ReadRecord, ScanBudget};
 use sluice_core::topic::TopicConfig;
 use std::collections::VecDeque;
@@ -73,7 +73,7 @@ pub fn filter_of(q: &ReadQuery) -> ApiResult<Option<Arc<Filter>>> {
 
 /// One read: all records, or with a filter those that pass it (scanning a bounded amount;
 /// `next_offset` then passes the records dropped).
-async fn read_some(
+pub(crate) async fn read_some(
     st: &AppState,
     topic: &TopicConfig,
     partition: u32,
