@@ -4,19 +4,21 @@
 //! rename none.
 //!
 //! One module per section of the contract: [`topics`], [`records`] (produce and stateless
-//! reads), [`groups`] (consumer groups), [`queues`], [`producers`] (idempotent producers);
-//! [`json`] holds the deserialisers every body uses. [`internal`] holds the gateway-to-gateway
-//! types, which are not part of the public contract.
+//! reads), [`groups`] (consumer groups), [`queues`], [`producers`] (idempotent producers),
+//! [`problem`] (errors); [`json`] holds the deserialisers every body uses. [`internal`] holds the
+//! gateway-to-gateway types, which are not part of the public contract.
 
 pub mod groups;
 pub mod internal;
 pub mod json;
+pub mod problem;
 pub mod producers;
 pub mod queues;
 pub mod records;
 pub mod topics;
 
 pub use groups::*;
+pub use problem::Problem;
 pub use producers::*;
 pub use queues::*;
 pub use records::*;

@@ -8,22 +8,29 @@ use utoipa::{IntoParams, ToSchema};
 
 /// One record to produce. Exactly one of `value` (UTF-8 text) and `value_b64` (standard base64
 /// bytes); at most one of `key` and `key_b64`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ProduceRecord {
     #[schema(example = "user-7")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     #[schema(format = Byte)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub key_b64: Option<String>,
     #[schema(example = "hello")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
     #[schema(format = Byte)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub value_b64: Option<String>,
     /// String → string.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub headers: Option<BTreeMap<String, String>>,
     /// Overrides the key hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub partition: Option<u32>,
     /// Producer timestamp, stored as given (reads by time use the append timestamp).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp_ms: Option<i64>,
 }
 
@@ -70,7 +77,7 @@ impl utoipa::Modify for ProduceRecordRules {
 }
 
 /// `POST /v1/topics/{topic}/records` with `Content-Type: application/json`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProduceBody {
     /// 1 to 10 000 records (the gateway's `max_records_per_request`).
@@ -80,14 +87,14 @@ pub struct ProduceBody {
 }
 
 /// Where one record landed.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct RecordOffset {
     pub partition: u32,
     pub offset: u64,
 }
 
 /// The answer to a durable produce.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct ProduceAnswer {
     /// One per record, in request order.
     pub offsets: Vec<RecordOffset>,
@@ -112,13 +119,13 @@ impl From<ProduceAck> for ProduceAnswer {
 }
 
 /// The answer to `ack=none`: queued, not yet durable.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Accepted {
     /// Records queued.
     pub accepted: usize,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum AckMode {
     /// Answer after the journal commit (default).
@@ -172,7 +179,7 @@ pub struct OffsetQuery {
 }
 
 /// `GET …/offsets`
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct OffsetAnswer {
     /// The first offset whose append timestamp is at least `timestamp_ms`, or the next offset
     /// if there is none yet.
@@ -181,7 +188,7 @@ pub struct OffsetAnswer {
 
 /// A record as read back. Keys and values that are valid UTF-8 come as `key` / `value`, others
 /// as `key_b64` / `value_b64` (with `key` / `value` null).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct RecordOut {
     pub offset: u64,
     /// Append timestamp.
@@ -197,7 +204,7 @@ pub struct RecordOut {
     pub value_b64: Option<String>,
     pub headers: BTreeMap<String, String>,
     /// Header values that are not valid UTF-8, base64-encoded.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers_b64: BTreeMap<String, String>,
 }
 
@@ -242,7 +249,7 @@ impl From<&ReadRecord> for RecordOut {
 }
 
 /// `GET …/records`
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct ReadAnswer {
     pub records: Vec<RecordOut>,
     /// The offset to read from next.

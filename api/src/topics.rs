@@ -6,7 +6,7 @@ use sluice_core::topic::TopicConfig;
 use utoipa::ToSchema;
 
 /// `POST /v1/topics`
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTopic {
     /// `[A-Za-z0-9._-]{1,249}`, not `.` or `..`.
@@ -21,23 +21,27 @@ pub struct CreateTopic {
     #[schema(example = 3, minimum = 1, maximum = 10000)]
     pub partitions: u32,
     /// Records older than this are deleted; absent or null keeps them forever.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1)]
     pub retention_ms: Option<i64>,
 }
 
 /// `PATCH /v1/topics/{topic}`: only the fields given change; at least one must be given.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 // (Not `min_properties = 1`: utoipa-gen 5.5 writes it as `maxProperties`.)
 #[schema(example = json!({"retention_ms": 604800000}))]
 pub struct PatchTopic {
     /// New partition count (at most 10 000); partitions can only grow.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 10000)]
     pub partitions: Option<u32>,
     /// New retention; `null` keeps records forever.
-    #[serde(default, deserialize_with = "some_or_null")]
+    #[serde(
+        default,
+        deserialize_with = "some_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<i64>, minimum = 1)]
     pub retention_ms: Option<Option<i64>>,
 }
@@ -50,7 +54,7 @@ fn some_or_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 }
 
 /// A topic's configuration.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Topic {
     pub name: String,
     /// The incarnation: a re-created topic gets a new id and starts empty.
@@ -79,7 +83,7 @@ impl From<&TopicConfig> for Topic {
 }
 
 /// Offsets of one partition.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct PartitionInfo {
     pub partition: u32,
     /// The first offset still readable.
@@ -102,7 +106,7 @@ impl From<CorePartitionInfo> for PartitionInfo {
 }
 
 /// `GET /v1/topics/{topic}`: the config plus every partition's offsets.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct TopicDetail {
     #[serde(flatten)]
     pub topic: Topic,
@@ -110,7 +114,7 @@ pub struct TopicDetail {
 }
 
 /// `GET /v1/topics`
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct TopicList {
     pub topics: Vec<Topic>,
 }

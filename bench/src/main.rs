@@ -7,6 +7,8 @@
 //!   S3): produce throughput and ack latency of concurrent HTTP producers, end-to-end latency to
 //!   long-polling readers at a fixed rate, and the gateway's RSS, against an in-process HTTP +
 //!   JSON server that stores nothing (the ceiling of the HTTP path).
+//! - `sluice-bench direct`: read throughput of the SDK's direct consumer (straight from the
+//!   bucket) against the same records through a gateway, on a local folder and on S3.
 //! - `sluice-bench queue`: queue mode against a `sluice` process: receive+ack throughput of 16
 //!   receivers, receive / ack latency, redelivery latency after a timeout, object writes per
 //!   1,000 acks.
@@ -15,6 +17,7 @@
 //! - `sluice-bench hot`: one hot topic through 1..16 gateways on a simulated S3 Standard bucket,
 //!   every gateway committing itself (the baseline) against the elected shard committer.
 
+mod direct_bench;
 mod filter_bench;
 mod group_bench;
 mod hot_bench;
@@ -38,6 +41,8 @@ enum Command {
     Log(log_bench::Args),
     /// HTTP produce throughput, ack and end-to-end latency, and RSS of a `sluice` gateway.
     Http(http_bench::Args),
+    /// Direct reads from the bucket (SDK) vs the same records through a gateway.
+    Direct(direct_bench::Args),
     /// Consumer-group poll + commit throughput and object writes per 1,000 commits.
     Groups(group_bench::Args),
     /// Queue mode: receive+ack throughput, redelivery latency, object writes per 1,000 acks.
@@ -58,6 +63,7 @@ fn main() {
     match cli.command {
         Command::Log(args) => rt.block_on(log_bench::run(args)),
         Command::Http(args) => rt.block_on(http_bench::run(args)),
+        Command::Direct(args) => rt.block_on(direct_bench::run(args)),
         Command::Groups(args) => rt.block_on(group_bench::run(args)),
         Command::Queue(args) => rt.block_on(queue_bench::run(args)),
         Command::Filter(args) => rt.block_on(filter_bench::run(args)),

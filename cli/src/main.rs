@@ -1,5 +1,8 @@
 //! `sluice`: the one binary. `sluice dev` runs a gateway and a compactor in one process on a
 //! local folder; `sluice gateway` and `sluice compactor` run them separately against any store.
+//! The client commands of `cli.md` (topics, produce, consume, bench) live in [`client`].
+
+mod client;
 
 use clap::{Args, Parser, Subcommand};
 use sluice_compactor::{Compactor, CompactorConfig};
@@ -20,12 +23,23 @@ use std::time::Duration;
     about = "A serverless message queue on object storage"
 )]
 struct Cli {
+    #[command(flatten)]
+    global: client::Global,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create, list, describe and delete topics.
+    #[command(subcommand)]
+    Topics(client::topics::TopicsCmd),
+    /// Produce one record per line of stdin or --file; prints how many were acked.
+    Produce(client::produce::ProduceArgs),
+    /// Print records of a topic, one value a line (json: one record object a line).
+    Consume(client::consume::ConsumeArgs),
+    /// Produce and consume for a while; print throughput and latency percentiles.
+    Bench(client::bench::BenchArgs),
     /// Gateway + compactor in one process on a local folder: no other service needed.
     Dev {
         /// Folder used as the bucket.
@@ -289,6 +303,22 @@ async fn run_gateway(
     r
 }
 
+/// A client command; its failure carries the exit code.
+async fn run_client(global: client::Global, command: Command) -> Result<(), client::Failure> {
+    let ctx = client::Ctx::new(global)?;
+    let done = match command {
+        Command::Topics(cmd) => client::topics::run(&ctx, cmd).await,
+        Command::Produce(args) => client::produce::run(&ctx, args).await,
+        Command::Consume(args) => client::consume::run(&ctx, args).await,
+        Command::Bench(args) => client::bench::run(&ctx, args).await,
+        _ => Ok(()),
+    };
+    match done {
+        Ok(()) | Err(client::Stop::PipeClosed) => Ok(()),
+        Err(client::Stop::Failed(f)) => Err(f),
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Dev {
@@ -352,19 +382,28 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await;
             Ok(())
         }
+        Command::Topics(_) | Command::Produce(_) | Command::Consume(_) | Command::Bench(_) => {
+            Err("not a server command".into())
+        }
     }
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let server = matches!(
+        cli.command,
+        Command::Dev { .. } | Command::Gateway { .. } | Command::Compactor { .. }
+    );
+    // Servers log at info; client commands only warn (their output is the point).
+    let default_filter = if server { "info" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -375,6 +414,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if !server {
+        return match rt.block_on(run_client(cli.global, cli.command)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(f) => {
+                eprintln!("sluice: {}", f.message);
+                f.exit_code()
+            }
+        };
+    }
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

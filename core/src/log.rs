@@ -133,6 +133,19 @@ pub struct PartitionInfo {
     pub last_append_ms: Option<i64>,
 }
 
+/// Where a read starts, before the log is consulted: the one definition the gateway's reads and
+/// the SDK's direct consumer share ([`Log::start_offset`] resolves it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// The first offset still readable.
+    Earliest,
+    /// The partition's next offset: only records appended from now on.
+    Latest,
+    Offset(u64),
+    /// The first record appended at or after this time (ms since the epoch).
+    Timestamp(i64),
+}
+
 /// A flush whose segment is written and whose commit is pending (see [`Log::write_segment`]).
 pub struct PreparedFlush {
     requests: Vec<ProduceRequest>,
@@ -904,6 +917,21 @@ impl Log {
         Ok(shard
             .tail_offset_for_timestamp(&p, ts)
             .unwrap_or_else(|| shard.next_offset(&p)))
+    }
+
+    /// The offset a read from `start` begins at.
+    pub async fn start_offset(
+        &self,
+        topic: &TopicConfig,
+        partition: u32,
+        start: Start,
+    ) -> Result<u64> {
+        Ok(match start {
+            Start::Offset(o) => o,
+            Start::Timestamp(ts) => self.offset_for_timestamp(topic, partition, ts).await?,
+            Start::Latest => self.partition_info(topic, partition).await?.next_offset,
+            Start::Earliest => self.partition_info(topic, partition).await?.earliest_offset,
+        })
     }
 
     pub async fn partition_info(

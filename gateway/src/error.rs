@@ -5,38 +5,10 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use sluice_core::group::GroupError;
 use sluice_core::Error as CoreError;
-use utoipa::ToSchema;
 
-pub const PROBLEM_JSON: &str = "application/problem+json";
-
-/// An RFC 9457 problem document.
-#[derive(Clone, Debug, Serialize, ToSchema)]
-pub struct Problem {
-    /// `https://sluice.dev/problems/{code}`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Short, human-readable summary of the problem class.
-    pub title: String,
-    /// The HTTP status code.
-    pub status: u16,
-    /// What went wrong with this request, and what to do about it.
-    pub detail: String,
-    /// Stable machine-readable code, e.g. `topic_not_found`, `record_too_large`.
-    pub code: String,
-    /// With `offset_out_of_range`: the first offset still readable.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub earliest_offset: Option<u64>,
-    /// With `offset_out_of_range`: the offset the next record will get.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_offset: Option<u64>,
-    /// With `invalid_filter`: the 0-based byte offset in the filter of the token where parsing
-    /// failed (the filter's length if it ended too early).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub position: Option<usize>,
-}
+pub use sluice_api::problem::{Problem, PROBLEM_JSON};
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -1,3 +1,27 @@
-//! Sluice client SDK — reserved for the SDK issue (REST client, direct reads from the bucket
-//! through `sluice_core::log::Log`, consumer groups). Nothing here yet; the crate exists so the
-//! workspace has its final shape.
+//! Sluice client SDK.
+//!
+//! - [`Client`]: the REST API v1 as typed calls (topics, produce, read by offset or time),
+//!   with typed errors that say whether a retry is safe ([`Error::is_retryable`],
+//!   [`Error::has_no_side_effects`], [`Error::code`]).
+//! - [`Producer`]: batching (linger, max bytes, max records), several requests in flight,
+//!   retries with an `Idempotency-Key` so a retry never duplicates, backpressure (429 +
+//!   `Retry-After`), one future per record with its offset.
+//! - [`DirectReader`] / [`DirectConsumer`]: read a partition straight from the bucket from an
+//!   offset, `earliest`, `latest` or a time, and follow it as records commit, through the same
+//!   read path as the gateway ([`sluice_core::log::Log`]).
+//!
+//! Records are [`Record`]s going in and [`ReadRecord`]s coming out, whichever way they are
+//! read. Runnable programs: `sdk/examples/` (`cargo run -p sluice-sdk --example produce`).
+
+mod client;
+mod direct;
+mod error;
+mod producer;
+
+pub use client::{from_wire, to_wire, Client, ClientBuilder, ProduceOptions, DEFAULT_TIMEOUT};
+pub use direct::{DirectConsumer, DirectReader, DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS};
+pub use error::{ApiError, Error, ErrorCode, Result};
+pub use producer::{AckFuture, Producer, ProducerConfig, ProducerStats, RecordAck};
+pub use sluice_api as api;
+pub use sluice_core::format::record::Record;
+pub use sluice_core::log::{PartitionInfo, ReadBatch, ReadRecord, Start};

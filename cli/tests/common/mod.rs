@@ -16,6 +16,7 @@ pub struct Proc {
     pub role: Role,
     child: Option<Child>,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Drop for Proc {
@@ -57,6 +58,28 @@ impl Proc {
             role: Role::Gateway { port },
             child: None,
             args,
+            env: Vec::new(),
+        };
+        p.start();
+        p
+    }
+
+    /// `sluice dev` (gateway + compactor) on a local folder, with extra environment variables.
+    pub fn dev(dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Self {
+        let mut p = Proc {
+            role: Role::Gateway { port },
+            child: None,
+            args: vec![
+                "dev".into(),
+                "--data-dir".into(),
+                dir.display().to_string(),
+                "--listen".into(),
+                format!("127.0.0.1:{port}"),
+            ],
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         p.start();
         p
@@ -75,6 +98,7 @@ impl Proc {
             role: Role::Compactor,
             child: None,
             args,
+            env: Vec::new(),
         };
         p.start();
         p
@@ -90,6 +114,7 @@ impl Proc {
     pub fn start(&mut self) {
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("SLUICE_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()

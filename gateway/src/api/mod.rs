@@ -119,6 +119,7 @@ pub(crate) fn build(
                 }
             });
     let state = AppState(Arc::new(Inner {
+        queues,
         groups,
         queues,
         log,

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sluice_api::{OffsetAnswer, OffsetQuery, ReadAnswer, ReadQuery, RecordOut};
 use sluice_core::filter::Filter;
+pub use sluice_core::log::Start;
 use sluice_core::log::{ReadBatch, ReadRecord, ScanBudget};
 use sluice_core::topic::TopicConfig;
 use std::collections::VecDeque;
@@ -25,16 +26,6 @@ pub const MAX_READ_BYTES: usize = 4 << 20;
 /// How long an event stream waits per round before looking again.
 const STREAM_WAIT: Duration = Duration::from_secs(30);
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
-
-/// Where a read asks to start, before the log is consulted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Start {
-    Earliest,
-    Latest,
-    Offset(u64),
-    /// The first record appended at or after this time.
-    Timestamp(i64),
-}
 
 /// Where a read starts: `Last-Event-ID` + 1 for a resuming event stream, else `timestamp_ms`,
 /// else `offset` (a number, `earliest` or `latest`; default `earliest`).
@@ -68,17 +59,8 @@ async fn start_offset(
     q: &ReadQuery,
     last_event_id: Option<u64>,
 ) -> ApiResult<u64> {
-    Ok(match start_of(q, last_event_id)? {
-        Start::Offset(o) => o,
-        Start::Timestamp(ts) => st.log.offset_for_timestamp(topic, partition, ts).await?,
-        Start::Latest => st.log.partition_info(topic, partition).await?.next_offset,
-        Start::Earliest => {
-            st.log
-                .partition_info(topic, partition)
-                .await?
-                .earliest_offset
-        }
-    })
+    let start = start_of(q, last_event_id)?;
+    Ok(st.log.start_offset(topic, partition, start).await?)
 }
 
 /// The `filter` parameter, parsed (400 `invalid_filter` with the position when malformed).

@@ -1,0 +1,450 @@
+//! The client commands of `cli.md`, run as the real `sluice` binary against a spawned
+//! `sluice dev` on a free port: outputs, `--output json` shapes, exit codes (1 the server or
+//! store said no, 2 usage, 3 unreachable), one-line errors and no panic on bad input.
+
+mod common;
+
+use common::{free_port, Proc};
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Dev {
+    _proc: Proc,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+async fn dev() -> Dev {
+    dev_with(&[]).await
+}
+
+async fn dev_with(env: &[(&str, &str)]) -> Dev {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = Proc::dev(&dir.path().join("data"), free_port(), env);
+    proc.wait_healthy().await;
+    Dev {
+        url: proc.url(),
+        _proc: proc,
+        dir,
+    }
+}
+
+impl Dev {
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+}
+
+fn command(url: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    c.args(args)
+        .env("SLUICE_URL", url)
+        .env_remove("SLUICE_OUTPUT")
+        .env_remove("SLUICE_TOKEN")
+        .env_remove("SLUICE_S3_ENDPOINT")
+        .env("SLUICE_LOG", "warn");
+    c
+}
+
+/// Run to the end with `stdin` as input.
+fn sluice(url: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = command(url, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sluice");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn ok(url: &str, args: &[&str]) -> String {
+    let o = sluice(url, args, "");
+    assert!(o.status.success(), "{args:?}: {o:?}");
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn json_lines(s: &str) -> Vec<Value> {
+    s.lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
+        .collect()
+}
+
+/// Fails with `code`, saying it in one line on stderr (clap's usage errors may take more).
+fn fails(url: &str, args: &[&str], code: i32) -> String {
+    let o = sluice(url, args, "");
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    if code != 2 {
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+    err
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_produce_and_consume() {
+    let d = dev().await;
+    let u = &d.url;
+    assert_eq!(
+        ok(
+            u,
+            &[
+                "topics",
+                "create",
+                "orders",
+                "--partitions",
+                "3",
+                "--retention",
+                "7d"
+            ]
+        ),
+        "created topic orders (3 partitions, retention 7days)\n"
+    );
+    let t: Value =
+        serde_json::from_str(&ok(u, &["topics", "create", "logs", "--output", "json"])).unwrap();
+    assert_eq!(
+        (t["name"].as_str(), t["partitions"].as_u64()),
+        (Some("logs"), Some(1))
+    );
+    assert!(t["retention_ms"].is_null());
+    // Piped: plain lines, no header.
+    assert_eq!(
+        ok(u, &["topics", "list"]),
+        "logs\t1\tforever\norders\t3\t7days\n"
+    );
+    let l: Value = serde_json::from_str(&ok(u, &["topics", "list", "--output", "json"])).unwrap();
+    assert_eq!(l["topics"].as_array().unwrap().len(), 2);
+    assert_eq!(l["topics"][1]["retention_ms"], 604_800_000);
+
+    // Produce from a file, KEY:VALUE lines, a header on each.
+    let file = d.dir.path().join("in.txt");
+    std::fs::write(&file, "user-1:one\nuser-2:two:2\nuser-1:three\n").unwrap();
+    let f = file.display().to_string();
+    let a: Value = serde_json::from_str(&ok(
+        u,
+        &[
+            "produce",
+            "orders",
+            "--file",
+            &f,
+            "--key-separator",
+            ":",
+            "--header",
+            "src=cli",
+            "--output",
+            "json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(a["acked"], 3);
+    assert!(a["first"]["partition"].is_u64() && a["last"]["offset"].is_u64());
+    // From stdin, to one partition.
+    let o = sluice(
+        u,
+        &["produce", "orders", "--partition", "2"],
+        "four\nfive\n",
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), "acked 2 records\n");
+
+    let all = json_lines(&ok(u, &["consume", "orders", "--output", "json"]));
+    assert_eq!(all.len(), 5);
+    let keys: Vec<&str> = all[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for k in [
+        "topic",
+        "partition",
+        "offset",
+        "timestamp_ms",
+        "key",
+        "value",
+        "headers",
+    ] {
+        assert!(keys.contains(&k), "{k} missing in {:?}", all[0]);
+    }
+    let mut values: Vec<&str> = all.iter().map(|r| r["value"].as_str().unwrap()).collect();
+    values.sort();
+    assert_eq!(values, ["five", "four", "one", "three", "two:2"]);
+    let one = all.iter().find(|r| r["value"] == "one").unwrap();
+    assert_eq!(
+        (one["key"].as_str(), one["headers"]["src"].as_str()),
+        (Some("user-1"), Some("cli"))
+    );
+    // Same key, same partition, in order.
+    let p1 = one["partition"].as_u64().unwrap().to_string();
+    let same = ok(u, &["consume", "orders", "--partition", &p1]);
+    let lines: Vec<&str> = same.lines().collect();
+    let (i1, i3) = (
+        lines.iter().position(|l| *l == "one").unwrap(),
+        lines.iter().position(|l| *l == "three").unwrap(),
+    );
+    assert!(i1 < i3, "{lines:?}");
+    let in_2 = all.iter().filter(|r| r["partition"] == 2).count();
+    let last_of_2 = (in_2 - 1).to_string();
+    assert_eq!(
+        ok(
+            u,
+            &[
+                "consume",
+                "orders",
+                "--partition",
+                "2",
+                "--from",
+                &last_of_2
+            ]
+        ),
+        "five\n"
+    );
+    assert_eq!(
+        ok(u, &["consume", "orders", "--limit", "2"])
+            .lines()
+            .count(),
+        2
+    );
+    assert_eq!(ok(u, &["consume", "orders", "--from", "latest"]), "");
+
+    // Replay from a time: only what was appended since.
+    std::thread::sleep(Duration::from_millis(20));
+    let since = sluice_tests::now_ms();
+    std::thread::sleep(Duration::from_millis(20));
+    let o = sluice(u, &["produce", "orders", "--partition", "0"], "later\n");
+    assert!(o.status.success());
+    assert_eq!(
+        ok(u, &["consume", "orders", "--from-time", &since.to_string()]),
+        "later\n"
+    );
+    let rfc = humantime_rfc3339(since);
+    assert_eq!(
+        ok(u, &["consume", "orders", "--from-time", &rfc]),
+        "later\n"
+    );
+
+    // Straight from the bucket: the same lines as through the gateway.
+    let rest = ok(u, &["consume", "orders", "--output", "json"]);
+    let direct = ok(
+        u,
+        &[
+            "consume",
+            "orders",
+            "--store",
+            &d.data(),
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(direct, rest);
+    let file_url = format!("file://{}", d.data());
+    assert_eq!(
+        ok(
+            u,
+            &["consume", "orders", "--store", &file_url, "--output", "json"]
+        ),
+        rest
+    );
+
+    // Describe: per partition earliest and next offset.
+    let desc: Value = serde_json::from_str(&ok(
+        u,
+        &["topics", "describe", "orders", "--output", "json"],
+    ))
+    .unwrap();
+    let next: u64 = desc["partition_info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["next_offset"].as_u64().unwrap())
+        .sum();
+    assert_eq!(next, 6);
+    let text = ok(u, &["topics", "describe", "orders"]);
+    assert!(text.contains("PARTITION  EARLIEST  NEXT"), "{text}");
+
+    assert_eq!(ok(u, &["topics", "delete", "logs"]), "deleted topic logs\n");
+    let l: Value = serde_json::from_str(&ok(u, &["topics", "list", "--output", "json"])).unwrap();
+    assert_eq!(l["topics"].as_array().unwrap().len(), 1);
+}
+
+fn humantime_rfc3339(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_one_line_with_the_documented_exit_codes() {
+    let d = dev().await;
+    let u = &d.url;
+    ok(u, &["topics", "create", "t"]);
+    // 1: the server said no, with its detail and code.
+    assert!(fails(u, &["consume", "nope"], 1).contains("(topic_not_found)"));
+    assert!(fails(u, &["topics", "create", "t"], 1).contains("(topic_exists)"));
+    assert!(fails(u, &["topics", "describe", "nope"], 1).contains("(topic_not_found)"));
+    assert!(
+        fails(u, &["topics", "create", "x", "--partitions", "0"], 1).contains("(invalid_request)")
+    );
+    assert!(fails(u, &["topics", "create", "bad/name"], 1).contains("(invalid_request)"));
+    assert!(fails(u, &["consume", "t", "--from", "99"], 1).contains("(offset_out_of_range)"));
+    assert!(fails(u, &["consume", "t", "--partition", "7"], 1).contains("(partition_not_found)"));
+    assert!(fails(u, &["produce", "nope"], 1).contains("(topic_not_found)"));
+    let missing = d.dir.path().join("in-no-such-file").display().to_string();
+    fails(u, &["produce", "t", "--file", &missing], 1);
+    // The store said no.
+    let empty = tempfile::tempdir().unwrap();
+    let e = fails(
+        u,
+        &["consume", "t", "--store", empty.path().to_str().unwrap()],
+        1,
+    );
+    assert!(e.contains("(topic_not_found)"), "{e}");
+    // 2: usage.
+    for args in [
+        &["consume"][..],
+        &["consume", "t", "--from", "soon"],
+        &["consume", "t", "--from-time", "yesterday"],
+        &["consume", "t", "--from", "1", "--from-time", "5"],
+        &["consume", "t", "--limit", "-1"],
+        &["topics", "create", "x", "--retention", "7x"],
+        &["topics", "create", "x", "--partitions", "many"],
+        &["produce", "t", "--header", "novalue"],
+        &["topics", "list", "--output", "xml"],
+        &["topics", "frobnicate"],
+        &["bench", "--duration", "forever"],
+    ] {
+        fails(u, args, 2);
+    }
+    fails("not a url", &["topics", "list"], 2);
+    // 3: unreachable server or store.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    assert!(fails(&dead, &["topics", "list"], 3).contains("cannot reach"));
+    fails(&dead, &["consume", "t"], 3);
+    let o = sluice(&dead, &["produce", "t"], "x\n");
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    let gone = d.dir.path().join("no-such-bucket").display().to_string();
+    fails(u, &["consume", "t", "--store", &gone], 3);
+    assert!(
+        !std::path::Path::new(&gone).exists(),
+        "a reader never creates a bucket"
+    );
+    // --help everywhere.
+    for args in [
+        &["--help"][..],
+        &["topics", "--help"],
+        &["topics", "create", "--help"],
+        &["produce", "--help"],
+        &["consume", "--help"],
+        &["bench", "--help"],
+    ] {
+        let o = sluice(u, args, "");
+        assert!(o.status.success(), "{args:?}");
+        assert!(String::from_utf8(o.stdout).unwrap().contains("Usage"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_come_from_the_flag_or_the_environment() {
+    let d = dev_with(&[("SLUICE_TOKENS", "boss=admin:*;reader=consume:orders")]).await;
+    let u = &d.url;
+    assert!(fails(u, &["topics", "create", "orders"], 1).contains("(unauthorized)"));
+    ok(u, &["topics", "create", "orders", "--token", "boss"]);
+    let o = command(u, &["produce", "orders"])
+        .env("SLUICE_TOKEN", "boss")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let o = sluice(u, &["produce", "orders", "--token", "reader"], "x\n");
+    let e = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("(forbidden)") && e.trim_end().lines().count() == 1,
+        "{e}"
+    );
+    assert_eq!(ok(u, &["consume", "orders", "--token", "reader"]), "");
+    assert!(
+        fails(u, &["topics", "delete", "orders", "--token", "reader"], 1).contains("(forbidden)")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_prints_new_records_until_the_limit() {
+    let d = dev().await;
+    let u = &d.url;
+    ok(u, &["topics", "create", "live", "--partitions", "2"]);
+    for store in [None, Some(d.data())] {
+        let mut args = vec![
+            "consume", "live", "--follow", "--limit", "3", "--output", "json",
+        ];
+        if let Some(s) = &store {
+            args.extend(["--store", s.as_str()]);
+        }
+        let child = command(u, &args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let o = sluice(u, &["produce", "live"], "a\nb\nc\n");
+        assert!(o.status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap());
+        let out = tokio::time::timeout_at(deadline.into(), out)
+            .await
+            .expect("follow exits at its limit")
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let lines = json_lines(&String::from_utf8(out.stdout).unwrap());
+        assert_eq!(lines.len(), 3, "{store:?}");
+        assert!(lines.iter().all(|l| l["topic"] == "live"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_prints_a_table_or_one_json_document() {
+    let d = dev().await;
+    let u = &d.url;
+    let args = [
+        "bench",
+        "--duration",
+        "1s",
+        "--producers",
+        "2",
+        "--consumers",
+        "1",
+        "--partitions",
+        "2",
+        "--record-bytes",
+        "100",
+    ];
+    let text = ok(u, &args);
+    assert!(
+        text.contains("P50 MS") && text.contains("P99 MS") && text.contains("MAX MS"),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("produce ")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("end-to-end ")), "{text}");
+    let mut json_args = args.to_vec();
+    json_args.extend(["--output", "json"]);
+    let o = sluice(u, &json_args, "");
+    assert!(o.status.success());
+    let v: Value = serde_json::from_slice(&o.stdout).expect("one JSON document");
+    let produced = v["produce"]["records"].as_u64().unwrap();
+    assert!(produced > 0, "{v}");
+    assert_eq!(v["end_to_end"]["records"].as_u64(), Some(produced), "{v}");
+    assert_eq!(v["errors"], 0, "{v}");
+    for q in ["p50", "p90", "p99", "max"] {
+        assert!(v["produce"]["latency_ms"][q].is_f64(), "{v}");
+        assert!(v["end_to_end"]["latency_ms"][q].is_f64(), "{v}");
+    }
+    // The bench topics are gone afterwards.
+    let l: Value = serde_json::from_str(&ok(u, &["topics", "list", "--output", "json"])).unwrap();
+    assert!(l["topics"].as_array().unwrap().is_empty(), "{l}");
+}
