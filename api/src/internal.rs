@@ -26,4 +26,8 @@ pub enum CommitOutcome {
         /// (partition, base offset, record count) per batch of the first commit.
         batches: Vec<(u32, u64, u32)>,
     },
+    /// An idempotent producer's request from an epoch older than `current`: nothing written.
+    Fenced { epoch: u32, current: u32 },
+    /// An idempotent producer's sequence out of order (`expected` next): nothing written.
+    OutOfOrder { got: u64, expected: u64 },
 }

@@ -79,6 +79,7 @@ fn client_of(url: &str, endpoint: &Option<String>) -> DynStore {
         url,
         &S3Options {
             endpoint: endpoint.clone(),
+            ..S3Options::default()
         },
     )
     .expect("open store")
@@ -110,6 +111,7 @@ async fn write(store: DynStore, args: &Args) {
                     .map(|_| (Some(p), Record::new(None, value.clone())))
                     .collect(),
                 dedup_key: None,
+                producer: None,
             });
             written += n;
         }

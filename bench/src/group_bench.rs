@@ -202,6 +202,7 @@ async fn state_objects(
             &format!("s3://{}/bench-{run_id}", args.gw.bucket),
             &S3Options {
                 endpoint: args.gw.endpoint.clone(),
+                ..S3Options::default()
             },
         ),
     }

@@ -193,6 +193,7 @@ async fn measure(args: &Args, g: usize, committer: bool) -> Result<Point, String
                             .map(|_| (None, Record::new(None, value.clone())))
                             .collect(),
                         dedup_key: None,
+                        producer: None,
                     };
                     let sent = Instant::now();
                     let ok = matches!(batcher.produce(request, None).await, Ok(Ok(_)));

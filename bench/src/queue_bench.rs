@@ -74,6 +74,7 @@ async fn state_objects(store_url: &str, endpoint: Option<&str>) -> Result<(u64, 
         store_url,
         &S3Options {
             endpoint: endpoint.map(str::to_string),
+            ..S3Options::default()
         },
     )
     .map_err(|e| e.to_string())?;

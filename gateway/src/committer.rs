@@ -24,7 +24,7 @@ use sluice_api::internal::{CommitAnswer, CommitOutcome};
 use sluice_core::committer::{CommitForwarder, Committed};
 use sluice_core::format::checkpoint::DedupRecord;
 use sluice_core::format::journal::{Append, JournalEntry};
-use sluice_core::head::{Outcome, PendingAppend};
+use sluice_core::head::{route_key, Outcome, PendingAppend, SeqError};
 use sluice_core::lease::Lease;
 use sluice_core::store::DynStore;
 use sluice_core::{Error, Result};
@@ -168,6 +168,7 @@ pub fn encode_request(shard: u32, pending: &[PendingAppend]) -> bytes::Bytes {
                 partition_count: p.partition_count,
                 dedup_key: p.dedup_key.clone(),
                 batches: p.batches.clone(),
+                producer: p.producer,
             })
             .collect(),
     }
@@ -191,6 +192,7 @@ pub fn decode_request(shard: u32, body: &[u8]) -> ApiResult<Vec<PendingAppend>> 
             partition_count: a.partition_count,
             dedup_key: a.dedup_key,
             batches: a.batches,
+            producer: a.producer,
         })
         .collect())
 }
@@ -211,6 +213,12 @@ pub fn to_answer((outcomes, append_ts): Committed) -> CommitAnswer {
                     partition_count: d.partition_count,
                     batches: d.batches,
                 },
+                Outcome::Refused(SeqError::Fenced { epoch, current }) => {
+                    CommitOutcome::Fenced { epoch, current }
+                }
+                Outcome::Refused(SeqError::OutOfOrder { got, expected }) => {
+                    CommitOutcome::OutOfOrder { got, expected }
+                }
             })
             .collect(),
     }
@@ -241,12 +249,18 @@ pub fn from_answer(pending: &[PendingAppend], answer: CommitAnswer) -> Option<Co
                 batches,
             } => Outcome::Duplicate(DedupRecord {
                 topic: p.topic,
-                key: p.dedup_key.clone()?,
+                key: route_key(p.dedup_key.as_ref(), p.producer.as_ref())?,
                 seq,
                 append_ts,
                 partition_count,
                 batches,
             }),
+            CommitOutcome::Fenced { epoch, current } => {
+                Outcome::Refused(SeqError::Fenced { epoch, current })
+            }
+            CommitOutcome::OutOfOrder { got, expected } => {
+                Outcome::Refused(SeqError::OutOfOrder { got, expected })
+            }
         });
     }
     Some((outcomes, answer.append_ts))
@@ -376,6 +390,7 @@ mod tests {
                     len: 9,
                 },
             ],
+            producer: None,
         }
     }
 

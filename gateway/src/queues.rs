@@ -248,6 +248,7 @@ impl QueueRuntimes {
                 topic: dlq.clone(),
                 records: vec![(None, record)],
                 dedup_key: Some(q::dead_letter_key(&cfg, *p, *o, *deliveries)),
+                producer: None,
             });
         }
         let results = self.log.flush(requests).await;

@@ -44,6 +44,7 @@ impl DirectReader {
             url,
             &S3Options {
                 endpoint: endpoint.map(str::to_string),
+                ..S3Options::default()
             },
         )?;
         Ok(Self::from_store(store))

@@ -321,29 +321,6 @@ async fn setup_groups(url: &str, c: &reqwest::Client) {
     let _ = MEMBERS.set((ids[0].clone(), ids[1].clone(), ids[2].clone()));
 }
 
-/// Queues for the queue routes' cases, over `orders` (which gets a record in partition 0).
-async fn setup_queues(url: &str, c: &reqwest::Client) {
-    let r = post(
-        c,
-        format!("{url}/v1/topics/orders/records"),
-        json!({"records": [{"value": "v", "partition": 0}]}),
-        ROOT,
-    )
-    .await;
-    assert_eq!(r.status().as_u16(), 200, "produce");
-    for queue in ["orders-q", "orders-q-scratch"] {
-        let r = call(
-            c,
-            "put",
-            &format!("{url}/v1/queues/{queue}"),
-            Some(&json!({"topic": "orders"})),
-            auth(Some(ROOT)),
-        )
-        .await;
-        assert_eq!(r.status().as_u16(), 201, "create queue {queue}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_needs_the_right_scope() {
     let gw = gateway(auth_config()).await;

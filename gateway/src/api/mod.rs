@@ -119,7 +119,6 @@ pub(crate) fn build(
                 }
             });
     let state = AppState(Arc::new(Inner {
-        queues,
         groups,
         queues,
         log,
