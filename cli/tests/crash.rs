@@ -5,7 +5,9 @@
 //! acked and read back, and that what consumers saw during the chaos agrees with the final log
 //! (I2, I4 under crashes); nothing has retention here, so nothing may disappear (I6). Half the
 //! producers deduplicate their retries with `Idempotency-Key`, the other half as idempotent
-//! producers (`Producer-Id` / `-Epoch` / `-Seq`, no key): I5 must hold for both.
+//! producers (`Producer-Id` / `-Epoch` / `-Seq`, no key), which also repeat a quarter of their
+//! acked requests through a random gateway: each repeat must answer the first answer, and I5
+//! must hold for both kinds.
 //!
 //! Duration: `SLUICE_CRASH_SECONDS` (CI: 120; default 15). Run it as long as you like:
 //! `SLUICE_CRASH_SECONDS=3600 cargo test -p sluice-cli --test crash -- --nocapture`
@@ -141,14 +143,19 @@ async fn producer(chaos: Arc<Chaos>, p: u32) {
             Some((id, epoch)) => Dedup::Producer(id.clone(), *epoch, j),
             None => Dedup::Key(format!("p{p}-r{j}")),
         };
-        let ack = produce(
-            &chaos,
-            &http,
-            &mut rng,
-            &json!({"records": records}),
-            &dedup,
-        )
-        .await;
+        let body = json!({ "records": records });
+        let ack = produce(&chaos, &http, &mut rng, &body, &dedup).await;
+        // A deliberate repeat through a random gateway answers the first answer.
+        if matches!(dedup, Dedup::Producer(..)) && rng.below(4) == 0 {
+            let again = produce(&chaos, &http, &mut rng, &body, &dedup).await;
+            if again["duplicate"] != true || again["offsets"] != ack["offsets"] {
+                chaos
+                    .violations
+                    .lock()
+                    .unwrap()
+                    .push(format!("I5 repeat of {ack} answered {again}"));
+            }
+        }
         let offsets = ack["offsets"].as_array().cloned().unwrap_or_default();
         let mut h = chaos.history.lock().unwrap();
         if offsets.len() != values.len() {

@@ -593,7 +593,8 @@ impl Log {
         let mut skipped_objects = 0usize;
         // Ask for what the limit needs first, then twice as much each round that falls short,
         // so a filter that passes most records does not fetch far past the limit.
-        let mut want = limit.clamp(100, MAX_SCAN_CHUNK);
+        let first_want = limit.clamp(100, MAX_SCAN_CHUNK);
+        let mut want = first_want;
         let mut at = offset;
         let mut high_watermark = offset;
         while records.len() < limit
@@ -602,7 +603,6 @@ impl Log {
             && scanned_bytes < budget.bytes
         {
             let mut chunk = (budget.records - scanned).min(want);
-            want = (want * 2).min(MAX_SCAN_CHUNK);
             // In an index object: skip it whole when its summary proves nothing matches, else
             // read only within it (the next one may be skippable).
             if let Located::Indexed { covered, .. } = shard.locate(&p, at) {
@@ -610,6 +610,8 @@ impl Log {
                     if index.summary.as_ref().is_some_and(|s| !filter.may_match(s)) {
                         at = key.end;
                         high_watermark = high_watermark.max(at);
+                        // What matched before says nothing about what follows a skip.
+                        want = first_want;
                         skipped_objects += 1;
                         if skipped_objects >= MAX_SKIPPED_OBJECTS {
                             break;
@@ -633,6 +635,7 @@ impl Log {
             if batch.records.is_empty() {
                 break;
             }
+            want = (want * 2).min(MAX_SCAN_CHUNK);
             for r in batch.records {
                 scanned += 1;
                 scanned_bytes += r.record.encoded_len();

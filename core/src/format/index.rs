@@ -390,18 +390,12 @@ mod tests {
         assert_eq!(IndexObject::decode(&i.encode()).unwrap(), i);
     }
 
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
     /// A version 1 object as the compactor wrote it before summaries: still decodes.
     const V1: &str = "534c495801000000600000000101010101010101010101010101010103000000090000000000000002000000640000000000000002000000e803000000000000080000000000000032000000660000000000000001000000ed030000000000003a000000000000001e000000fbbbe5fa";
 
     #[test]
     fn version_1_bytes_still_decode() {
-        let bytes: Vec<u8> = (0..V1.len() / 2)
-            .map(|i| u8::from_str_radix(&V1[2 * i..2 * i + 2], 16).unwrap())
-            .collect();
+        let bytes = crate::format::hex::bytes(V1);
         let want = IndexObject {
             summary: None,
             ..sample_index()
@@ -412,7 +406,7 @@ mod tests {
     #[test]
     fn bytes_are_pinned() {
         assert_eq!(
-            hex(&sample_index().encode()),
+            crate::format::hex::of(&sample_index().encode()),
             "534c495802000000a20000000101010101010101010101010101010103000000090000000000000002000000640000000000000002000000e803000000000000080000000000000032000000660000000000000001000000ed030000000000003a000000000000001e000000010300000000000000020000000000000001020002006b3102006b320200020069640300000000000000000400747970650100000000000000010100040070616964355e2d98"
         );
         let none = IndexObject {

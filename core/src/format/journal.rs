@@ -227,18 +227,12 @@ mod tests {
         assert_eq!(JournalEntry::decode(&e.encode()).unwrap(), e);
     }
 
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
     /// A version 1 entry as writers wrote it before producer stamps: still decodes.
     const V1: &str = "534c4a450100000073000000020000000700000000000000002c165b930100000909090909090909090909090909090901000000010101010101010101010101010101010400000005007265712d3101000000030000001204000000000000020000000505050505050505050505050505050508000000000000006400000073a386a2";
 
     #[test]
     fn version_1_bytes_still_decode() {
-        let bytes: Vec<u8> = (0..V1.len() / 2)
-            .map(|i| u8::from_str_radix(&V1[2 * i..2 * i + 2], 16).unwrap())
-            .collect();
+        let bytes = crate::format::hex::bytes(V1);
         let mut want = sample_entry();
         want.appends[0].producer = None;
         assert_eq!(JournalEntry::decode(&bytes).unwrap(), want);
@@ -246,7 +240,7 @@ mod tests {
 
     #[test]
     fn bytes_are_pinned() {
-        assert_eq!(hex(&sample_entry().encode()),
+        assert_eq!(crate::format::hex::of(&sample_entry().encode()),
             "534c4a450200000090000000020000000700000000000000002c165b930100000909090909090909090909090909090901000000010101010101010101010101010101010400000005007265712d310100000003000000120400000000000002000000050505050505050505050505050505050800000000000000640000000106060606060606060606060606060606020000002900000000000000bfa1a44e"
         );
         let mut none = sample_entry();

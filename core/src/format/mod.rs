@@ -1,6 +1,6 @@
 //! Versioned binary formats. Every decoder checks lengths and CRCs and returns
 //! [`DecodeError`](crate::codec::DecodeError) instead of panicking. `docs/FORMAT.md` describes
-//! each one byte by byte; the tests in each module pin the bytes of version 1.
+//! each one byte by byte; the tests in each module pin the bytes of every version.
 
 pub mod checkpoint;
 pub mod index;
@@ -11,3 +11,17 @@ pub mod state;
 
 #[cfg(test)]
 mod fuzz_tests;
+
+/// Test helpers for pinned bytes: hex text of bytes and back.
+#[cfg(test)]
+pub(crate) mod hex {
+    pub fn of(b: &[u8]) -> String {
+        b.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn bytes(s: &str) -> Vec<u8> {
+        (0..s.len() / 2)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+            .collect()
+    }
+}
