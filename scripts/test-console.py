@@ -238,6 +238,18 @@ def check_topic(page):
     # Delayed records: this build may not have them yet; either an empty state or a list.
     expect(page.locator("section:has(#delayed-h) .empty, section:has(#delayed-h) table")).to_be_visible()
     shot(page, "topic")
+    # Change the retention in the UI; shrinking partitions is refused by the API, shown by the field.
+    form = page.locator("form[aria-label='Change the topic']")
+    form.locator("#edit-retention").fill("36")
+    form.locator("select").select_option("hours")
+    form.get_by_role("button", name="Save").click()
+    expect(form.locator(".form-result")).to_contain_text("retention 1 d 12 h")
+    assert api("GET", "/v1/topics/orders")[1]["retention_ms"] == 36 * 3_600_000
+    expect(page.locator(".cards")).to_contain_text("1 d 12 h")
+    form = page.locator("form[aria-label='Change the topic']")
+    form.locator("input[type=number]").nth(1).fill("2")
+    form.get_by_role("button", name="Save").click()
+    expect(form.locator(".field-error .problem")).to_contain_text("400")
 
 
 def records(page):

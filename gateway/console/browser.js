@@ -259,7 +259,7 @@ export function mount(root, ctx) {
     const f = s.filter || undefined;
     if (s.mode === "time") {
       if (s.ts === null) {
-        put(fTime.error, problemBox(new Error("Give a date and time.")));
+        put(fTime.error, problemBox(new ApiError({ title: "Give a date and time.", code: "invalid_time" }, 0)));
         return;
       }
       if (s.dir === "fwd") page = await loadForward(topic, s.p, { timestamp_ms: s.ts }, s.n, f);

@@ -83,6 +83,9 @@ export function snippet(text) {
 /** A problem document (or any error) as an inline alert next to the control it concerns. */
 export function problemBox(err) {
   if (!err) return null;
+  // No problem document: a bug in the console, not an answer of the API. Shown, and reported to
+  // the browser's console (where the browser test looks for errors).
+  if (!err.problem) console.error(err);
   const p = err.problem || {};
   return h(
     "div.problem",
