@@ -340,6 +340,10 @@ def check_record_view(page):
     expect(first.locator("pre.value").last).to_contain_text('"kind": "created"')
     expect(first.locator(".rec-body")).to_contain_text("user-5")
     shot(page, "messages-record")
+    # The 2 s refresh keeps opened records open.
+    page.wait_for_timeout(2500)
+    expect(binary).to_have_attribute("open", "")
+    expect(first).to_have_attribute("open", "")
 
 
 @step("bad offset and bad filter: the API's problem next to the field")
@@ -390,7 +394,11 @@ def check_delete(page):
     goto(page, "#/topics")
     row = page.locator("table.grid tr", has_text="scratch")
     expect(row).to_be_visible()
-    row.get_by_role("button", name="Delete topic scratch").click()
+    # Keyboard focus survives the 2 s refresh of the table.
+    row.get_by_role("button", name="Delete topic scratch").focus()
+    page.wait_for_timeout(2500)
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "Delete topic scratch"
+    page.keyboard.press("Enter")
     dlg = page.locator("dialog.confirm")
     expect(dlg).to_contain_text("Delete topic scratch?")
     shot(page, "topics-delete-confirm")
