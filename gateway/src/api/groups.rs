@@ -3,7 +3,7 @@
 //! state log; this module turns requests into group ops and states into answers. Any gateway
 //! serves any member: nothing here is kept between requests but caches.
 
-use super::read::MAX_READ_BYTES;
+use super::read::read_some;
 use super::AppState;
 use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -17,6 +17,7 @@ use sluice_api::{
     GroupStart, GroupSummary, JoinGroup, MemberInfo, Membership, PartitionLag, PollAnswer,
     PollQuery, RecordOut, ResetOffsets, TopicPartition,
 };
+use sluice_core::filter::Filter;
 use sluice_core::group::{
     Advance, CommitOffset, GroupError, GroupOp, GroupState, Member, StartFrom, TopicInfo,
 };
@@ -62,10 +63,15 @@ fn require<'a>(
     }
 }
 
-/// The group's state (404 `group_not_found` when there is none).
+/// The group's state (404 `group_not_found` when there is none). A state up to `staleness` old
+/// will do, but "not found" is only ever answered from a state confirmed current: the group may
+/// have been created through another gateway a moment ago.
 async fn existing(st: &AppState, group: &str, staleness: Duration) -> ApiResult<GroupState> {
     group_name(group)?;
-    let view = st.groups.state(group, staleness).await?;
+    let mut view = st.groups.state(group, staleness).await?;
+    if !view.state.exists && !staleness.is_zero() {
+        view = st.groups.state(group, Duration::ZERO).await?;
+    }
     if !view.state.exists {
         return Err(GroupError::GroupNotFound.into());
     }
@@ -145,7 +151,7 @@ fn live_member<'a>(s: &'a GroupState, member_id: &str, now: i64) -> Result<&'a M
     request_body = JoinGroup,
     responses(
         (status = 201, description = "Joined: the member id, the generation and the member's partitions", body = Membership),
-        (status = 400, description = "Bad group name, topics, session timeout or filter (`invalid_request`, `invalid_json`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad group name, topics or session timeout (`invalid_request`, `invalid_json`), or a malformed filter (`invalid_filter` with `position`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "A topic does not exist (`topic_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The request body is too large (`request_too_large`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
@@ -175,11 +181,11 @@ pub async fn join(
             "session_timeout_ms must be {MIN_SESSION_TIMEOUT_MS} to {MAX_SESSION_TIMEOUT_MS}"
         )));
     }
-    if body.filter.is_some() {
-        return Err(ApiError::Invalid(
-            "filter: record filters on groups are not supported by this gateway yet".into(),
-        ));
-    }
+    // Kept in its canonical text; 400 `invalid_filter` with the position when malformed.
+    let filter = match &body.filter {
+        Some(f) => Some(Filter::parse(f)?.to_string()),
+        None => None,
+    };
     require(&caller, Scope::Consume, &topics)?;
     let mut infos = BTreeMap::new();
     for t in &topics {
@@ -195,7 +201,7 @@ pub async fn join(
             GroupStart::Earliest => StartFrom::Earliest,
             GroupStart::Latest => StartFrom::Latest,
         },
-        filter: None,
+        filter,
     };
     let s = st
         .groups
@@ -294,6 +300,14 @@ async fn read_partitions(
     limit: usize,
     rotate: usize,
 ) -> ApiResult<Polled> {
+    let parsed = match &member.filter {
+        // Stored in canonical form by the join: it parses, or the state is corrupt.
+        Some(f) => Some(Filter::parse(f).map_err(|e| {
+            CoreError::Internal(format!("stored group filter {f:?} does not parse: {e}"))
+        })?),
+        None => None,
+    };
+    let filter = parsed.as_ref();
     let mut out = Polled::default();
     let n = parts.len();
     for i in 0..n {
@@ -330,20 +344,14 @@ async fn read_partitions(
                 high_watermark: info.next_offset,
             }
         } else {
-            match st
-                .log
-                .read(&cfg, *partition, from, room, MAX_READ_BYTES)
-                .await
-            {
+            match read_some(st, &cfg, *partition, from, room, filter).await {
                 Ok(b) => b,
-                Err(CoreError::OffsetOutOfRange { earliest, next, .. }) => {
+                Err(ApiError::Core(CoreError::OffsetOutOfRange { earliest, next, .. })) => {
                     // Deleted by retention (or beyond a re-created end): go on from what exists.
                     from = if from < earliest { earliest } else { next };
-                    st.log
-                        .read(&cfg, *partition, from, room, MAX_READ_BYTES)
-                        .await?
+                    read_some(st, &cfg, *partition, from, room, filter).await?
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         };
         out.records
@@ -430,16 +438,22 @@ pub async fn poll(
         let view = s.at(now);
         let member = match live_member(&view, &member_id, now) {
             Ok(m) => m.clone(),
-            Err(e) => {
-                if s.members.contains_key(&member_id) {
-                    // Expired but not yet committed: commit it ("whoever notices").
-                    let id = member_id.clone();
-                    let _ = st
-                        .groups
-                        .propose(&group, move |s, now| live_member(s, &id, now).map(|_| None))
-                        .await?;
+            Err(_) => {
+                // Ask a state confirmed current (the member may have joined through another
+                // gateway a moment ago); an expiry found due is committed on the way.
+                let id = member_id.clone();
+                let current = st
+                    .groups
+                    .propose(&group, move |s, now| live_member(s, &id, now).map(|_| None))
+                    .await??;
+                conflicts += 1;
+                if conflicts > POLL_RETRIES {
+                    return Ok(Json(PollAnswer {
+                        generation: current.generation,
+                        records: Vec::new(),
+                    }));
                 }
-                return Err(e.into());
+                continue;
             }
         };
         if view.generation != s.generation {
@@ -451,58 +465,62 @@ pub async fn poll(
         let rotate = usize::try_from(now).unwrap_or(0) % parts.len().max(1);
         let polled = read_partitions(&st, &view, &member, &parts, limit as usize, rotate).await?;
         let left = deadline.saturating_duration_since(Instant::now());
-        if polled.records.is_empty() && !left.is_zero() {
+        let may_wait = polled.records.is_empty() && !left.is_zero() && !*st.shutdown.borrow() && {
             if slot.is_none() {
                 slot = st.waiting.clone().try_acquire_owned().ok();
             }
-            if slot.is_some() {
-                wait_any(&st, &polled.ends, left.min(POLL_WAIT_SLICE)).await;
-                if Instant::now() < deadline && !*st.shutdown.borrow() {
-                    continue;
-                }
-            }
-        }
-        let id = member_id.clone();
-        let advances = polled.advances.clone();
-        let proposed = st
-            .groups
-            .propose(&group, move |s, now| {
-                let m = live_member(s, &id, now)?;
-                let worth = !advances.is_empty() || liveness_due(m, now);
-                Ok(worth.then(|| GroupOp::Poll {
-                    member_id: id.clone(),
-                    advances: advances.clone(),
-                    commit: auto_commit,
-                }))
-            })
-            .await?;
-        match proposed {
-            Ok(after) => {
-                for (cfg, p, _, hw) in &polled.ends {
-                    if let Some(ps) = after.partition(&cfg.name, *p) {
-                        let committed = ps.committed.unwrap_or(0);
-                        st.metrics
-                            .group_lag(&group, &cfg.name, *p, hw.saturating_sub(committed));
+            slot.is_some()
+        };
+        // Positions moved (records read or dropped by the filter, or a start pinned down), or
+        // this is the answer: commit them first.
+        if !polled.advances.is_empty() || !may_wait {
+            let id = member_id.clone();
+            let advances = polled.advances.clone();
+            let proposed = st
+                .groups
+                .propose(&group, move |s, now| {
+                    let m = live_member(s, &id, now)?;
+                    let worth = !advances.is_empty() || liveness_due(m, now);
+                    Ok(worth.then(|| GroupOp::Poll {
+                        member_id: id.clone(),
+                        advances: advances.clone(),
+                        commit: auto_commit,
+                    }))
+                })
+                .await?;
+            match proposed {
+                Ok(after) => {
+                    for (cfg, p, _, hw) in &polled.ends {
+                        if let Some(ps) = after.partition(&cfg.name, *p) {
+                            let lag = hw.saturating_sub(ps.committed.unwrap_or(0));
+                            st.metrics.group_lag(&group, &cfg.name, *p, lag);
+                        }
+                    }
+                    if !may_wait {
+                        return Ok(Json(PollAnswer {
+                            generation: after.generation,
+                            records: polled.records,
+                        }));
                     }
                 }
-                return Ok(Json(PollAnswer {
-                    generation: after.generation,
-                    records: polled.records,
-                }));
+                Err(GroupError::PositionMoved { .. } | GroupError::NotAssigned { .. })
+                    if conflicts < POLL_RETRIES =>
+                {
+                    conflicts += 1;
+                    continue;
+                }
+                Err(GroupError::PositionMoved { .. } | GroupError::NotAssigned { .. }) => {
+                    return Ok(Json(PollAnswer {
+                        generation: view.generation,
+                        records: Vec::new(),
+                    }));
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(GroupError::PositionMoved { .. } | GroupError::NotAssigned { .. })
-                if conflicts < POLL_RETRIES =>
-            {
-                conflicts += 1;
-            }
-            Err(GroupError::PositionMoved { .. } | GroupError::NotAssigned { .. }) => {
-                return Ok(Json(PollAnswer {
-                    generation: view.generation,
-                    records: Vec::new(),
-                }));
-            }
-            Err(e) => return Err(e.into()),
         }
+        // Nothing yet: wait for a record (or a rebalance, looked at every slice) and read again;
+        // once the deadline has passed, the next round answers whatever it reads.
+        wait_any(&st, &polled.ends, left.min(POLL_WAIT_SLICE)).await;
     }
 }
 

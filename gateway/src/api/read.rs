@@ -91,7 +91,7 @@ pub fn filter_of(q: &ReadQuery) -> ApiResult<Option<Arc<Filter>>> {
 
 /// One read: all records, or with a filter those that pass it (scanning a bounded amount;
 /// `next_offset` then passes the records dropped).
-async fn read_some(
+pub(crate) async fn read_some(
     st: &AppState,
     topic: &TopicConfig,
     partition: u32,
