@@ -32,6 +32,11 @@ pub struct PutQueue {
     #[serde(default)]
     #[schema(value_type = Option<String>, example = "earliest")]
     pub start: Option<StartWire>,
+    /// Deliver only records that pass this filter (see "Filters"); the others are skipped.
+    /// Malformed: 400 `invalid_filter` with `position`.
+    #[serde(default)]
+    #[schema(example = "type = 'created'")]
+    pub filter: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, ToSchema)]
@@ -81,6 +86,8 @@ pub struct Queue {
     pub ordering: String,
     #[schema(example = "earliest")]
     pub start: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
     pub created_ms: i64,
 }
 
@@ -104,6 +111,7 @@ impl From<&QueueConfig> for Queue {
                 StartAt::Latest => "latest",
             }
             .into(),
+            filter: c.filter.clone(),
             created_ms: c.created_ms,
         }
     }
@@ -257,6 +265,10 @@ pub struct RecordHistory {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedriveBody {
+    /// Only dead-lettered records that pass this filter, evaluated on the dead-letter copy
+    /// (with its `sluice.*` headers, e.g. `"sluice.reason" = 'timeout'`).
+    #[serde(default)]
+    pub filter: Option<String>,
     /// At most this many (default: all).
     #[serde(default)]
     #[schema(minimum = 0)]

@@ -330,6 +330,9 @@ impl QueueRuntimes {
         let want = (need * 4).clamp(64, AHEAD_MAX);
         let n = topic.partitions;
         let first = rt.rotate.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n.max(1);
+        let cfg = rt.config();
+        let ordering_key = cfg.ordering == q::Ordering::Key;
+        let filter = cfg.filter()?;
         let mut ahead = rt.ahead.lock().await;
         let mut windows = Vec::new();
         let mut fetched = Fetched::new();
@@ -382,7 +385,6 @@ impl QueueRuntimes {
                 continue;
             }
             total += recs.len();
-            let ordering_key = rt.config().ordering == q::Ordering::Key;
             windows.push(Window {
                 p,
                 from,
@@ -395,7 +397,7 @@ impl QueueRuntimes {
                         } else {
                             None
                         },
-                        wanted: true,
+                        wanted: filter.as_ref().is_none_or(|f| f.matches(&r.record)),
                     })
                     .collect(),
             });
@@ -404,6 +406,30 @@ impl QueueRuntimes {
             }
         }
         Ok((windows, fetched))
+    }
+
+    /// Dead-lettered records of the queue whose dead-letter copy passes `filter`.
+    pub async fn dead_passing(
+        &self,
+        rt: &QueueRuntime,
+        filter: &sluice_core::filter::Filter,
+    ) -> Result<std::collections::HashSet<Pos>> {
+        let cfg = rt.config();
+        let view = rt.state.read(STATE_STALENESS).await?;
+        let topic = self.log.topics().get(&cfg.topic).await?;
+        let mut out = std::collections::HashSet::new();
+        for (pos, f) in view.state.dead.iter() {
+            let source = match self.read_one(&topic, pos.0, pos.1).await? {
+                Some(r) => r.record,
+                None => Record::new(None, bytes::Bytes::new()),
+            };
+            let reason = f.reason.as_deref().unwrap_or_default();
+            let copy = q::dead_letter_record(&cfg, pos.0, pos.1, f.deliveries, reason, &source);
+            if filter.matches(&copy) {
+                out.insert(*pos);
+            }
+        }
+        Ok(out)
     }
 
     /// The queue's backlog (reads each partition's end), and updates the gauges.

@@ -818,3 +818,82 @@ async fn receivers_over_three_gateways_pass_the_checker() {
         "{stats}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_filter_and_filtered_redrive() {
+    let gw = Gateway::start(memory(), GatewayConfig::default()).await;
+    let url = &gw.url;
+    topic(url, "mix", 1).await;
+    let records: Vec<Value> = (0..6)
+        .map(|i| json!({"value": format!("v{i}"), "partition": 0, "headers": {"type": if i % 2 == 0 { "even" } else { "odd" }}}))
+        .collect();
+    let (s, _) = post(url, "/v1/topics/mix/records", json!({"records": records})).await;
+    assert_eq!(s, 200);
+    let (s, v) = put(
+        url,
+        "/v1/queues/evens",
+        json!({"topic": "mix", "filter": "type = 'even' AND", "max_deliveries": 1}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (400, Some("invalid_filter")),
+        "{v}"
+    );
+    assert!(v["position"].is_number(), "{v}");
+    let (s, v) = put(
+        url,
+        "/v1/queues/evens",
+        json!({"topic": "mix", "filter": "type = 'even'", "max_deliveries": 1}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["filter"].as_str()),
+        (201, Some("type = 'even'")),
+        "{v}"
+    );
+    let m = receive(url, "evens", json!({"max": 10})).await;
+    let values: Vec<&str> = m.iter().map(|m| m["value"].as_str().unwrap()).collect();
+    assert_eq!(values, vec!["v0", "v2", "v4"], "odd records are skipped");
+    assert_eq!(
+        history(url, "evens", 0, 1).await["state"],
+        "acked",
+        "a skipped record is done"
+    );
+    // Dead-letter two with different reasons, then redrive only one reason.
+    let r = receipts(&m);
+    settle(
+        url,
+        "evens",
+        "nack",
+        json!({"receipts": [r[0]], "reason": "timeout"}),
+    )
+    .await;
+    settle(
+        url,
+        "evens",
+        "nack",
+        json!({"receipts": [r[1]], "reason": "bad"}),
+    )
+    .await;
+    wait_dead_letters(url, "evens.dlq", 2).await;
+    let (s, v) = post(
+        url,
+        "/v1/queues/evens/redrive",
+        json!({"filter": "\"sluice.reason\" = 'timeout'", "dry_run": true}),
+    )
+    .await;
+    assert_eq!((s, v["would_redrive"].as_u64()), (200, Some(1)), "{v}");
+    let (s, v) = post(url, "/v1/queues/evens/redrive", json!({"filter": "nope ="})).await;
+    assert_eq!((s, v["code"].as_str()), (400, Some("invalid_filter")));
+    let (_, v) = post(
+        url,
+        "/v1/queues/evens/redrive",
+        json!({"filter": "\"sluice.reason\" = 'timeout'"}),
+    )
+    .await;
+    assert_eq!(v["redriven"], 1);
+    let again = receive(url, "evens", json!({"max": 10})).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0]["value"], "v0");
+}

@@ -58,6 +58,10 @@ pub struct QueueConfig {
     pub dead_letter_topic: String,
     pub ordering: Ordering,
     pub start: StartAt,
+    /// Only records that pass this filter (canonical text of a [`crate::filter::Filter`]) are
+    /// delivered; the others are skipped (they still advance the queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
     pub created_ms: i64,
     #[serde(default)]
     pub deleted: bool,
@@ -72,12 +76,22 @@ pub struct QueueSpec {
     pub dead_letter_topic: String,
     pub ordering: Ordering,
     pub start: StartAt,
+    pub filter: Option<crate::filter::Filter>,
 }
 
 impl QueueConfig {
     /// Prefix of its state log.
     pub fn state_prefix(&self) -> String {
         format!("{QUEUES}/{}/state/{}", self.name, self.id)
+    }
+
+    /// The parsed filter (`None`: every record).
+    pub fn filter(&self) -> Result<Option<crate::filter::Filter>> {
+        self.filter
+            .as_deref()
+            .map(crate::filter::Filter::parse)
+            .transpose()
+            .map_err(|e| Error::Internal(format!("queue {} has a bad filter: {e}", self.name)))
     }
 
     pub fn rules(&self) -> state::Rules {
@@ -198,6 +212,7 @@ impl Queues {
                     dead_letter_topic: spec.dead_letter_topic.clone(),
                     ordering: spec.ordering,
                     start: c.start,
+                    filter: spec.filter.as_ref().map(ToString::to_string),
                     ..c
                 };
                 (cfg, false)
@@ -214,6 +229,7 @@ impl Queues {
                     dead_letter_topic: spec.dead_letter_topic.clone(),
                     ordering: spec.ordering,
                     start: spec.start,
+                    filter: spec.filter.as_ref().map(ToString::to_string),
                     created_ms: now,
                     deleted: false,
                 },
@@ -322,6 +338,7 @@ mod tests {
             dead_letter_topic: "q.dlq".into(),
             ordering: Ordering::None,
             start: StartAt::Earliest,
+            filter: None,
         }
     }
 
@@ -366,6 +383,7 @@ mod tests {
             dead_letter_topic: "q.dlq".into(),
             ordering: Ordering::None,
             start: StartAt::Earliest,
+            filter: None,
             created_ms: 0,
             deleted: false,
         };

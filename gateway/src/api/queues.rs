@@ -20,6 +20,8 @@ use sluice_core::queue::state::{self, EventKind, QueueOp, QueueState, Settle};
 use sluice_core::queue::{
     check_visibility, Ordering, QueueSpec, StartAt, MAX_RECEIVE, MAX_WAIT_MS,
 };
+use futures::StreamExt;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +42,7 @@ fn known(name: &str) -> ApiResult<()> {
     responses(
         (status = 201, description = "Created", body = Queue),
         (status = 200, description = "Updated", body = Queue),
-        (status = 400, description = "Invalid name or settings, or another topic than the queue's (`invalid_request`, `invalid_json`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid name or settings, or another topic than the queue's (`invalid_request`, `invalid_json`, `invalid_filter`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such topic (`topic_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Changed concurrently; retry (`conflict`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
@@ -60,6 +62,11 @@ pub async fn put(
             .unwrap_or_else(|| format!("{name}.dlq")),
         ordering: body.ordering.map_or(Ordering::None, Into::into),
         start: body.start.map_or(StartAt::Earliest, Into::into),
+        filter: body
+            .filter
+            .as_deref()
+            .map(sluice_core::filter::Filter::parse)
+            .transpose()?,
     };
     spec.validate()?;
     st.log.topics().get(&spec.topic).await?;
@@ -222,13 +229,25 @@ async fn messages(
     grants: &[state::Grant],
     mut fetched: crate::queues::Fetched,
 ) -> ApiResult<Vec<Message>> {
+    // Redelivered records were not read ahead: read them, 16 at a time.
+    let missing: Vec<(u32, u64)> = grants
+        .iter()
+        .map(|g| (g.p, g.o))
+        .filter(|pos| !fetched.contains_key(pos))
+        .collect();
+    let read: Vec<_> = futures::stream::iter(missing)
+        .map(|(p, o)| async move { (p, o, st.queues.read_one(topic, p, o).await) })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for (p, o, r) in read {
+        if let Some(rec) = r? {
+            fetched.insert((p, o), rec);
+        }
+    }
     let mut out = Vec::with_capacity(grants.len());
     for g in grants {
-        let rec = match fetched.remove(&(g.p, g.o)) {
-            Some(r) => Some(r),
-            None => st.queues.read_one(topic, g.p, g.o).await?,
-        };
-        let Some(rec) = rec else {
+        let Some(rec) = fetched.remove(&(g.p, g.o)) else {
             tracing::warn!(
                 partition = g.p,
                 offset = g.o,
@@ -425,7 +444,7 @@ pub async fn history(
     request_body = RedriveBody,
     responses(
         (status = 200, description = "How many were (or, with `dry_run`, would be) redriven", body = RedriveAnswer),
-        (status = 400, description = "Malformed body (`invalid_request`, `invalid_json`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed body or filter (`invalid_request`, `invalid_json`, `invalid_filter`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such queue (`queue_not_found`)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn redrive(
@@ -433,14 +452,25 @@ pub async fn redrive(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<RedriveBody>,
 ) -> ApiResult<Json<RedriveAnswer>> {
+    let filter = body
+        .filter
+        .as_deref()
+        .map(sluice_core::filter::Filter::parse)
+        .transpose()?;
     known(&name)?;
     let rt = st.queues.get(&name).await?;
     let max = body
         .max
         .map_or(usize::MAX, |m| m.min(usize::MAX as u64) as usize);
+    // With a filter: which dead records pass it (read once, before planning: plans are pure).
+    let passing: Option<Arc<HashSet<state::Pos>>> = match &filter {
+        None => None,
+        Some(f) => Some(Arc::new(st.queues.dead_passing(&rt, f).await?)),
+    };
+    let keep = move |pos: state::Pos| passing.as_ref().is_none_or(|set| set.contains(&pos));
     if body.dry_run.unwrap_or(false) {
         let view = rt.state.read(Duration::ZERO).await?;
-        let n = state::plan_redrive(&view.state, max, |_, _| true).len() as u64;
+        let n = state::plan_redrive(&view.state, max, |pos, _| keep(pos)).len() as u64;
         return Ok(Json(RedriveAnswer {
             redriven: None,
             would_redrive: Some(n),
@@ -449,7 +479,7 @@ pub async fn redrive(
     let c = rt
         .state
         .propose(move |s: &QueueState, _| {
-            let picked = state::plan_redrive(s, max, |_, _| true);
+            let picked = state::plan_redrive(s, max, |pos, _| keep(pos));
             let n = picked.len() as u64;
             let ops = if picked.is_empty() {
                 vec![]
