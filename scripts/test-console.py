@@ -475,7 +475,15 @@ def check_queues(page):
     expect(dead.nth(0).locator("td[data-label=Now]")).to_have_text("dead-lettered")
     expect(page.locator(".cards")).to_contain_text("Dead-lettered")
     shot(page, "queue")
-    # Dry run: counts, changes nothing.
+    # Dry run: counts, changes nothing; with a filter over the dead letters' headers and key.
+    page.fill("input[name=redrive-filter]", "key = 'job-0' AND \"sluice.reason\" = 'bad input'")
+    page.get_by_role("button", name="Dry run").click()
+    result = page.locator("form[aria-label='Redrive dead letters'] .form-result")
+    expect(result).to_contain_text("Dry run: 1 dead-lettered record would be redriven")
+    page.fill("input[name=redrive-filter]", "key = ")
+    page.get_by_role("button", name="Dry run").click()
+    expect(page.locator(".field:has([name=redrive-filter]) .problem")).to_contain_text("invalid_filter")
+    page.fill("input[name=redrive-filter]", "")
     page.get_by_role("button", name="Dry run").click()
     result = page.locator("form[aria-label='Redrive dead letters'] .form-result")
     expect(result).to_contain_text("Dry run: 2 dead-lettered records would be redriven")
@@ -490,7 +498,7 @@ def check_queues(page):
     page.get_by_role("button", name="Redrive…").click()
     shot(page, "queue-redrive-confirm")
     page.locator("dialog.confirm").get_by_role("button", name="Redrive 2").click()
-    expect(result).to_contain_text("Redriven: 2 records are ready again")
+    expect(result).to_contain_text("Redriven: 2 records ready again")
     _, q = api("GET", "/v1/queues/work")
     assert (q["dead_lettered"], q["ready"]) == (0, 2), q
     expect(page.locator(".cards .card", has_text="Ready").first).to_contain_text("2")
