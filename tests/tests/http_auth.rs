@@ -163,6 +163,40 @@ fn case(method: &str, path: &str) -> Case {
             "/v1/topics/orders/partitions/0/offsets?timestamp_ms=0".into(),
             None,
         ),
+        // Queues: the scopes apply to the queue's name (queues `orders`, `orders-scratch`).
+        ("get", "/v1/queues") => (Needs::AnyToken, path.to_string(), None),
+        ("put", "/v1/queues/{queue}") => (
+            Needs::Admin,
+            "/v1/queues/orders".into(),
+            Some(json!({"topic": "orders"})),
+        ),
+        ("get", "/v1/queues/{queue}") => (Needs::Consume, "/v1/queues/orders".into(), None),
+        ("delete", "/v1/queues/{queue}") => {
+            (Needs::Admin, "/v1/queues/orders-scratch".into(), None)
+        }
+        ("post", "/v1/queues/{queue}/receive") => (
+            Needs::Consume,
+            "/v1/queues/orders/receive".into(),
+            Some(json!({"max": 1})),
+        ),
+        ("post", "/v1/queues/{queue}/ack" | "/v1/queues/{queue}/nack") => (
+            Needs::Consume,
+            path.replace("{queue}", "orders"),
+            Some(json!({"receipts": []})),
+        ),
+        ("post", "/v1/queues/{queue}/extend") => (
+            Needs::Consume,
+            "/v1/queues/orders/extend".into(),
+            Some(json!({"receipts": [], "visibility_timeout_ms": 1000})),
+        ),
+        ("get", "/v1/queues/{queue}/records/{partition}/{offset}") => {
+            (Needs::Consume, "/v1/queues/orders/records/0/0".into(), None)
+        }
+        ("post", "/v1/queues/{queue}/redrive") => (
+            Needs::Admin,
+            "/v1/queues/orders/redrive".into(),
+            Some(json!({"dry_run": true})),
+        ),
         _ => panic!(
             "{} {path} is in the OpenAPI document but tests/tests/http_auth.rs has no auth case \
              for it: add one (and a rule in gateway/src/auth.rs `need`)",
@@ -195,6 +229,26 @@ async fn setup(url: &str, c: &reqwest::Client) {
         )
         .await;
         assert_eq!(r.status().as_u16(), 201, "create {name}");
+    }
+    let r = call(
+        c,
+        "post",
+        &format!("{url}/v1/topics/orders/records"),
+        Some(&json!({"records": [{"value": "first", "partition": 0}]})),
+        auth(Some(ROOT)),
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 200, "produce");
+    for queue in ["orders", "orders-scratch"] {
+        let r = call(
+            c,
+            "put",
+            &format!("{url}/v1/queues/{queue}"),
+            Some(&json!({"topic": "orders"})),
+            auth(Some(ROOT)),
+        )
+        .await;
+        assert_eq!(r.status().as_u16(), 201, "create queue {queue}");
     }
 }
 
