@@ -259,7 +259,7 @@ export function mount(root, ctx) {
     const f = s.filter || undefined;
     if (s.mode === "time") {
       if (s.ts === null) {
-        put(fTime.error, problemBox(new Error("Give a date and time.")));
+        put(fTime.error, problemBox(new ApiError({ title: "Give a date and time.", code: "invalid_time" }, 0)));
         return;
       }
       if (s.dir === "fwd") page = await loadForward(topic, s.p, { timestamp_ms: s.ts }, s.n, f);
@@ -319,8 +319,22 @@ export function mount(root, ctx) {
         ),
       );
     } else {
-      put(list, h("div.rec-head", { "aria-hidden": "true" }, h("span", "Offset"), h("span", "Appended"), h("span", "Key"), h("span", "Value"), h("span", "Headers")), shown.map((r) => recordView(topic, s.p, r)));
+      // Records the person opened stay open when the page is drawn again.
+      const same = list.dataset.p === String(s.p);
+      const open = new Set(same ? [...list.querySelectorAll("details.rec[open]")].map((d) => d.dataset.offset) : []);
+      list.dataset.p = String(s.p);
+      put(list, h("div.rec-head", { "aria-hidden": "true" }, h("span", "Offset"), h("span", "Appended"), h("span", "Key"), h("span", "Value"), h("span", "Headers")), shown.map((r) => {
+          const v = recordView(topic, s.p, r);
+          v.open = open.has(String(r.offset));
+          return v;
+        }),
+      );
     }
+    drawPager(shown);
+  }
+
+  /** The range line and the paging buttons (also redrawn on a refresh that changed nothing). */
+  function drawPager(shown = s.dir === "back" ? [...page.records].reverse() : page.records) {
     const newAvailable = info.next > page.hi ? info.next - page.hi : 0;
     range.textContent = `${shown.length ? `Offsets ${num(page.records[0].offset)}–${num(page.records[page.records.length - 1].offset)}` : "No records"} · partition ${s.p} holds ${num(info.earliest)}–${num(Math.max(info.earliest, info.next - 1))}${newAvailable ? ` · ${num(newAvailable)} newer` : ""}`;
     olderBtn.disabled = page.lo <= info.earliest;
@@ -390,7 +404,7 @@ export function mount(root, ctx) {
           page.head = page.hi >= info.next;
         });
       }
-      draw();
+      drawPager();
     },
     showError: showProblem,
     clearError: () => {},

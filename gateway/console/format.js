@@ -11,6 +11,11 @@ export function num(n) {
   return nf.format(n);
 }
 
+/** 1 → "1 record", 1200 → "1,200 records". */
+export function count(n, one, many = `${one}s`) {
+  return `${num(n)} ${n === 1 ? one : many}`;
+}
+
 /** A rate with one decimal below 10, none above: 0.25 → "0.3", 1234.5 → "1,235". */
 export function rate(n) {
   if (n === null || n === undefined || Number.isNaN(n)) return "—";

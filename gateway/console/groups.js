@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { card, confirmDialog, empty, field, gone, h, problemBox, put, showFor, snippet, table, unavailable } from "./dom.js";
-import { ago, duration, iso, num, parseLocal, toLocalInput } from "./format.js";
+import { ago, count, duration, iso, num, parseLocal, toLocalInput } from "./format.js";
 
 const enc = encodeURIComponent;
 
@@ -48,7 +48,7 @@ export function mount(root, ctx) {
 
 function lagCell(lag) {
   if (lag === null || lag === undefined) return "—";
-  return h("span", { class: lag > 0 ? "lag" : "ok" }, `${num(lag)} records`);
+  return h("span", { class: lag > 0 ? "lag" : "ok" }, count(lag, "record"));
 }
 
 /** A bar showing committed/high-watermark, with the lag as the unfilled part. */

@@ -5,7 +5,7 @@
 
 import { api, ApiError } from "./api.js";
 import { card, confirmDialog, empty, field, gone, h, problemBox, put, snippet, table, unavailable } from "./dom.js";
-import { duration, iso, localTime, num } from "./format.js";
+import { count, duration, iso, localTime, num } from "./format.js";
 import { valueView } from "./browser.js";
 import { pool } from "./topics.js";
 
@@ -24,7 +24,7 @@ function oldest(q) {
   return duration(q.oldest_ready_age_ms);
 }
 
-function count(v, cls) {
+function countCell(v, cls) {
   if (v === null || v === undefined) return "—";
   return h("span", { class: v > 0 ? cls || "" : "muted" }, num(v));
 }
@@ -67,12 +67,12 @@ export function mount(root, ctx) {
           [
             { label: "Queue", cell: (q) => h("a.strong", { href: `#/queues/${enc(q.queue)}` }, q.queue) },
             { label: "Topic", cell: (q) => h("a", { href: `#/topics/${enc(q.topic)}` }, q.topic) },
-            { label: "Ready", num: true, cell: (q) => count(q.ready) },
-            { label: "In flight", num: true, cell: (q) => count(q.in_flight) },
-            { label: "Delayed", num: true, cell: (q) => count(q.delayed) },
-            { label: "Dead-lettered", num: true, cell: (q) => count(q.dead_lettered, "lag") },
+            { label: "Ready", num: true, cell: (q) => countCell(q.ready) },
+            { label: "In flight", num: true, cell: (q) => countCell(q.in_flight) },
+            { label: "Delayed", num: true, cell: (q) => countCell(q.delayed) },
+            { label: "Dead-lettered", num: true, cell: (q) => countCell(q.dead_lettered, "lag") },
             { label: "Oldest ready", num: true, cell: (q) => oldest(q) },
-            { label: "Acked", num: true, cell: (q) => count(q.acked) },
+            { label: "Acked", num: true, cell: (q) => countCell(q.acked) },
           ],
           qs.filter(Boolean),
           { caption: "Queues, refreshed every 2 s" },
@@ -170,7 +170,7 @@ function redriveForm(queue, onDone) {
     clear();
     try {
       const r = await api.redrive(queue, { ...body(), dry_run: true });
-      put(result, h("p.ok", `Dry run: ${num(r.would_redrive ?? 0)} dead-lettered records would be redriven. Nothing was changed.`));
+      put(result, h("p.ok", `Dry run: ${count(r.would_redrive ?? 0, "dead-lettered record")} would be redriven. Nothing was changed.`));
     } catch (e) {
       fail(e);
     }
@@ -194,8 +194,8 @@ function redriveForm(queue, onDone) {
         return;
       }
       const ok = await confirmDialog({
-        title: `Redrive ${num(n)} records?`,
-        body: h("p", `${num(n)} dead-lettered records of queue ${queue}${b.filter ? ` matching ${b.filter}` : ""} become ready again.`),
+        title: `Redrive ${count(n, "record")}?`,
+        body: h("p", `${count(n, "dead-lettered record")} of queue ${queue}${b.filter ? ` matching ${b.filter}` : ""} ${n === 1 ? "becomes" : "become"} ready again.`),
         confirm: `Redrive ${num(n)}`,
       });
       if (!ok) {
@@ -203,7 +203,7 @@ function redriveForm(queue, onDone) {
         return;
       }
       const r = await api.redrive(queue, { ...b, dry_run: false });
-      put(result, h("p.ok", `Redriven: ${num(r.redriven ?? 0)} records are ready again.`));
+      put(result, h("p.ok", `Redriven: ${count(r.redriven ?? 0, "record")} ready again.`));
       onDone();
     } catch (e) {
       fail(e);

@@ -8,7 +8,8 @@ import { absTime, deleteTopic, lastAppend, rateCell, ratesOf, retentionInput, ti
 
 const enc = encodeURIComponent;
 
-function editForm(detail, onSaved) {
+function editForm(initial, onSaved) {
+  let detail = initial;
   const ret = retentionInput(detail.retention_ms);
   const parts = h("input", { type: "number", min: String(detail.partitions), max: "10000", value: String(detail.partitions) });
   const retF = field("Retention", ret, "Empty keeps records forever");
@@ -34,7 +35,9 @@ function editForm(detail, onSaved) {
     try {
       const t = await api.patchTopic(detail.name, body);
       put(result, h("p.ok", `Saved: ${num(t.partitions)} partitions, retention ${retention(t.retention_ms)}.`));
-      onSaved();
+      detail = { ...detail, retention_ms: t.retention_ms, partitions: t.partitions };
+      parts.min = String(t.partitions);
+      onSaved(t);
     } catch (e) {
       const d = (e.problem?.detail || "").toLowerCase();
       put(d.includes("partition") ? partF.error : d.includes("retention") ? retF.error : result, problemBox(e));
@@ -172,10 +175,16 @@ export function mount(root, ctx) {
           d.partition_info,
         ),
       );
-      const key = `${d.version}`;
-      if (edited !== key) {
-        edited = key;
-        put(editBox, editForm(d, () => ctx.refresh()));
+      // A new form for a config changed elsewhere, unless the person is editing this one.
+      if (edited !== d.version && !editBox.contains(document.activeElement)) {
+        edited = d.version;
+        put(
+          editBox,
+          editForm(d, (t) => {
+            edited = t.version;
+            ctx.refresh();
+          }),
+        );
       }
       let delayed;
       try {

@@ -201,39 +201,38 @@ fn case(method: &str, path: &str) -> Case {
             "/v1/groups/g1/reset".into(),
             Some(json!({"topic": "orders", "to": "earliest"})),
         ),
+        // Queues: the scopes apply to the queue's name (queues `orders`, `orders-scratch`).
         ("get", "/v1/queues") => (Needs::AnyToken, path.to_string(), None),
         ("put", "/v1/queues/{queue}") => (
             Needs::Admin,
-            "/v1/queues/orders-q-new".into(),
+            "/v1/queues/orders".into(),
             Some(json!({"topic": "orders"})),
         ),
-        ("get", "/v1/queues/{queue}") => (Needs::Consume, "/v1/queues/orders-q".into(), None),
+        ("get", "/v1/queues/{queue}") => (Needs::Consume, "/v1/queues/orders".into(), None),
         ("delete", "/v1/queues/{queue}") => {
-            (Needs::Admin, "/v1/queues/orders-q-scratch".into(), None)
+            (Needs::Admin, "/v1/queues/orders-scratch".into(), None)
         }
         ("post", "/v1/queues/{queue}/receive") => (
             Needs::Consume,
-            "/v1/queues/orders-q/receive".into(),
+            "/v1/queues/orders/receive".into(),
             Some(json!({"max": 1})),
         ),
         ("post", "/v1/queues/{queue}/ack" | "/v1/queues/{queue}/nack") => (
             Needs::Consume,
-            path.replace("{queue}", "orders-q"),
-            Some(json!({"receipts": ["no-such-receipt"]})),
+            path.replace("{queue}", "orders"),
+            Some(json!({"receipts": []})),
         ),
         ("post", "/v1/queues/{queue}/extend") => (
             Needs::Consume,
-            "/v1/queues/orders-q/extend".into(),
-            Some(json!({"receipts": ["no-such-receipt"], "visibility_timeout_ms": 1000})),
+            "/v1/queues/orders/extend".into(),
+            Some(json!({"receipts": [], "visibility_timeout_ms": 1000})),
         ),
-        ("get", "/v1/queues/{queue}/records/{partition}/{offset}") => (
-            Needs::Consume,
-            "/v1/queues/orders-q/records/0/0".into(),
-            None,
-        ),
+        ("get", "/v1/queues/{queue}/records/{partition}/{offset}") => {
+            (Needs::Consume, "/v1/queues/orders/records/0/0".into(), None)
+        }
         ("post", "/v1/queues/{queue}/redrive") => (
             Needs::Admin,
-            "/v1/queues/orders-q/redrive".into(),
+            "/v1/queues/orders/redrive".into(),
             Some(json!({"dry_run": true})),
         ),
         _ => panic!(
@@ -276,6 +275,26 @@ async fn setup(url: &str, c: &reqwest::Client) {
         )
         .await;
         assert_eq!(r.status().as_u16(), 201, "create {name}");
+    }
+    let r = call(
+        c,
+        "post",
+        &format!("{url}/v1/topics/orders/records"),
+        Some(&json!({"records": [{"value": "first", "partition": 0}]})),
+        auth(Some(ROOT)),
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 200, "produce");
+    for queue in ["orders", "orders-scratch"] {
+        let r = call(
+            c,
+            "put",
+            &format!("{url}/v1/queues/{queue}"),
+            Some(&json!({"topic": "orders"})),
+            auth(Some(ROOT)),
+        )
+        .await;
+        assert_eq!(r.status().as_u16(), 201, "create queue {queue}");
     }
 }
 
@@ -328,7 +347,6 @@ async fn every_route_needs_the_right_scope() {
     let c = reqwest::Client::new();
     setup(url, &c).await;
     setup_groups(url, &c).await;
-    setup_queues(url, &c).await;
 
     // The document itself is open.
     let r = c

@@ -228,13 +228,18 @@ async fn messages(
     grants: &[state::Grant],
     mut fetched: crate::queues::Fetched,
 ) -> ApiResult<Vec<Message>> {
+    // Redelivered records were not read ahead: read them (one read per run of offsets).
+    let missing: Vec<(u32, u64)> = grants
+        .iter()
+        .map(|g| (g.p, g.o))
+        .filter(|pos| !fetched.contains_key(pos))
+        .collect();
+    if !missing.is_empty() {
+        fetched.extend(st.queues.read_many(topic, missing).await?);
+    }
     let mut out = Vec::with_capacity(grants.len());
     for g in grants {
-        let rec = match fetched.remove(&(g.p, g.o)) {
-            Some(r) => Some(r),
-            None => st.queues.read_one(topic, g.p, g.o).await?,
-        };
-        let Some(rec) = rec else {
+        let Some(rec) = fetched.remove(&(g.p, g.o)) else {
             tracing::warn!(
                 partition = g.p,
                 offset = g.o,
