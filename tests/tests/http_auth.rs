@@ -298,30 +298,6 @@ async fn setup(url: &str, c: &reqwest::Client) {
     }
 }
 
-/// Queues for the queue routes' cases, and a record for the history case.
-async fn setup_queues(url: &str, c: &reqwest::Client) {
-    for queue in ["orders-q", "orders-q-scratch"] {
-        let r = call(
-            c,
-            "put",
-            &format!("{url}/v1/queues/{queue}"),
-            Some(&json!({"topic": "orders"})),
-            auth(Some(ROOT)),
-        )
-        .await;
-        assert_eq!(r.status().as_u16(), 201, "create queue {queue}");
-    }
-    let r = call(
-        c,
-        "post",
-        &format!("{url}/v1/topics/orders/records"),
-        Some(&json!({"records": [{"value": "v", "partition": 0}]})),
-        auth(Some(ROOT)),
-    )
-    .await;
-    assert_eq!(r.status().as_u16(), 200, "produce for the history case");
-}
-
 /// Groups for the group routes' cases (one gateway per test process uses them).
 async fn setup_groups(url: &str, c: &reqwest::Client) {
     let mut ids = Vec::new();
