@@ -890,6 +890,12 @@ mod tests {
     }
 
     #[test]
+    fn the_internal_commit_hand_over_needs_admin_everywhere() {
+        // Gateway to gateway, not in the OpenAPI document: the rule for unlisted routes.
+        assert_eq!(need(&Method::POST, "/internal/v1/commit"), Need::Unlisted);
+    }
+
+    #[test]
     fn every_documented_operation_has_a_rule() {
         use utoipa::OpenApi;
         let doc = crate::ApiDoc::openapi();

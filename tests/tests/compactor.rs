@@ -149,8 +149,14 @@ async fn crash_at_every_call_then_restart_converges() {
                                 .read(&t, p, 0, 10_000, 64 << 20)
                                 .await
                                 .unwrap_or_else(|e| panic!("round {round} {name}/{p}: {e}"));
+                            // Records past the first produce's are the second produce's,
+                            // which may start while this reader still runs.
+                            let want = expected.keys().filter(|k| k.0 == name && k.1 == p).count();
                             for (i, r) in b.records.iter().enumerate() {
                                 assert_eq!(r.offset, i as u64, "dense");
+                                if i >= want {
+                                    continue;
+                                }
                                 assert_eq!(
                                     Some(&r.record.value.to_vec()),
                                     expected.get(&(name.to_string(), p, r.offset)),
@@ -159,10 +165,8 @@ async fn crash_at_every_call_then_restart_converges() {
                                 );
                                 checked += 1;
                             }
-                            let want = expected.keys().filter(|k| k.0 == name && k.1 == p).count();
-                            assert_eq!(
-                                b.records.len(),
-                                want,
+                            assert!(
+                                b.records.len() >= want,
                                 "{name}/{p}: a racing reader missed records"
                             );
                         }
