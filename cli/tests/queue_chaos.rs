@@ -64,6 +64,7 @@ async fn receiver(
     urls: Arc<Vec<String>>,
     leases: Arc<Mutex<Vec<LeaseObs>>>,
     done: Arc<AtomicBool>,
+    holding: Arc<AtomicBool>,
 ) {
     let client = reqwest::Client::new();
     let start = id as usize % urls.len();
@@ -80,7 +81,10 @@ async fn receiver(
         if msgs.is_empty() {
             continue;
         }
-        // Observed when the receive answered; given up when the ack / nack is sent (now).
+        holding.store(true, Ordering::SeqCst);
+        // Observed when the receive answered; given up when the ack / nack is sent, after the
+        // work.
+        tokio::time::sleep(WORK).await;
         let released = now_ms();
         leases.lock().unwrap().extend(msgs.iter().map(|m| LeaseObs {
             receiver: id,
@@ -97,7 +101,6 @@ async fn receiver(
         let (bad, ok): (Vec<&Value>, Vec<&Value>) = msgs
             .iter()
             .partition(|m| m["value"].as_str().unwrap_or("").starts_with("poison"));
-        tokio::time::sleep(WORK).await;
         let ok: Vec<&Value> = ok.iter().map(|m| &m["receipt"]).collect();
         let bad: Vec<&Value> = bad.iter().map(|m| &m["receipt"]).collect();
         call_any(
@@ -116,6 +119,7 @@ async fn receiver(
             Some(&json!({"receipts": bad, "reason": "poison"})),
         )
         .await;
+        holding.store(false, Ordering::SeqCst);
     }
 }
 
@@ -172,18 +176,26 @@ async fn run(backend: Backend) {
 
     let leases = Arc::new(Mutex::new(Vec::new()));
     let done = Arc::new(AtomicBool::new(false));
+    let holding: Vec<Arc<AtomicBool>> = (0..6).map(|_| Arc::default()).collect();
     let receivers: Vec<_> = (0..6u32)
-        .map(|id| tokio::spawn(receiver(id, urls.clone(), leases.clone(), done.clone())))
+        .map(|id| {
+            let h = holding[id as usize].clone();
+            tokio::spawn(receiver(id, urls.clone(), leases.clone(), done.clone(), h))
+        })
         .collect();
     // Mid-run: two receivers die holding their leases, and gateway 2 is SIGKILLed.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for r in [4, 5] {
+        while !holding[r].load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        receivers[r].abort();
+    }
     let before_kill = leases.lock().unwrap().len();
     assert!(
         before_kill < (PARTITIONS as u64 * PER_PARTITION) as usize / 2,
         "the failures must land mid-run ({before_kill} leases already)"
     );
-    receivers[4].abort();
-    receivers[5].abort();
     gateways[2].kill();
 
     // Until the queue is drained: nothing ready, in flight or delayed, every poison dead.

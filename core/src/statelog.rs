@@ -171,14 +171,18 @@ pub struct StateLog<S: StateMachine> {
 
 impl<S: StateMachine> StateLog<S> {
     /// Load the newest snapshot under `prefix` and read the entries after it. `writer`
-    /// identifies this process in the entries it writes (e.g. a ULID minted at start).
+    /// identifies this process in the entries it writes (e.g. a ULID minted at start); its last
+    /// 8 bytes are replaced by a nonce of this instance, so two instances of one process on one
+    /// log never take each other's entry for their own (which would answer both proposals).
     pub async fn open(
         store: DynStore,
         prefix: impl Into<String>,
         clock: Arc<dyn Clock>,
         cfg: StateLogConfig,
-        writer: [u8; 16],
+        mut writer: [u8; 16],
     ) -> Result<Arc<Self>> {
+        let nonce = crate::ids::new_ulid(clock.now_ms()).to_bytes();
+        writer[8..].copy_from_slice(&nonce[8..]);
         let this = Arc::new(Self {
             store,
             prefix: prefix.into(),
@@ -828,6 +832,37 @@ mod tests {
         let again = futures::future::join_all((0..50u64).map(|id| add_once(&log, id))).await;
         assert!(again.into_iter().all(|a| !a.unwrap()));
         assert_eq!(inst.counts().put - before.put, seq);
+    }
+
+    #[tokio::test]
+    async fn two_instances_with_one_writer_id_never_both_win() {
+        let store: DynStore = Arc::new(object_store::memory::InMemory::new());
+        let clock = ManualClock::new(5);
+        let open1 = || {
+            StateLog::<Tally>::open(
+                store.clone(),
+                "t/state",
+                clock.clone(),
+                StateLogConfig::default(),
+                writer(1),
+            )
+        };
+        let (a, b) = (open1().await.unwrap(), open1().await.unwrap());
+        // Same state, same time, same op: without a per-instance nonce the entries would be
+        // byte-identical and the loser would take the winner's entry for its own.
+        let add = |log: Arc<StateLog<Tally>>| async move {
+            log.propose(|s: &Tally, _| {
+                let id = s.order.len() as u64;
+                (vec![TallyOp::Add(id)], id)
+            })
+            .await
+            .unwrap()
+            .answer
+        };
+        let (x, y) = tokio::join!(add(a.clone()), add(b.clone()));
+        assert_ne!(x, y, "each proposal got its own op");
+        a.sync().await.unwrap();
+        assert_eq!(a.view().state.order, vec![0, 1]);
     }
 
     #[tokio::test]

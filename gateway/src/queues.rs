@@ -127,6 +127,7 @@ impl QueueRuntimes {
         )
         .await?;
         let name = cfg.name.clone();
+        let id = cfg.id.clone();
         let rt = Arc::new(QueueRuntime {
             cfg: Mutex::new((Arc::new(cfg), Instant::now())),
             state,
@@ -134,10 +135,16 @@ impl QueueRuntimes {
             rotate: Default::default(),
         });
         self.start(&rt).await?;
-        self.map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name, rt.clone());
+        {
+            // Two requests may have opened the same queue at once: keep one runtime.
+            let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(other) = map.get(&name) {
+                if other.config().id == id {
+                    return Ok(other.clone());
+                }
+            }
+            map.insert(name, rt.clone());
+        }
         self.spawn_maintenance(Arc::downgrade(self), Arc::downgrade(&rt));
         Ok(rt)
     }
@@ -320,6 +327,25 @@ impl QueueRuntimes {
         }
     }
 
+    /// Each partition's next offset, from the topic's shard head synced within
+    /// `STATE_STALENESS` (concurrent callers share the GET).
+    async fn partition_ends(&self, topic: &TopicConfig) -> Result<Vec<u64>> {
+        let shard = self.log.shard(topic.shard).await?;
+        let since = Instant::now()
+            .checked_sub(STATE_STALENESS)
+            .unwrap_or_else(Instant::now);
+        shard.sync_since(Some(since)).await?;
+        let id = topic.topic_id()?;
+        Ok((0..topic.partitions)
+            .map(|partition| {
+                shard.next_offset(&sluice_core::ids::PartitionId {
+                    topic: id,
+                    partition,
+                })
+            })
+            .collect())
+    }
+
     /// The records at these positions: each run of consecutive offsets is read with one read
     /// (16 runs at a time); positions retention deleted are left out.
     pub async fn read_many(&self, topic: &TopicConfig, mut positions: Vec<Pos>) -> Result<Fetched> {
@@ -391,6 +417,9 @@ impl QueueRuntimes {
         let cfg = rt.config();
         let ordering_key = cfg.ordering == q::Ordering::Key;
         let filter = cfg.filter()?;
+        // Partition ends from the shard head (one shared GET at most every STATE_STALENESS), so
+        // partitions with nothing beyond the frontier cost no read.
+        let ends = self.partition_ends(topic).await?;
         let mut ahead = rt.ahead.lock().await;
         let mut windows = Vec::new();
         let mut fetched = Fetched::new();
@@ -401,6 +430,9 @@ impl QueueRuntimes {
             }
             let p = (first + i) % n;
             let next = st.next_of(p);
+            if ends[p as usize] <= next {
+                continue;
+            }
             let usable = ahead.get(&p).is_some_and(|a| {
                 let end = a.from + a.records.len() as u64;
                 a.from <= next
@@ -499,7 +531,11 @@ impl QueueRuntimes {
         let (redeliver, in_flight, delayed, oldest_due) = state::counts(&view.state, now);
         let mut fresh = 0u64;
         let mut oldest = oldest_due;
+        let ends = self.partition_ends(&topic).await?;
         for p in 0..topic.partitions {
+            if ends[p as usize] <= view.state.next_of(p) {
+                continue; // nothing beyond the frontier: no look-up
+            }
             let info = self.log.partition_info(&topic, p).await?;
             let from = view.state.next_of(p).max(info.earliest_offset);
             if info.next_offset > from {

@@ -566,8 +566,20 @@ pub mod queue {
             }
             let counts: BTreeSet<u32> = leases.iter().map(|l| l.delivery_count).collect();
             if counts.len() != leases.len() {
+                let seen: Vec<_> = leases
+                    .iter()
+                    .map(|l| {
+                        (
+                            l.receiver,
+                            l.delivery_count,
+                            l.sent_ms,
+                            l.answered_ms,
+                            l.released_ms,
+                        )
+                    })
+                    .collect();
                 v.push(format!(
-                    "Q3 {pos:?}: {} leases but delivery counts {counts:?}",
+                    "Q3 {pos:?}: {} leases but delivery counts {counts:?}: (receiver, count, sent, answered, released) {seen:?}",
                     leases.len()
                 ));
             }
