@@ -16,7 +16,7 @@
 #   SLUICE_CACHE            venv dir (default: $HOME/.cache/sluice)
 #   SLUICE_API_FUZZ_EXAMPLES  test cases per operation and phase (default: 100)
 #   SLUICE_API_FUZZ_SEED    Hypothesis seed (default: 20240601; fixed so runs are reproducible)
-#   SLUICE_API_FUZZ_TIMEOUT hard limit for the Schemathesis run, in seconds (default: 150)
+#   SLUICE_API_FUZZ_TIMEOUT hard limit for the Schemathesis run, in seconds (default: 420)
 #
 # Replay a failure with the `st replay <id>` line Schemathesis prints, or re-run with the same
 # seed. A typical run is ~20 s and some 2,000 requests.
@@ -30,7 +30,7 @@ CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
 VENV="$CACHE/venv-schemathesis"
 EXAMPLES="${SLUICE_API_FUZZ_EXAMPLES:-100}"
 SEED="${SLUICE_API_FUZZ_SEED:-20240601}"
-TIMEOUT="${SLUICE_API_FUZZ_TIMEOUT:-150}"
+TIMEOUT="${SLUICE_API_FUZZ_TIMEOUT:-420}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
 
 log() { echo "api-fuzz: $*"; }
