@@ -5,7 +5,8 @@
   and a generated array as one line per item.
 - Long-polls are kept short: `wait_ms` is capped at 50 ms so a read of an empty partition does
   not hold a worker for up to 30 s (the gateway clamps it to 30 000 anyway). Values that are not
-  whole numbers that fit a u64 are sent unchanged, so the parameter is still fuzzed.
+  whole numbers that fit a u64 are sent unchanged, so the parameter is still fuzzed. The same
+  for the `wait_ms` field of a queue receive's body.
 """
 
 import json
@@ -45,3 +46,6 @@ def before_call(ctx, case, kwargs):
     # Every phase passes here (a `map_query` hook misses the coverage phase's boundary values).
     if isinstance(case.query, dict) and "wait_ms" in case.query:
         case.query["wait_ms"] = _capped(case.query["wait_ms"])
+    # A queue receive's long-poll is in its body.
+    if isinstance(case.body, dict) and "wait_ms" in case.body:
+        case.body["wait_ms"] = _capped(case.body["wait_ms"])

@@ -41,6 +41,10 @@ pub struct Args {
     /// Records left to expire in the redelivery phase.
     #[arg(long, default_value_t = 200)]
     redeliveries: usize,
+    /// Also build, in process, a queue state with this many records in flight and print its
+    /// memory, snapshot size and planning times (0: skip).
+    #[arg(long, default_value_t = 1_000_000)]
+    in_flight: u64,
     #[arg(long)]
     sluice_bin: Option<PathBuf>,
     #[arg(long, env = "SLUICE_TEST_S3_ENDPOINT")]
@@ -172,7 +176,96 @@ async fn receiver(client: reqwest::Client, base: String, batch: usize, until: In
     t
 }
 
+/// `VmRSS` of this process, MiB.
+fn own_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let l = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_string();
+            l.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// A queue state with `n` leased records (as 1000-op entries would build it): memory per
+/// record in flight, snapshot size and time, and the cost of planning on it.
+fn in_flight(n: u64) {
+    use sluice_core::queue::state::{self, QueueOp, QueueState, Rules, Settle};
+    use sluice_core::statelog::StateMachine;
+    let before = own_rss_mib();
+    let t = Instant::now();
+    let mut st = QueueState::default();
+    let partitions = 8u32;
+    for i in 0..n {
+        let p = (i % partitions as u64) as u32;
+        let o = i / partitions as u64;
+        st.apply(
+            &QueueOp::Admit {
+                p,
+                o,
+                key: None,
+                lease: Some((i + 1, 3_600_000)),
+                gw: Some("01JDGWID".into()),
+            },
+            1000,
+        );
+    }
+    let built = t.elapsed();
+    let rss = own_rss_mib() - before;
+    let rules = Rules {
+        max_deliveries: 5,
+        ordering_key: false,
+    };
+    let t = Instant::now();
+    let clone = st.clone();
+    let (_, grants) = state::plan_receive(&clone, &rules, &[], 100, 2_000_000, 1_000_000, None);
+    let plan = t.elapsed();
+    let t = Instant::now();
+    let receipts: Vec<_> = (0..1000u64)
+        .map(|i| {
+            Some(state::ReceiptRef {
+                p: (i % partitions as u64) as u32,
+                o: i / partitions as u64,
+                lease: i + 1,
+            })
+        })
+        .collect();
+    let (ops, _) = state::plan_settle(&st, &rules, &receipts, &Settle::Ack, 2000);
+    let mut work = st.clone();
+    for op in &ops {
+        work.apply(op, 2000);
+    }
+    let ack = t.elapsed();
+    let t = Instant::now();
+    let counts = state::counts(&st, 2000);
+    let count = t.elapsed();
+    let t = Instant::now();
+    let snap = st.snapshot().map(|b| b.len()).unwrap_or(0);
+    let snap_t = t.elapsed();
+    println!(
+        "in process: {n} records in flight built in {:.1} s; RSS +{rss:.0} MiB ({:.0} B per record)",
+        built.as_secs_f64(),
+        rss * 1048576.0 / n.max(1) as f64
+    );
+    println!(
+        "  clone + plan a receive of 100 on it: {:.2} ms ({} granted: all leased)   plan + apply 1000 acks: {:.1} ms   stats: {:.0} ms (in flight {})",
+        plan.as_secs_f64() * 1000.0,
+        grants.len(),
+        ack.as_secs_f64() * 1000.0,
+        count.as_secs_f64() * 1000.0,
+        counts.1
+    );
+    println!(
+        "  snapshot: {:.0} MiB of JSON in {:.1} s",
+        snap as f64 / 1048576.0,
+        snap_t.as_secs_f64()
+    );
+}
+
 pub async fn run(args: Args) {
+    if args.in_flight > 0 {
+        in_flight(args.in_flight);
+    }
     let bin = sluice_bin(args.sluice_bin.as_ref());
     let dir = match tempfile::tempdir() {
         Ok(d) => d,

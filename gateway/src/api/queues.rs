@@ -20,6 +20,7 @@ use sluice_core::queue::state::{self, EventKind, QueueOp, QueueState, Settle};
 use sluice_core::queue::{
     check_visibility, Ordering, QueueSpec, StartAt, MAX_RECEIVE, MAX_WAIT_MS,
 };
+use futures::StreamExt;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -228,13 +229,25 @@ async fn messages(
     grants: &[state::Grant],
     mut fetched: crate::queues::Fetched,
 ) -> ApiResult<Vec<Message>> {
+    // Redelivered records were not read ahead: read them, 16 at a time.
+    let missing: Vec<(u32, u64)> = grants
+        .iter()
+        .map(|g| (g.p, g.o))
+        .filter(|pos| !fetched.contains_key(pos))
+        .collect();
+    let read: Vec<_> = futures::stream::iter(missing)
+        .map(|(p, o)| async move { (p, o, st.queues.read_one(topic, p, o).await) })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for (p, o, r) in read {
+        if let Some(rec) = r? {
+            fetched.insert((p, o), rec);
+        }
+    }
     let mut out = Vec::with_capacity(grants.len());
     for g in grants {
-        let rec = match fetched.remove(&(g.p, g.o)) {
-            Some(r) => Some(r),
-            None => st.queues.read_one(topic, g.p, g.o).await?,
-        };
-        let Some(rec) = rec else {
+        let Some(rec) = fetched.remove(&(g.p, g.o)) else {
             tracing::warn!(
                 partition = g.p,
                 offset = g.o,
