@@ -63,10 +63,15 @@ fn require<'a>(
     }
 }
 
-/// The group's state (404 `group_not_found` when there is none).
+/// The group's state (404 `group_not_found` when there is none). A state up to `staleness` old
+/// will do, but "not found" is only ever answered from a state confirmed current: the group may
+/// have been created through another gateway a moment ago.
 async fn existing(st: &AppState, group: &str, staleness: Duration) -> ApiResult<GroupState> {
     group_name(group)?;
-    let view = st.groups.state(group, staleness).await?;
+    let mut view = st.groups.state(group, staleness).await?;
+    if !view.state.exists && !staleness.is_zero() {
+        view = st.groups.state(group, Duration::ZERO).await?;
+    }
     if !view.state.exists {
         return Err(GroupError::GroupNotFound.into());
     }
@@ -433,16 +438,22 @@ pub async fn poll(
         let view = s.at(now);
         let member = match live_member(&view, &member_id, now) {
             Ok(m) => m.clone(),
-            Err(e) => {
-                if s.members.contains_key(&member_id) {
-                    // Expired but not yet committed: commit it ("whoever notices").
-                    let id = member_id.clone();
-                    let _ = st
-                        .groups
-                        .propose(&group, move |s, now| live_member(s, &id, now).map(|_| None))
-                        .await?;
+            Err(_) => {
+                // Ask a state confirmed current (the member may have joined through another
+                // gateway a moment ago); an expiry found due is committed on the way.
+                let id = member_id.clone();
+                let current = st
+                    .groups
+                    .propose(&group, move |s, now| live_member(s, &id, now).map(|_| None))
+                    .await??;
+                conflicts += 1;
+                if conflicts > POLL_RETRIES {
+                    return Ok(Json(PollAnswer {
+                        generation: current.generation,
+                        records: Vec::new(),
+                    }));
                 }
-                return Err(e.into());
+                continue;
             }
         };
         if view.generation != s.generation {
