@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use futures::StreamExt;
 use sluice_api::{
     AckBody, ExtendBody, HistoryEvent, Message, NackBody, PutQueue, Queue, QueueDetail, QueueList,
     ReceiveAnswer, ReceiveBody, RecordHistory, RecordOut, RedriveAnswer, RedriveBody,
@@ -20,7 +21,6 @@ use sluice_core::queue::state::{self, EventKind, QueueOp, QueueState, Settle};
 use sluice_core::queue::{
     check_visibility, Ordering, QueueSpec, StartAt, MAX_RECEIVE, MAX_WAIT_MS,
 };
-use futures::StreamExt;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
