@@ -4,6 +4,7 @@
 //! letters, refreshing the backlog gauges).
 
 use crate::metrics::Metrics;
+use futures::StreamExt;
 use sluice_core::clock::Clock;
 use sluice_core::error::{Error, Result};
 use sluice_core::format::record::Record;
@@ -316,6 +317,62 @@ impl QueueRuntimes {
             Err(Error::OffsetOutOfRange { .. }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The records at these positions: each run of consecutive offsets is read with one read
+    /// (16 runs at a time); positions retention deleted are left out.
+    pub async fn read_many(&self, topic: &TopicConfig, mut positions: Vec<Pos>) -> Result<Fetched> {
+        positions.sort_unstable();
+        positions.dedup();
+        let mut runs: Vec<(u32, u64, u64)> = Vec::new();
+        for (p, o) in positions {
+            match runs.last_mut() {
+                Some(r) if r.0 == p && r.2 == o => r.2 = o + 1,
+                _ => runs.push((p, o, o + 1)),
+            }
+        }
+        let results: Vec<Result<Vec<(u32, ReadRecord)>>> = futures::stream::iter(runs)
+            .map(|(p, start, end)| async move {
+                let mut got = Vec::new();
+                let mut at = start;
+                while at < end {
+                    match self
+                        .log
+                        .read(topic, p, at, (end - at) as usize, 16 << 20)
+                        .await
+                    {
+                        Ok(b) => {
+                            let next = b.next_offset;
+                            got.extend(
+                                b.records
+                                    .into_iter()
+                                    .filter(|r| (at..end).contains(&r.offset))
+                                    .map(|r| (p, r)),
+                            );
+                            if next <= at {
+                                break;
+                            }
+                            at = next;
+                        }
+                        Err(Error::OffsetOutOfRange { earliest, .. }) if earliest > at => {
+                            at = earliest
+                        }
+                        Err(Error::OffsetOutOfRange { .. }) => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(got)
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let mut out = Fetched::new();
+        for r in results {
+            for (p, rec) in r? {
+                out.insert((p, rec.offset), rec);
+            }
+        }
+        Ok(out)
     }
 
     /// Read fresh records ahead of the frontiers: windows for planning (about `need` records

@@ -229,21 +229,14 @@ async fn messages(
     grants: &[state::Grant],
     mut fetched: crate::queues::Fetched,
 ) -> ApiResult<Vec<Message>> {
-    // Redelivered records were not read ahead: read them, 16 at a time.
+    // Redelivered records were not read ahead: read them (one read per run of offsets).
     let missing: Vec<(u32, u64)> = grants
         .iter()
         .map(|g| (g.p, g.o))
         .filter(|pos| !fetched.contains_key(pos))
         .collect();
-    let read: Vec<_> = futures::stream::iter(missing)
-        .map(|(p, o)| async move { (p, o, st.queues.read_one(topic, p, o).await) })
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    for (p, o, r) in read {
-        if let Some(rec) = r? {
-            fetched.insert((p, o), rec);
-        }
+    if !missing.is_empty() {
+        fetched.extend(st.queues.read_many(topic, missing).await?);
     }
     let mut out = Vec::with_capacity(grants.len());
     for g in grants {
