@@ -51,6 +51,10 @@ pub struct Groups {
     logs: tokio::sync::Mutex<HashMap<String, Arc<StateLog<GroupState>>>>,
 }
 
+/// How long a group's state-log round waits for more proposals: one group writes at most one
+/// entry per this + a PUT on each gateway, however many members poll and commit through it.
+pub const GROUP_COMMIT_LINGER: Duration = Duration::from_millis(5);
+
 /// The key prefix of a group's state log.
 pub fn prefix(group: &str) -> String {
     format!("groups/{group}")
@@ -61,7 +65,10 @@ impl Groups {
         Self {
             store,
             clock,
-            cfg: StateLogConfig::default(),
+            cfg: StateLogConfig {
+                linger: GROUP_COMMIT_LINGER,
+                ..Default::default()
+            },
             writer,
             logs: tokio::sync::Mutex::new(HashMap::new()),
         }
