@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use futures::StreamExt;
 use sluice_api::{
     AckBody, ExtendBody, HistoryEvent, Message, NackBody, PutQueue, Queue, QueueDetail, QueueList,
     ReceiveAnswer, ReceiveBody, RecordHistory, RecordOut, RedriveAnswer, RedriveBody,
