@@ -15,7 +15,7 @@ pub enum GroupStart {
 }
 
 /// `POST /v1/groups/{group}/members`
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JoinGroup {
     /// The topics this member reads (1 to 100 existing topics).
@@ -23,15 +23,15 @@ pub struct JoinGroup {
     pub topics: Vec<String>,
     /// The member loses its partitions after this long without a heartbeat, poll or commit
     /// (default 30 000; 1 000 to 3 600 000).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1000, maximum = 3600000)]
     pub session_timeout_ms: Option<u64>,
     /// Where to start where nothing is committed (default `earliest`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<GroupStart>,
     /// Only records matching this filter are returned (see "Filters"); the others still
     /// advance positions and committed offsets.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
 }
 
@@ -74,7 +74,7 @@ pub struct PollQuery {
 }
 
 /// A record of a group poll.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct GroupRecord {
     pub topic: String,
     pub partition: u32,
@@ -83,7 +83,7 @@ pub struct GroupRecord {
 }
 
 /// The answer to a poll.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PollAnswer {
     /// The generation the records were read in: commit them with it.
     pub generation: u64,
@@ -100,7 +100,7 @@ pub struct OffsetCommit {
 }
 
 /// `POST /v1/groups/{group}/offsets`
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommitOffsets {
     pub member_id: String,
@@ -186,18 +186,18 @@ pub struct GroupList {
 /// one with `partition`) to `to` (`earliest`, `latest` or an offset) or to the first offset
 /// appended at or after `timestamp_ms`. Members restart there; their older commits are refused
 /// (`stale_generation`).
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetOffsets {
     pub topic: String,
     /// Only this partition (default: every partition of the topic).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<u32>,
     /// `earliest`, `latest` or an offset; give this or `timestamp_ms`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^(earliest|latest|[0-9]{1,19})$", example = "earliest")]
     pub to: Option<String>,
     /// The first offset appended at or after this time.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp_ms: Option<i64>,
 }

@@ -6,35 +6,35 @@ use sluice_core::queue::{Ordering, QueueConfig, StartAt};
 use utoipa::ToSchema;
 
 /// `PUT /v1/queues/{queue}`
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutQueue {
     /// The topic whose records the queue leases; cannot change once created.
     #[schema(example = "orders", pattern = "^[A-Za-z0-9._-]{1,249}$")]
     pub topic: String,
     /// Default lease length, 1 ms to 12 h (43 200 000).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 43200000, example = 30000)]
     pub visibility_timeout_ms: Option<i64>,
     /// Leases granted before a record is dead-lettered, 1 to 1000 (default 5).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 1000, example = 5)]
     pub max_deliveries: Option<u32>,
     /// Default `{queue}.dlq`; created if absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^[A-Za-z0-9._-]{1,249}$")]
     pub dead_letter_topic: Option<String>,
     /// `key`: per-key FIFO within a partition.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "none")]
     pub ordering: Option<OrderingWire>,
     /// Where a new queue starts (ignored on update).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "earliest")]
     pub start: Option<StartWire>,
     /// Deliver only records that pass this filter (see "Filters"); the others are skipped.
     /// Malformed: 400 `invalid_filter` with `position`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "type = 'created'")]
     pub filter: Option<String>,
 }
@@ -72,7 +72,7 @@ impl From<StartWire> for StartAt {
 }
 
 /// A queue's configuration.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Queue {
     pub queue: String,
     /// The incarnation: a re-created queue starts afresh.
@@ -118,7 +118,7 @@ impl From<&QueueConfig> for Queue {
 }
 
 /// Backlog of a queue.
-#[derive(Debug, Default, Clone, Copy, Serialize, ToSchema)]
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, ToSchema)]
 pub struct QueueStats {
     /// Records that can be leased now (never delivered, nacked and due, or lease expired).
     pub ready: u64,
@@ -135,7 +135,7 @@ pub struct QueueStats {
 }
 
 /// `GET /v1/queues/{queue}`
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct QueueDetail {
     #[serde(flatten)]
     pub config: Queue,
@@ -144,31 +144,31 @@ pub struct QueueDetail {
 }
 
 /// `GET /v1/queues`
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct QueueList {
     pub queues: Vec<Queue>,
 }
 
 /// `POST /v1/queues/{queue}/receive`
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiveBody {
     /// 1 to 1000 (default 10).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 1000, example = 10)]
     pub max: Option<u64>,
     /// This receive's lease length (default: the queue's), 1 ms to 12 h.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 43200000)]
     pub visibility_timeout_ms: Option<i64>,
     /// Long-poll: wait up to this long (≤ 30 000) for a record when none is ready.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, maximum = 30000)]
     pub wait_ms: Option<u64>,
 }
 
 /// A leased record.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Message {
     /// Names this lease: ack, nack and extend take it.
     pub receipt: String,
@@ -180,13 +180,13 @@ pub struct Message {
     pub delivery_count: u32,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReceiveAnswer {
     pub messages: Vec<Message>,
 }
 
 /// `POST /v1/queues/{queue}/ack`
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AckBody {
     /// At most 1000.
@@ -195,23 +195,23 @@ pub struct AckBody {
 }
 
 /// `POST /v1/queues/{queue}/nack`
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NackBody {
     #[schema(max_items = 1000)]
     pub receipts: Vec<String>,
     /// Ready again after this long (0 to 12 h, default 0).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, maximum = 43200000)]
     pub delay_ms: Option<i64>,
     /// Kept in the record's history, and in `sluice.reason` if it is dead-lettered (≤ 1024 bytes).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 1024)]
     pub reason: Option<String>,
 }
 
 /// `POST /v1/queues/{queue}/extend`
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendBody {
     #[schema(max_items = 1000)]
@@ -221,7 +221,7 @@ pub struct ExtendBody {
     pub visibility_timeout_ms: i64,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RejectedReceipt {
     pub receipt: String,
     /// `receipt_expired` or `receipt_invalid`.
@@ -230,7 +230,7 @@ pub struct RejectedReceipt {
 }
 
 /// Answer of ack, nack and extend.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SettleAnswer {
     /// Receipts accepted (named `acked` for every action, as the contract says).
     pub acked: u64,
@@ -238,7 +238,7 @@ pub struct SettleAnswer {
 }
 
 /// One event of a record's delivery history.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HistoryEvent {
     pub at_ms: i64,
     /// `leased`, `acked`, `nacked`, `expired`, `dead_lettered` or `redriven`.
@@ -252,7 +252,7 @@ pub struct HistoryEvent {
 }
 
 /// `GET /v1/queues/{queue}/records/{partition}/{offset}`
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RecordHistory {
     /// `ready`, `in_flight`, `delayed`, `acked` or `dead_lettered`.
     #[schema(example = "acked")]
@@ -262,23 +262,23 @@ pub struct RecordHistory {
 }
 
 /// `POST /v1/queues/{queue}/redrive`
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedriveBody {
     /// Only dead-lettered records that pass this filter, evaluated on the dead-letter copy
     /// (with its `sluice.*` headers, e.g. `"sluice.reason" = 'timeout'`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
     /// At most this many (default: all).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0)]
     pub max: Option<u64>,
     /// Count only.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RedriveAnswer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redriven: Option<u64>,

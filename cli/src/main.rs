@@ -38,6 +38,12 @@ enum Command {
     Produce(client::produce::ProduceArgs),
     /// Print records of a topic, one value a line (json: one record object a line).
     Consume(client::consume::ConsumeArgs),
+    /// Consumer groups: list, describe (lag per partition), reset committed offsets.
+    #[command(subcommand)]
+    Groups(client::groups::GroupsCmd),
+    /// Queues: create, list, describe, redrive dead letters.
+    #[command(subcommand)]
+    Queues(client::queues::QueuesCmd),
     /// Produce and consume for a while; print throughput and latency percentiles.
     Bench(client::bench::BenchArgs),
     /// Gateway + compactor in one process on a local folder: no other service needed.
@@ -311,6 +317,8 @@ async fn run_client(global: client::Global, command: Command) -> Result<(), clie
         Command::Produce(args) => client::produce::run(&ctx, args).await,
         Command::Consume(args) => client::consume::run(&ctx, args).await,
         Command::Bench(args) => client::bench::run(&ctx, args).await,
+        Command::Groups(cmd) => client::groups::run(&ctx, cmd).await,
+        Command::Queues(cmd) => client::queues::run(&ctx, cmd).await,
         _ => Ok(()),
     };
     match done {
@@ -382,9 +390,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await;
             Ok(())
         }
-        Command::Topics(_) | Command::Produce(_) | Command::Consume(_) | Command::Bench(_) => {
-            Err("not a server command".into())
-        }
+        Command::Topics(_)
+        | Command::Produce(_)
+        | Command::Consume(_)
+        | Command::Bench(_)
+        | Command::Groups(_)
+        | Command::Queues(_) => Err("not a server command".into()),
     }
 }
 

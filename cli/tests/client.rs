@@ -448,3 +448,153 @@ async fn bench_prints_a_table_or_one_json_document() {
     let l: Value = serde_json::from_str(&ok(u, &["topics", "list", "--output", "json"])).unwrap();
     assert!(l["topics"].as_array().unwrap().is_empty(), "{l}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_queues_and_filters() {
+    let d = dev().await;
+    let u = &d.url;
+    ok(u, &["topics", "create", "orders", "--partitions", "2"]);
+    let o = sluice(
+        u,
+        &["produce", "orders", "--header", "type=created"],
+        "a\nb\nc\n",
+    );
+    assert!(o.status.success());
+    let o = sluice(u, &["produce", "orders", "--header", "type=paid"], "d\n");
+    assert!(o.status.success());
+
+    // Filters: through the gateway and straight from the bucket alike.
+    let f = "type = 'paid'";
+    assert_eq!(ok(u, &["consume", "orders", "--filter", f]), "d\n");
+    assert_eq!(
+        ok(
+            u,
+            &["consume", "orders", "--filter", f, "--store", &d.data()]
+        ),
+        "d\n"
+    );
+    assert!(fails(u, &["consume", "orders", "--filter", "type ="], 1).contains("(invalid_filter)"));
+    let e = fails(
+        u,
+        &[
+            "consume",
+            "orders",
+            "--filter",
+            "type =",
+            "--store",
+            &d.data(),
+        ],
+        1,
+    );
+    assert!(e.contains("(invalid_filter)"), "{e}");
+
+    // A group member reads everything once, committing as it goes; a second run finds nothing.
+    let mut got: Vec<String> = ok(u, &["consume", "orders", "--group", "billing"])
+        .lines()
+        .map(String::from)
+        .collect();
+    got.sort();
+    assert_eq!(got, ["a", "b", "c", "d"]);
+    assert_eq!(ok(u, &["consume", "orders", "--group", "billing"]), "");
+    let list: Value =
+        serde_json::from_str(&ok(u, &["groups", "list", "--output", "json"])).unwrap();
+    assert_eq!(list["groups"][0]["group"], "billing");
+    assert_eq!(list["groups"][0]["lag"], 0);
+    let desc: Value = serde_json::from_str(&ok(
+        u,
+        &["groups", "describe", "billing", "--output", "json"],
+    ))
+    .unwrap();
+    let committed: u64 = desc["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["committed_offset"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(committed, 4, "{desc}");
+    // Reset to the start: the group reads it all again (with --limit, committing only those).
+    ok(
+        u,
+        &[
+            "groups", "reset", "billing", "--topic", "orders", "--to", "earliest",
+        ],
+    );
+    assert_eq!(
+        ok(
+            u,
+            &["consume", "orders", "--group", "billing", "--limit", "3"]
+        )
+        .lines()
+        .count(),
+        3
+    );
+    assert_eq!(
+        ok(u, &["consume", "orders", "--group", "billing"])
+            .lines()
+            .count(),
+        1
+    );
+    fails(
+        u,
+        &["consume", "orders", "--group", "billing", "--from", "3"],
+        2,
+    );
+    fails(
+        u,
+        &[
+            "groups", "reset", "billing", "--topic", "orders", "--to", "soon",
+        ],
+        2,
+    );
+    assert!(fails(u, &["groups", "describe", "nope"], 1).contains("(group_not_found)"));
+
+    // Queues.
+    let q: Value = serde_json::from_str(&ok(
+        u,
+        &[
+            "queues",
+            "create",
+            "work",
+            "--topic",
+            "orders",
+            "--visibility-timeout",
+            "30s",
+            "--max-deliveries",
+            "3",
+            "--output",
+            "json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        (q["queue"].as_str(), q["max_deliveries"].as_u64()),
+        (Some("work"), Some(3))
+    );
+    assert_eq!(q["dead_letter_topic"], "work.dlq");
+    assert!(ok(u, &["queues", "list"]).starts_with("work\torders\twork.dlq"));
+    let desc: Value =
+        serde_json::from_str(&ok(u, &["queues", "describe", "work", "--output", "json"])).unwrap();
+    assert_eq!(desc["topic"], "orders", "{desc}");
+    assert!(desc["ready"].is_u64(), "{desc}");
+    assert_eq!(
+        ok(u, &["queues", "redrive", "work", "--dry-run"]),
+        "would redrive 0 records\n"
+    );
+    assert!(fails(u, &["queues", "describe", "nope"], 1).contains("(queue_not_found)"));
+    fails(
+        u,
+        &[
+            "queues",
+            "create",
+            "w2",
+            "--topic",
+            "orders",
+            "--ordering",
+            "random",
+        ],
+        2,
+    );
+    for args in [&["groups", "--help"][..], &["queues", "create", "--help"]] {
+        assert!(sluice(u, args, "").status.success(), "{args:?}");
+    }
+}

@@ -213,11 +213,11 @@ impl Client {
         u
     }
 
-    fn request(&self, method: Method, segments: &[&str]) -> RequestBuilder {
+    pub(crate) fn request(&self, method: Method, segments: &[&str]) -> RequestBuilder {
         self.request_with(method, segments, &[])
     }
 
-    fn request_with(
+    pub(crate) fn request_with(
         &self,
         method: Method,
         segments: &[&str],
@@ -252,7 +252,7 @@ impl Client {
     }
 
     /// Send; a non-2xx answer becomes [`Error::Api`].
-    async fn send(&self, req: RequestBuilder) -> Result<reqwest::Response> {
+    pub(crate) async fn send(&self, req: RequestBuilder) -> Result<reqwest::Response> {
         let resp = req.send().await.map_err(|e| self.transport(e))?;
         let status = resp.status();
         if status.is_success() {
@@ -290,7 +290,7 @@ impl Client {
         Err(Error::Api(api))
     }
 
-    async fn json<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<T> {
+    pub(crate) async fn json<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<T> {
         let resp = self.send(req).await?;
         let body = resp.bytes().await.map_err(|e| self.transport(e))?;
         serde_json::from_slice(&body).map_err(|e| Error::Decode(e.to_string()))
@@ -423,6 +423,21 @@ impl Client {
         limit: u64,
         wait: Option<Duration>,
     ) -> Result<ReadBatch> {
+        self.read_filtered(topic, partition, from, limit, wait, None)
+            .await
+    }
+
+    /// [`read`](Self::read) with `filter=F`: only records that pass it (the contract's filter
+    /// grammar); `next_offset` also passes the records it dropped.
+    pub async fn read_filtered(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: Start,
+        limit: u64,
+        wait: Option<Duration>,
+        filter: Option<&str>,
+    ) -> Result<ReadBatch> {
         let p = partition.to_string();
         let mut query: Vec<(&str, String)> = vec![("limit", limit.max(1).to_string())];
         match from {
@@ -434,6 +449,9 @@ impl Client {
         let wait = wait.unwrap_or_default();
         if !wait.is_zero() {
             query.push(("wait_ms", wait.as_millis().to_string()));
+        }
+        if let Some(f) = filter {
+            query.push(("filter", f.to_string()));
         }
         let a: ReadAnswer = self
             .json(

@@ -8,7 +8,8 @@
 
 use crate::error::{Error, Result};
 use sluice_core::clock::{self, Clock};
-use sluice_core::log::{Log, LogConfig, PartitionInfo, ReadBatch, Start};
+use sluice_core::filter::Filter;
+use sluice_core::log::{Log, LogConfig, PartitionInfo, ReadBatch, ScanBudget, Start};
 use sluice_core::store::{self, DynStore, S3Options};
 use sluice_core::topic::TopicConfig;
 use std::sync::Arc;
@@ -95,6 +96,7 @@ impl DirectReader {
             next,
             max_records: DEFAULT_MAX_RECORDS,
             max_bytes: DEFAULT_MAX_BYTES,
+            filter: None,
         })
     }
 }
@@ -139,6 +141,7 @@ pub struct DirectConsumer {
     next: u64,
     max_records: usize,
     max_bytes: usize,
+    filter: Option<Filter>,
 }
 
 impl DirectConsumer {
@@ -161,6 +164,12 @@ impl DirectConsumer {
         self.max_bytes = max_bytes.max(1);
     }
 
+    /// Only records that pass `filter` (parse one with `Filter::parse`, the same grammar and
+    /// evaluation as the gateway's `filter=`); records it drops still advance the position.
+    pub fn set_filter(&mut self, filter: Option<Filter>) {
+        self.filter = filter;
+    }
+
     /// Move to `start`.
     pub async fn seek(&mut self, start: Start) -> Result<()> {
         let t = self.log.topics().get(&self.name).await?;
@@ -178,6 +187,8 @@ impl DirectConsumer {
         let t = self.log.topics().get(&self.name).await?;
         let mut batch = self.read(&t).await?;
         if batch.records.is_empty() && !wait.is_zero() {
+            // Past what a filter dropped, then wait for the next commit.
+            self.next = batch.next_offset;
             self.log
                 .wait_for(&t, self.partition, self.next, wait)
                 .await?;
@@ -188,15 +199,15 @@ impl DirectConsumer {
     }
 
     async fn read(&self, t: &TopicConfig) -> Result<ReadBatch> {
-        self.log
-            .read(
-                t,
-                self.partition,
-                self.next,
-                self.max_records,
-                self.max_bytes,
-            )
-            .await
-            .map_err(Error::from)
+        let (p, at, n, bytes) = (self.partition, self.next, self.max_records, self.max_bytes);
+        match &self.filter {
+            None => self.log.read(t, p, at, n, bytes).await,
+            Some(f) => {
+                self.log
+                    .read_filtered(t, p, at, n, bytes, f, ScanBudget::default())
+                    .await
+            }
+        }
+        .map_err(Error::from)
     }
 }

@@ -6,22 +6,29 @@
 //! - [`Producer`]: batching (linger, max bytes, max records), several requests in flight,
 //!   retries with an `Idempotency-Key` so a retry never duplicates, backpressure (429 +
 //!   `Retry-After`), one future per record with its offset.
+//! - Consumer groups ([`Client::join_group`], [`Client::poll_group`], [`Client::commit_offsets`],
+//!   …) and queues ([`Client::receive`], [`Client::ack`], [`Client::nack`], …) over REST.
 //! - [`DirectReader`] / [`DirectConsumer`]: read a partition straight from the bucket from an
 //!   offset, `earliest`, `latest` or a time, and follow it as records commit, through the same
 //!   read path as the gateway ([`sluice_core::log::Log`]).
 //!
 //! Records are [`Record`]s going in and [`ReadRecord`]s coming out, whichever way they are
-//! read. Runnable programs: `sdk/examples/` (`cargo run -p sluice-sdk --example produce`).
+//! read. Runnable programs in `sdk/examples/`: `produce`, `direct_consume`, `group_consume`,
+//! `queue_worker` (`cargo run -p sluice-sdk --example produce`).
 
 mod client;
 mod direct;
 mod error;
+mod groups;
 mod producer;
+mod queues;
 
 pub use client::{from_wire, to_wire, Client, ClientBuilder, ProduceOptions, DEFAULT_TIMEOUT};
 pub use direct::{DirectConsumer, DirectReader, DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS};
 pub use error::{ApiError, Error, ErrorCode, Result};
+pub use groups::{GroupBatch, TopicRecord};
 pub use producer::{AckFuture, Producer, ProducerConfig, ProducerStats, RecordAck};
+pub use queues::QueueMessage;
 pub use sluice_api as api;
 pub use sluice_core::format::record::Record;
 pub use sluice_core::log::{PartitionInfo, ReadBatch, ReadRecord, Start};

@@ -1,7 +1,7 @@
 //! `sluice consume TOPIC`: records of one or all partitions, through a gateway (REST) or, with
 //! `--store`, straight from the bucket with the SDK's direct consumer.
 
-use super::{Ctx, Outcome, Stop};
+use super::{Ctx, Failure, Outcome, Stop};
 use clap::Args;
 use sluice_sdk::{Client, DirectConsumer, DirectReader, ReadBatch, ReadRecord, Start};
 use std::time::Duration;
@@ -28,6 +28,12 @@ pub struct ConsumeArgs {
     /// Read the bucket directly instead of a gateway: file:///dir, a folder, s3://bucket/prefix.
     #[arg(long)]
     pub store: Option<String>,
+    /// Only records that pass this filter on headers and key, e.g. "type = 'created'".
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Consume as a member of this consumer group, committing as it goes.
+    #[arg(long, conflicts_with = "store")]
+    pub group: Option<String>,
     /// S3-compatible endpoint for --store, e.g. http://127.0.0.1:4566.
     #[arg(long, env = "SLUICE_S3_ENDPOINT")]
     pub endpoint: Option<String>,
@@ -69,6 +75,7 @@ enum Source {
         topic: String,
         partition: u32,
         next: Start,
+        filter: Option<String>,
     },
     Direct(DirectConsumer),
 }
@@ -81,9 +88,12 @@ impl Source {
                 topic,
                 partition,
                 next,
+                filter,
             } => {
                 let wait = (!wait.is_zero()).then_some(wait);
-                let b = client.read(topic, *partition, *next, PAGE, wait).await?;
+                let b = client
+                    .read_filtered(topic, *partition, *next, PAGE, wait, filter.as_deref())
+                    .await?;
                 *next = Start::Offset(b.next_offset);
                 Ok(b)
             }
@@ -108,7 +118,7 @@ struct Line<'a> {
     record: sluice_api::RecordOut,
 }
 
-fn print_record(ctx: &Ctx, topic: &str, partition: u32, r: &ReadRecord) -> Outcome {
+pub fn print_record(ctx: &Ctx, topic: &str, partition: u32, r: &ReadRecord) -> Outcome {
     if ctx.json() {
         return ctx.print_json(&Line {
             topic,
@@ -127,15 +137,23 @@ async fn sources(ctx: &Ctx, args: &ConsumeArgs) -> Result<Vec<Source>, Stop> {
     match &args.store {
         Some(url) => {
             let reader = DirectReader::open(url, args.endpoint.as_deref())?;
+            let filter = match &args.filter {
+                None => None,
+                // Parsed here as a gateway would, with the same code and answer.
+                Some(f) => Some(sluice_core::filter::Filter::parse(f).map_err(|e| Failure {
+                    exit: 1,
+                    message: format!("invalid filter: {e} (invalid_filter)"),
+                })?),
+            };
             let partitions = match args.partition {
                 Some(p) => vec![p],
                 None => (0..reader.topic(&args.topic).await?.partitions).collect(),
             };
             let mut out = Vec::new();
             for p in partitions {
-                out.push(Source::Direct(
-                    reader.consumer(&args.topic, p, start).await?,
-                ));
+                let mut c = reader.consumer(&args.topic, p, start).await?;
+                c.set_filter(filter.clone());
+                out.push(Source::Direct(c));
             }
             Ok(out)
         }
@@ -157,6 +175,7 @@ async fn sources(ctx: &Ctx, args: &ConsumeArgs) -> Result<Vec<Source>, Stop> {
                     topic: args.topic.clone(),
                     partition,
                     next: start,
+                    filter: args.filter.clone(),
                 })
                 .collect())
         }
@@ -164,6 +183,9 @@ async fn sources(ctx: &Ctx, args: &ConsumeArgs) -> Result<Vec<Source>, Stop> {
 }
 
 pub async fn run(ctx: &Ctx, args: ConsumeArgs) -> Outcome {
+    if let Some(group) = &args.group {
+        return super::groups::consume(ctx, &args, group).await;
+    }
     let sources = sources(ctx, &args).await?;
     let mut left = args.limit.unwrap_or(u64::MAX);
     if left == 0 {
@@ -173,6 +195,7 @@ pub async fn run(ctx: &Ctx, args: ConsumeArgs) -> Outcome {
         // What exists now: each partition up to its end as first seen, one after the other.
         for mut s in sources {
             let mut end = None;
+            let mut at = None;
             loop {
                 let b = s.poll(Duration::ZERO).await?;
                 let end = *end.get_or_insert(b.high_watermark);
@@ -183,9 +206,12 @@ pub async fn run(ctx: &Ctx, args: ConsumeArgs) -> Outcome {
                         return Ok(());
                     }
                 }
-                if b.records.is_empty() || b.next_offset >= end {
+                // A filter may drop a whole page: go on while the position advances.
+                let stuck = b.records.is_empty() && at == Some(b.next_offset);
+                if b.next_offset >= end || stuck {
                     break;
                 }
+                at = Some(b.next_offset);
             }
         }
         return Ok(());

@@ -1,4 +1,4 @@
-//! The client commands of `cli.md` (topics, produce, consume, bench) over the SDK: global
+//! The client commands of `cli.md` (topics, produce, consume, groups, queues, bench) over the SDK: global
 //! flags, output modes and the exit codes every command shares.
 //!
 //! Exit codes: 0 done; 1 the server or the store said no (its `detail` and `code`); 2 usage
@@ -6,7 +6,9 @@
 
 pub mod bench;
 pub mod consume;
+pub mod groups;
 pub mod produce;
+pub mod queues;
 pub mod topics;
 
 use clap::{Args, ValueEnum};
