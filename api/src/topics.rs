@@ -24,6 +24,10 @@ pub struct CreateTopic {
     #[serde(default)]
     #[schema(minimum = 1)]
     pub retention_ms: Option<i64>,
+    /// Also write the topic's records as Parquet files under `tables/{name}/` in the bucket
+    /// (for DuckDB, Spark, ...); default false.
+    #[serde(default)]
+    pub parquet: bool,
 }
 
 /// `PATCH /v1/topics/{topic}`: only the fields given change; at least one must be given.
@@ -40,6 +44,10 @@ pub struct PatchTopic {
     #[serde(default, deserialize_with = "some_or_null")]
     #[schema(value_type = Option<i64>, minimum = 1)]
     pub retention_ms: Option<Option<i64>>,
+    /// Turn the Parquet table on (records inside retention are written too) or off (the
+    /// files written so far stay).
+    #[serde(default)]
+    pub parquet: Option<bool>,
 }
 
 /// Distinguishes an absent field (`None`, via `default`) from an explicit null (`Some(None)`).
@@ -62,6 +70,8 @@ pub struct Topic {
     /// Journal shard the topic commits to.
     pub shard: u32,
     pub created_ms: i64,
+    /// Whether the compactor writes the topic as Parquet files under `tables/{name}/`.
+    pub parquet: bool,
 }
 
 impl From<&TopicConfig> for Topic {
@@ -74,6 +84,7 @@ impl From<&TopicConfig> for Topic {
             retention_ms: c.retention_ms,
             shard: c.shard,
             created_ms: c.created_ms,
+            parquet: c.parquet,
         }
     }
 }

@@ -7,10 +7,13 @@
 //!   S3): produce throughput and ack latency of concurrent HTTP producers, end-to-end latency to
 //!   long-polling readers at a fixed rate, and the gateway's RSS, against an in-process HTTP +
 //!   JSON server that stores nothing (the ceiling of the HTTP path).
+//! - `sluice-bench tables`: the compactor's Parquet throughput (MiB/s of records) and the
+//!   table's size against the raw data objects of the same records.
 
 mod http_bench;
 mod log_bench;
 mod stats;
+mod tables_bench;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +30,8 @@ enum Command {
     Log(log_bench::Args),
     /// HTTP produce throughput, ack and end-to-end latency, and RSS of a `sluice` gateway.
     Http(http_bench::Args),
+    /// Parquet table throughput of the compactor and size against the raw segments.
+    Tables(tables_bench::Args),
 }
 
 fn main() {
@@ -38,5 +43,6 @@ fn main() {
     match cli.command {
         Command::Log(args) => rt.block_on(log_bench::run(args)),
         Command::Http(args) => rt.block_on(http_bench::run(args)),
+        Command::Tables(args) => rt.block_on(tables_bench::run(args)),
     }
 }

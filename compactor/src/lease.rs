@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sluice_core::keys;
 use sluice_core::store::{self, Created, DynStore};
-use sluice_core::Result;
+use sluice_core::{Error, Result};
 use std::time::{Duration, Instant};
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -113,5 +113,17 @@ impl Lease {
                 Ok(false)
             }
         }
+    }
+}
+
+/// Fail unless the lease is held with margin: every compactor write and delete checks this
+/// first, so a compactor that lost its lease (paused, partitioned) stops touching the bucket. A
+/// long pass renews the lease here (a PUT only once a third of its duration has passed).
+impl sluice_tables::Fence for Lease {
+    async fn check(&mut self) -> Result<()> {
+        if self.acquire().await? && self.epoch().is_some() {
+            return Ok(());
+        }
+        Err(Error::Conflict("compactor lease lost; fenced".into()))
     }
 }
