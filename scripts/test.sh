@@ -138,6 +138,11 @@ extra_suites() {
     section "scripts/test-console.sh"
     "$ROOT/scripts/test-console.sh"
 
+    # Parquet tables read by DuckDB (the `duckdb` Python package, in a venv) from a
+    # `sluice dev` folder, checked row by row against the REST API (~15 s).
+    section "scripts/test-tables.sh"
+    "$ROOT/scripts/test-tables.sh"
+
     # Mutational fuzzing of the bucket-format decoders and the gateway's request
     # parsers (produce bodies, query strings); a short debug-build run.
     section "cargo run -p sluice-fuzz -- all 1000000"

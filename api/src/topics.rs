@@ -24,6 +24,10 @@ pub struct CreateTopic {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1)]
     pub retention_ms: Option<i64>,
+    /// Also write the topic's records as Parquet files under `tables/{name}/` in the bucket
+    /// (for DuckDB, Spark, ...); default false.
+    #[serde(default)]
+    pub parquet: bool,
 }
 
 /// `PATCH /v1/topics/{topic}`: only the fields given change; at least one must be given.
@@ -44,6 +48,10 @@ pub struct PatchTopic {
     )]
     #[schema(value_type = Option<i64>, minimum = 1)]
     pub retention_ms: Option<Option<i64>>,
+    /// Turn the Parquet table on (records inside retention are written too) or off (the
+    /// files written so far stay).
+    #[serde(default)]
+    pub parquet: Option<bool>,
 }
 
 /// Distinguishes an absent field (`None`, via `default`) from an explicit null (`Some(None)`).
@@ -66,6 +74,8 @@ pub struct Topic {
     /// Journal shard the topic commits to.
     pub shard: u32,
     pub created_ms: i64,
+    /// Whether the compactor writes the topic as Parquet files under `tables/{name}/`.
+    pub parquet: bool,
 }
 
 impl From<&TopicConfig> for Topic {
@@ -78,6 +88,7 @@ impl From<&TopicConfig> for Topic {
             retention_ms: c.retention_ms,
             shard: c.shard,
             created_ms: c.created_ms,
+            parquet: c.parquet,
         }
     }
 }

@@ -16,6 +16,8 @@
 //!   by their summaries) against an unfiltered scan of the same 1M-record partition.
 //! - `sluice-bench hot`: one hot topic through 1..16 gateways on a simulated S3 Standard bucket,
 //!   every gateway committing itself (the baseline) against the elected shard committer.
+//! - `sluice-bench tables`: the compactor's Parquet throughput (MiB/s of records) and the
+//!   table's size against the raw data objects of the same records.
 
 mod direct_bench;
 mod filter_bench;
@@ -25,6 +27,7 @@ mod http_bench;
 mod log_bench;
 mod queue_bench;
 mod stats;
+mod tables_bench;
 
 use clap::{Parser, Subcommand};
 
@@ -52,6 +55,8 @@ enum Command {
     /// One hot topic through G gateways on simulated S3 Standard: direct commits vs the
     /// elected shard committer.
     Hot(hot_bench::Args),
+    /// Parquet table throughput of the compactor and size against the raw segments.
+    Tables(tables_bench::Args),
 }
 
 fn main() {
@@ -68,5 +73,6 @@ fn main() {
         Command::Queue(args) => rt.block_on(queue_bench::run(args)),
         Command::Filter(args) => rt.block_on(filter_bench::run(args)),
         Command::Hot(args) => rt.block_on(hot_bench::run(args)),
+        Command::Tables(args) => rt.block_on(tables_bench::run(args)),
     }
 }

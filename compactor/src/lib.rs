@@ -14,6 +14,9 @@
 //!
 //! After a pass that folded every shard to its end, flush segments older than `gc_grace_ms` are
 //! unreferenced (writers never commit a segment older than the commit deadline) and deleted.
+//!
+//! Topics with `parquet: true` are then appended to their Parquet tables by `sluice-tables`
+//! (after a pass that folded something, while a table has a backlog, and with retention).
 
 pub use sluice_core::lease;
 
@@ -32,7 +35,8 @@ use sluice_core::head::HeadState;
 use sluice_core::ids::{new_ulid, ObjectId, PartitionId};
 use sluice_core::keys::{self, IndexKey};
 use sluice_core::store::{self, DynStore};
-use sluice_core::topic::Topics;
+use sluice_core::topic::{TopicConfig, Topics};
+use sluice_tables::{Tables, TablesConfig};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,6 +63,8 @@ pub struct CompactorConfig {
     pub truncate_min_age_ms: i64,
     /// How often retention runs.
     pub retention_interval: Duration,
+    /// Parquet tables of the topics that ask for them.
+    pub tables: TablesConfig,
 }
 
 impl Default for CompactorConfig {
@@ -73,6 +79,7 @@ impl Default for CompactorConfig {
             truncate_keep_entries: 1000,
             truncate_min_age_ms: 15 * 60_000,
             retention_interval: Duration::from_secs(60),
+            tables: TablesConfig::default(),
         }
     }
 }
@@ -91,6 +98,8 @@ pub struct PassReport {
     pub journal_deleted: u64,
     pub segments_deleted: u64,
     pub retention_deleted: u64,
+    pub table_files: u64,
+    pub table_rows: u64,
 }
 
 pub struct Compactor {
@@ -104,6 +113,9 @@ pub struct Compactor {
     /// Per shard: (checkpoint seq, its last append ts), oldest first, for truncation.
     checkpoints: HashMap<u32, VecDeque<(u64, i64)>>,
     last_retention: Option<Instant>,
+    tables: Tables,
+    /// The last table pass stopped with more to write.
+    tables_backlog: bool,
 }
 
 impl Compactor {
@@ -112,6 +124,8 @@ impl Compactor {
         Self {
             lease: Lease::new(store.clone(), "compactor", holder, cfg.lease_duration),
             topics: Topics::new(store.clone(), clock.clone(), Duration::ZERO),
+            tables: Tables::new(store.clone(), clock.clone(), cfg.tables.clone()),
+            tables_backlog: false,
             store,
             clock,
             cfg,
@@ -156,10 +170,7 @@ impl Compactor {
     /// so a compactor that lost its lease (paused, partitioned) stops touching the bucket. A
     /// long pass renews the lease here (a PUT only once a third of its duration has passed).
     async fn fence(&mut self) -> Result<()> {
-        if self.lease.acquire().await? && self.lease.epoch().is_some() {
-            return Ok(());
-        }
-        Err(Error::Conflict("compactor lease lost; fenced".into()))
+        sluice_tables::Fence::check(&mut self.lease).await
     }
 
     /// One pass over every shard, then GC and (when due) retention.
@@ -186,7 +197,7 @@ impl Compactor {
         let retention_due = self
             .last_retention
             .is_none_or(|t| t.elapsed() >= self.cfg.retention_interval);
-        if work.is_empty() && !retention_due {
+        if work.is_empty() && !retention_due && !self.tables_backlog {
             return Ok(report);
         }
         if !self.lease.acquire().await? {
@@ -206,9 +217,26 @@ impl Compactor {
         if complete {
             self.gc_segments(&mut report).await?;
         }
+        let tables_due = report.entries_folded > 0 || self.tables_backlog || retention_due;
+        let topics = if tables_due || retention_due {
+            self.topics.list().await?
+        } else {
+            Vec::new()
+        };
         if retention_due {
-            self.retention(&mut report).await?;
+            self.retention(&topics, &mut report).await?;
             self.last_retention = Some(Instant::now());
+        }
+        if tables_due {
+            // The hook: the tables crate writes, the compactor only schedules.
+            let t = self
+                .tables
+                .pass(&topics, retention_due, &mut self.lease)
+                .await?;
+            self.tables_backlog = t.backlog;
+            report.backlog |= t.backlog;
+            report.table_files += t.files_written;
+            report.table_rows += t.rows_written;
         }
         Ok(report)
     }
@@ -527,9 +555,13 @@ impl Compactor {
     }
 
     /// Delete index and data objects wholly older than their topic's retention.
-    async fn retention(&mut self, report: &mut PassReport) -> Result<()> {
+    async fn retention(
+        &mut self,
+        topics: &[Arc<TopicConfig>],
+        report: &mut PassReport,
+    ) -> Result<()> {
         let now = self.clock.now_ms();
-        for topic in self.topics.list().await? {
+        for topic in topics {
             let Some(retention) = topic.retention_ms else {
                 continue;
             };

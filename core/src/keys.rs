@@ -12,6 +12,11 @@ pub const INDEX: &str = "index";
 pub const DATA: &str = "data";
 pub const LEASES: &str = "leases";
 pub const PRODUCERS: &str = "producers";
+/// Parquet tables, by topic *name* (what users glob): `tables/{topic}/...`.
+pub const TABLES: &str = "tables";
+/// Parquet files written but not yet committed by a table manifest. Outside `tables/`, so no
+/// glob over a table (`tables/{topic}/**/*.parquet`) can see them.
+pub const TABLE_STAGING: &str = "tables-staging";
 
 pub fn topic_dir(name: &str) -> Path {
     Path::from(format!("{TOPICS}/{name}"))
@@ -81,6 +86,33 @@ pub fn state_snapshot_dir(prefix: &str) -> Path {
 }
 pub fn state_snapshot(prefix: &str, seq: u64) -> Path {
     Path::from(format!("{prefix}/snap/{seq:020}"))
+}
+pub fn table_manifest_dir(topic: &str) -> Path {
+    Path::from(format!("{TABLES}/{topic}/_manifest"))
+}
+/// Version `version` of a topic's table manifest (JSON).
+pub fn table_manifest(topic: &str, version: u64) -> Path {
+    Path::from(format!("{TABLES}/{topic}/_manifest/{version:020}.json"))
+}
+/// Parse a manifest file name (`{version:020}.json`).
+pub fn parse_table_manifest(filename: &str) -> Option<u64> {
+    parse_seq(filename.strip_suffix(".json")?)
+}
+/// The committed Parquet file added by manifest `version`, under the UTC date of its rows,
+/// relative to the table's directory (as the manifest lists it).
+pub fn table_file_name(date: &str, version: u64) -> String {
+    format!("date={date}/part-{version:020}.parquet")
+}
+/// An object of a topic's table, from its path relative to `tables/{topic}/`.
+pub fn table_object(topic: &str, relative: &str) -> Path {
+    Path::from(format!("{TABLES}/{topic}/{relative}"))
+}
+pub fn table_staging_dir() -> Path {
+    Path::from(TABLE_STAGING)
+}
+/// A Parquet file being written (`id` is a ULID: unique per attempt, ordered by time).
+pub fn table_staging(id: ObjectId) -> Path {
+    Path::from(format!("{TABLE_STAGING}/{id}"))
 }
 
 /// What an index key says about its object, without reading it.
@@ -158,6 +190,21 @@ mod tests {
         assert!(filename(&a.path(t, 1)) < filename(&IndexKey { end: 11, ..b }.path(t, 1)));
         assert_eq!(IndexKey::parse("garbage"), None);
         assert_eq!(IndexKey::parse("00000000000000000009-00000000000000000005-00000000000000000000-00000000000000000000"), None);
+    }
+
+    #[test]
+    fn table_keys() {
+        let m = table_manifest("orders", 7);
+        assert_eq!(
+            m.as_ref(),
+            "tables/orders/_manifest/00000000000000000007.json"
+        );
+        assert_eq!(parse_table_manifest(filename(&m)), Some(7));
+        assert_eq!(parse_table_manifest("00000000000000000007"), None);
+        assert_eq!(
+            table_object("orders", &table_file_name("2026-12-02", 7)).as_ref(),
+            "tables/orders/date=2026-12-02/part-00000000000000000007.parquet"
+        );
     }
 
     #[test]

@@ -13,7 +13,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Format of configs that use no field newer than version 1 (readable by every binary).
 pub const TOPIC_FORMAT: u32 = 1;
+/// Format 2 adds `parquet`; it is written only by configs that set it, so a topic that does
+/// not use Parquet stays readable by binaries that know format 1 only.
+pub const TOPIC_FORMAT_PARQUET: u32 = 2;
 pub const MAX_PARTITIONS: u32 = 10_000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +36,14 @@ pub struct TopicConfig {
     pub created_ms: i64,
     #[serde(default)]
     pub deleted: bool,
+    /// The compactor writes the topic's records as Parquet files under `tables/{name}/`
+    /// (format 2; absent in format 1 = false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub parquet: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl TopicConfig {
@@ -57,7 +69,12 @@ impl TopicConfig {
     fn decode(key: &object_store::path::Path, bytes: &[u8]) -> Result<Self> {
         let cfg: TopicConfig = serde_json::from_slice(bytes)
             .map_err(|e| Error::corrupt(key, crate::codec::invalid("topic", e.to_string())))?;
-        if cfg.format != TOPIC_FORMAT || cfg.partitions == 0 || TopicId::parse(&cfg.id).is_none() {
+        let known = match cfg.format {
+            TOPIC_FORMAT => !cfg.parquet,
+            TOPIC_FORMAT_PARQUET => true,
+            _ => false,
+        };
+        if !known || cfg.partitions == 0 || TopicId::parse(&cfg.id).is_none() {
             return Err(Error::corrupt(
                 key,
                 crate::codec::invalid("topic", "unsupported format or invalid fields"),
@@ -105,6 +122,14 @@ pub struct Topics {
 pub struct TopicPatch {
     pub partitions: Option<u32>,
     pub retention_ms: Option<Option<i64>>,
+    pub parquet: Option<bool>,
+}
+
+/// Optional settings of a new topic.
+#[derive(Clone, Debug, Default)]
+pub struct TopicSettings {
+    pub retention_ms: Option<i64>,
+    pub parquet: bool,
 }
 
 impl Topics {
@@ -187,7 +212,12 @@ impl Topics {
         }
     }
 
-    async fn write(&self, cfg: TopicConfig) -> Result<Arc<TopicConfig>> {
+    async fn write(&self, mut cfg: TopicConfig) -> Result<Arc<TopicConfig>> {
+        cfg.format = if cfg.parquet {
+            TOPIC_FORMAT_PARQUET
+        } else {
+            TOPIC_FORMAT
+        };
         let key = keys::topic_version(&cfg.name, cfg.version);
         let bytes = Bytes::from(serde_json::to_vec_pretty(&cfg).unwrap_or_default());
         match store::put_create(&*self.store, &key, bytes).await? {
@@ -210,6 +240,24 @@ impl Topics {
         retention_ms: Option<i64>,
         shard: u32,
     ) -> Result<Arc<TopicConfig>> {
+        let settings = TopicSettings {
+            retention_ms,
+            ..Default::default()
+        };
+        self.create_with(name, partitions, settings, shard).await
+    }
+
+    pub async fn create_with(
+        &self,
+        name: &str,
+        partitions: u32,
+        settings: TopicSettings,
+        shard: u32,
+    ) -> Result<Arc<TopicConfig>> {
+        let TopicSettings {
+            retention_ms,
+            parquet,
+        } = settings;
         validate_name(name)?;
         check_partitions(partitions)?;
         check_retention(retention_ms)?;
@@ -228,6 +276,7 @@ impl Topics {
             shard,
             created_ms: now,
             deleted: false,
+            parquet,
         };
         match self.write(cfg).await {
             // Lost a race with another create: report it as the topic existing.
@@ -256,6 +305,9 @@ impl Topics {
         if let Some(r) = patch.retention_ms {
             check_retention(r)?;
             cfg.retention_ms = r;
+        }
+        if let Some(p) = patch.parquet {
+            cfg.parquet = p;
         }
         cfg.version += 1;
         self.write(cfg).await
@@ -358,5 +410,45 @@ mod tests {
         let c = t.create("orders", 1, Some(1000), 0).await.unwrap();
         assert_ne!(c.id, a.id, "a re-created topic is a new incarnation");
         assert_eq!(t.list().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn parquet_flag_is_format_2_and_format_1_still_reads() {
+        let store = store::open("memory://", &Default::default()).unwrap();
+        let t = Topics::new(store.clone(), ManualClock::new(1), Duration::ZERO);
+        let plain = t.create("plain", 1, None, 0).await.unwrap();
+        assert_eq!((plain.format, plain.parquet), (TOPIC_FORMAT, false));
+        let bytes = store::get_opt(&*store, &keys::topic_version("plain", 1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("parquet"),
+            "a format 1 config is byte-compatible with older binaries"
+        );
+        let settings = TopicSettings {
+            parquet: true,
+            ..Default::default()
+        };
+        let p = t.create_with("tabled", 2, settings, 0).await.unwrap();
+        assert_eq!((p.format, p.parquet), (TOPIC_FORMAT_PARQUET, true));
+        assert!(t.get("tabled").await.unwrap().parquet);
+        let on = t
+            .update(
+                "plain",
+                TopicPatch {
+                    parquet: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!((on.format, on.parquet, on.version), (2, true, 2));
+        // A format 1 config claiming parquet, or an unknown format, is rejected.
+        let key = keys::topic_version("x", 1);
+        let v1 = br#"{"format":1,"name":"x","id":"01JD0000000000000000000000","version":1,"partitions":1,"retention_ms":null,"shard":0,"created_ms":1,"parquet":true}"#;
+        assert!(TopicConfig::decode(&key, v1).is_err());
+        let v3 = br#"{"format":3,"name":"x","id":"01JD0000000000000000000000","version":1,"partitions":1,"retention_ms":null,"shard":0,"created_ms":1}"#;
+        assert!(TopicConfig::decode(&key, v3).is_err());
     }
 }

@@ -40,9 +40,10 @@ use sluice_gateway::api::produce::{records_of, Format};
 use sluice_gateway::api::read::{start_of, Start};
 use sluice_gateway::extract::parse_query;
 use sluice_gateway::ApiError;
+use sluice_tables::manifest::{Manifest, OffsetRange, TableFile};
 use std::process::ExitCode;
 
-const TARGETS: [&str; 13] = [
+const TARGETS: [&str; 14] = [
     "segment",
     "journal",
     "index",
@@ -56,6 +57,7 @@ const TARGETS: [&str; 13] = [
     "query",
     "filter",
     "group",
+    "table-manifest",
 ];
 
 struct Rng(u64);
@@ -263,6 +265,25 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
             br#"[{"Join":{"member_id":"m-a","topics":{"t":{"id":"01T","partitions":3}},"session_timeout_ms":1000,"start":"earliest","filter":null}},{"Join":{"member_id":"m-b","topics":{"t":{"id":"01T","partitions":3},"u":{"id":"01U","partitions":1}},"session_timeout_ms":60000,"start":"latest","filter":"a = 1"}},{"Poll":{"member_id":"m-a","advances":[{"topic":"t","partition":0,"from":0,"to":5}],"commit":true}},{"Commit":{"member_id":"m-b","generation":2,"offsets":[{"topic":"t","partition":1,"offset":3}]}},"Tick",{"Heartbeat":{"member_id":"m-b"}},{"Topics":{"topics":{"t":{"id":"01T","partitions":4}}}},{"Reset":{"topic":"t","info":{"id":"01T","partitions":4},"offsets":{"0":1}}},{"Leave":{"member_id":"m-a"}},"Delete"]"#.to_vec(),
             br#"{"format":1,"exists":true,"generation":3,"members":{"m-a":{"topics":["t"],"session_timeout_ms":30000,"last_seen_ms":1000,"start":"earliest","filter":null}},"topics":{"t":{"id":"01T","partitions":[{"owner":"m-a","committed":4,"position":9},{"owner":"m-a","committed":null,"position":null}]}}}"#.to_vec(),
         ],
+        "table-manifest" => {
+            let mut m = Manifest::new("orders", "01JDC0000000000000000000AA", 3);
+            m.set_next(0, 5);
+            m.files.push(TableFile {
+                path: "date=2026-12-02/part-00000000000000000003.parquet".into(),
+                staging: "01JDC0000000000000000000AB".into(),
+                added_in: 3,
+                rows: 5,
+                bytes: 900,
+                min_ts: 1,
+                max_ts: 2,
+                partitions: vec![OffsetRange {
+                    partition: 0,
+                    start: 0,
+                    end: 5,
+                }],
+            });
+            vec![m.encode().to_vec()]
+        }
         _ => Vec::new(),
     }
 }
@@ -381,6 +402,7 @@ fn fuzz_topic() -> TopicConfig {
         shard: 0,
         created_ms: 0,
         deleted: false,
+        parquet: false,
     }
 }
 
@@ -458,6 +480,20 @@ fn run_produce(format: Format, input: &[u8]) -> bool {
 }
 
 /// Parse a query string as each endpoint's parameters; for reads, resolve the start offset.
+/// A table manifest: decoding never panics; any JSON of the right shape, re-encoded with its
+/// CRC, goes through the checks past the CRC, and what they accept round-trips.
+fn run_manifest(input: &[u8]) -> bool {
+    let direct = Manifest::decode(input).is_ok();
+    if let Ok(m) = serde_json::from_slice::<Manifest>(input) {
+        if let Ok(back) = Manifest::decode(&m.encode()) {
+            assert_eq!(back.files, m.files);
+            assert_eq!(back.next, m.next);
+            return true;
+        }
+    }
+    direct
+}
+
 fn run_query(input: &[u8]) -> bool {
     let Ok(uri) = axum::http::Uri::try_from([b"/q?", input].concat()) else {
         return false; // not a request target the HTTP layer would pass on
@@ -584,6 +620,7 @@ fn run_one(target: &str, input: &[u8]) -> bool {
         "query" => run_query(input),
         "filter" => run_filter(input),
         "group" => run_group(input),
+        "table-manifest" => run_manifest(input),
         _ => unreachable!(),
     }
 }
@@ -674,6 +711,7 @@ fn is_text(target: &str) -> bool {
             | "group"
             | "queue-snapshot"
             | "queue-ops"
+            | "table-manifest"
     )
 }
 

@@ -3,6 +3,7 @@
 
 pub mod checker;
 pub mod http;
+pub mod tables;
 
 use sluice_core::store::{self, DynStore, StoreOptions};
 use std::path::PathBuf;
@@ -164,4 +165,19 @@ pub async fn read_back(
             }
         }
     }
+}
+
+/// Runs compactor passes until one finds nothing to fold, no table backlog and no lease to
+/// wait for (bounded).
+pub async fn compact_fully(c: &mut sluice_compactor::Compactor) {
+    for _ in 0..200 {
+        let r = c.run_once().await.expect("pass");
+        if r.entries_folded == 0 && !r.waiting && !r.backlog {
+            return;
+        }
+        if r.waiting {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    panic!("compaction did not converge");
 }

@@ -10,7 +10,7 @@ use sluice_core::keys;
 use sluice_core::log::{Log, LogConfig, ProduceRequest};
 use sluice_core::store::{self, DynStore, FaultConfig, Instrumented};
 use sluice_tests::checker::{check, Acked, History};
-use sluice_tests::{read_back, Rng};
+use sluice_tests::{compact_fully, read_back, Rng};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,20 +84,6 @@ async fn verify(store: DynStore, mut history: History) -> History {
     let read: usize = history.read.values().map(Vec::len).sum();
     assert_eq!(read, history.acked.len());
     history
-}
-
-/// Runs passes until one finds nothing to fold and no lease to wait for (bounded).
-async fn compact_fully(c: &mut Compactor) {
-    for _ in 0..200 {
-        let r = c.run_once().await.expect("pass");
-        if r.entries_folded == 0 && !r.waiting {
-            return;
-        }
-        if r.waiting {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-    panic!("compaction did not converge");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -169,6 +169,26 @@ async fn topic_crud() {
         (t["partitions"].as_u64(), &t["retention_ms"]),
         (Some(5), &Value::Null)
     );
+    assert_eq!(t["parquet"], json!(false));
+    let r = c
+        .patch(format!("{url}/v1/topics/orders"))
+        .json(&json!({"parquet": true}))
+        .send()
+        .await
+        .unwrap();
+    let t: Value = r.json().await.unwrap();
+    assert_eq!(
+        (&t["parquet"], t["partitions"].as_u64()),
+        (&json!(true), Some(5)),
+        "parquet alone is a valid change"
+    );
+    let r = c
+        .patch(format!("{url}/v1/topics/orders"))
+        .json(&json!({"parquet": "yes"}))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 400, "invalid_request").await;
     let r = c
         .patch(format!("{url}/v1/topics/orders"))
         .json(&json!({"partitions": 2}))

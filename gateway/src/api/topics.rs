@@ -11,7 +11,7 @@ use axum::{Extension, Json};
 use futures::{StreamExt, TryStreamExt};
 use sluice_api::{CreateTopic, PartitionInfo, PatchTopic, Topic, TopicDetail, TopicList};
 use sluice_core::partition;
-use sluice_core::topic::{validate_name, TopicPatch};
+use sluice_core::topic::{validate_name, TopicPatch, TopicSettings};
 
 /// A name that cannot exist is simply not found (and never reaches the store as a key).
 fn known_name(name: &str) -> ApiResult<()> {
@@ -36,7 +36,15 @@ pub async fn create(
     let cfg = st
         .log
         .topics()
-        .create(&body.name, body.partitions, body.retention_ms, shard)
+        .create_with(
+            &body.name,
+            body.partitions,
+            TopicSettings {
+                retention_ms: body.retention_ms,
+                parquet: body.parquet,
+            },
+            shard,
+        )
         .await?;
     let location = format!("/v1/topics/{}", cfg.name);
     Ok((
@@ -94,7 +102,7 @@ pub async fn get(
     }))
 }
 
-/// Change the partition count (grow only) or the retention.
+/// Change the partition count (grow only), the retention or the Parquet table opt-in.
 #[utoipa::path(patch, path = "/v1/topics/{topic}", tag = "topics",
     params(("topic" = String, Path, description = "Topic name", pattern = "^[A-Za-z0-9._-]{1,249}$", example = "orders")),
     request_body = PatchTopic,
@@ -111,9 +119,9 @@ pub async fn update(
     ApiPath(topic): ApiPath<String>,
     ApiJson(body): ApiJson<PatchTopic>,
 ) -> ApiResult<Json<Topic>> {
-    if body.partitions.is_none() && body.retention_ms.is_none() {
+    if body.partitions.is_none() && body.retention_ms.is_none() && body.parquet.is_none() {
         return Err(ApiError::Invalid(
-            "nothing to change: give partitions and/or retention_ms".into(),
+            "nothing to change: give partitions, retention_ms and/or parquet".into(),
         ));
     }
     known_name(&topic)?;
@@ -125,6 +133,7 @@ pub async fn update(
             TopicPatch {
                 partitions: body.partitions,
                 retention_ms: body.retention_ms,
+                parquet: body.parquet,
             },
         )
         .await?;
