@@ -88,6 +88,7 @@ pub async fn run(args: Args) {
             topic: topic.clone(),
             records,
             dedup_key: None,
+            producer: None,
         }])
         .await
         .remove(0)

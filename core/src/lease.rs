@@ -140,15 +140,3 @@ impl Lease {
         }
     }
 }
-
-/// Fail unless the lease is held with margin: every compactor write and delete checks this
-/// first, so a compactor that lost its lease (paused, partitioned) stops touching the bucket. A
-/// long pass renews the lease here (a PUT only once a third of its duration has passed).
-impl sluice_tables::Fence for Lease {
-    async fn check(&mut self) -> Result<()> {
-        if self.acquire().await? && self.epoch().is_some() {
-            return Ok(());
-        }
-        Err(Error::Conflict("compactor lease lost; fenced".into()))
-    }
-}

@@ -314,6 +314,7 @@ impl Client {
             name: name.to_string(),
             partitions,
             retention_ms: retention.map(|d| d.as_millis().min(i64::MAX as u128) as i64),
+            parquet: false,
         };
         self.json(self.request(Method::POST, &["v1", "topics"]).json(&body))
             .await

@@ -46,6 +46,18 @@ pub trait Fence {
     fn check(&mut self) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// Fail unless the lease is held with margin: every compactor write and delete checks this
+/// first, so a compactor that lost its lease (paused, partitioned) stops touching the bucket. A
+/// long pass renews the lease here (a PUT only once a third of its duration has passed).
+impl Fence for sluice_core::lease::Lease {
+    async fn check(&mut self) -> Result<()> {
+        if self.acquire().await? && self.epoch().is_some() {
+            return Ok(());
+        }
+        Err(Error::Conflict("compactor lease lost; fenced".into()))
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct TablesConfig {
     /// Row groups are closed at this estimated encoded size (parquet's `max_row_group_bytes`).

@@ -55,6 +55,7 @@ async fn produce(log: &Log, flushes: usize, seed: u64, history: &mut History) {
                 topic,
                 records,
                 dedup_key: None,
+                producer: None,
             });
         }
         for (req, ack) in reqs.iter().zip(log.flush(reqs.clone()).await) {
@@ -287,6 +288,7 @@ async fn retention_opt_in_later_and_recreated_topic() {
                 topic,
                 records: vec![(Some(step % 2), Record::new(None, value.clone()))],
                 dedup_key: None,
+                producer: None,
             }])
             .await
             .remove(0)
@@ -348,6 +350,7 @@ async fn retention_opt_in_later_and_recreated_topic() {
         topic: t2.clone(),
         records: vec![(Some(0), Record::new(None, &b"new"[..]))],
         dedup_key: None,
+        producer: None,
     }])
     .await
     .remove(0)
