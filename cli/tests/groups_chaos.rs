@@ -299,11 +299,14 @@ async fn poll_and_commit(
         // A rebalance got there first: learn the new assignment.
         Some((409, _)) => heartbeat(run, http, rng, id, generation).await,
         Some((404, _)) => Next::Rejoin,
+        // The commit's outcome is unknown (or it failed) while the positions already moved past
+        // these records: rejoin, so the partitions restart at their committed offsets
+        // (at-least-once), as for a lost poll answer.
         Some((s, v)) => {
             run.unexpected("commit", s, &v);
-            Next::Continue
+            Next::Rejoin
         }
-        None => Next::Continue,
+        None => Next::Rejoin,
     }
 }
 

@@ -255,7 +255,10 @@ impl GroupState {
         changed
     }
 
-    /// New generation and assignment; partitions that change owner lose their position.
+    /// New generation and assignment. Every partition loses its position and restarts at its
+    /// committed offset (the contract: "after a rebalance a partition restarts at its committed
+    /// offset"), so records polled but not committed before the rebalance — a commit refused as
+    /// `stale_generation`, or lost — are delivered again, never skipped.
     fn rebalance(&mut self) {
         self.generation += 1;
         let subs: BTreeMap<String, BTreeSet<String>> = self
@@ -279,11 +282,8 @@ impl GroupState {
         let next = assign::assign(&subs, &counts, &previous);
         for (t, ts) in self.topics.iter_mut() {
             for (i, p) in ts.partitions.iter_mut().enumerate() {
-                let owner = next.get(&(t.clone(), i as u32)).cloned();
-                if owner != p.owner {
-                    p.position = None;
-                    p.owner = owner;
-                }
+                p.position = None;
+                p.owner = next.get(&(t.clone(), i as u32)).cloned();
             }
         }
     }
