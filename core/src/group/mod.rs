@@ -9,8 +9,8 @@
 //!   operation that is not valid in the state it meets changes nothing but that expiry and
 //!   returns why ([`GroupError`]); a gateway learns its own operation's fate that way.
 //! - Every change of membership or of the partitions read bumps the generation and recomputes the
-//!   assignment; a partition that changes owner loses its position, so the new owner restarts at
-//!   the committed offset (at-least-once).
+//!   assignment; every partition loses its position, so it restarts at its committed offset
+//!   (at-least-once: nothing polled but not committed before a rebalance is skipped).
 //! - A commit never moves a committed offset backwards (an explicit [`GroupOp::Reset`] does).
 
 pub mod assign;
