@@ -160,9 +160,13 @@ impl Compactor {
                 self.cfg.interval
             };
             tokio::select! {
-                _ = &mut shutdown => return,
+                _ = &mut shutdown => break,
                 _ = tokio::time::sleep(pause) => {}
             }
+        }
+        // A graceful stop hands the lease on at once (a crash leaves it to expire).
+        if let Err(e) = self.lease.release().await {
+            tracing::warn!(error = %e, "could not release the compactor lease");
         }
     }
 

@@ -96,7 +96,7 @@ impl Lease {
                 let duration = record
                     .as_ref()
                     .map_or(self.duration, |r| Duration::from_millis(r.duration_ms));
-                self.observed_holder = record.map(|r| r.holder);
+                self.observed_holder = record.map(|r| r.holder).filter(|h| !h.is_empty());
                 match self.observed {
                     Some((e, at)) if e == epoch => {
                         if at.elapsed() < duration {
@@ -138,5 +138,56 @@ impl Lease {
                 Ok(false)
             }
         }
+    }
+
+    /// Give the lease up on a graceful stop: write the next epoch with no holder and a zero
+    /// duration, so a successor takes over on its next look instead of waiting a full
+    /// duration. Does nothing unless we hold the newest epoch; losing the race to a newer
+    /// epoch is fine (someone else holds it already).
+    pub async fn release(&mut self) -> Result<()> {
+        let Some((epoch, _)) = self.held.take() else {
+            return Ok(());
+        };
+        let record = LeaseRecord {
+            format: 1,
+            holder: String::new(),
+            duration_ms: 0,
+        };
+        let bytes = Bytes::from(serde_json::to_vec(&record).unwrap_or_default());
+        store::put_create(&*self.store, &keys::lease(&self.name, epoch + 1), bytes).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_released_lease_is_taken_without_waiting_out_its_duration() {
+        let store: DynStore = Arc::new(object_store::memory::InMemory::new());
+        let hour = Duration::from_secs(3600);
+        let mut a = Lease::new(store.clone(), "t", "a".into(), hour);
+        let mut b = Lease::new(store.clone(), "t", "b".into(), hour);
+        assert!(a.acquire().await.unwrap());
+        // Held for an hour: b only observes it.
+        assert!(!b.acquire().await.unwrap());
+        assert!(!b.acquire().await.unwrap());
+        assert_eq!(b.other_holder(), Some("a"));
+        a.release().await.unwrap();
+        assert_eq!(a.epoch(), None);
+        // The release record has no holder and no duration: the first look sees it, the
+        // second takes the lease.
+        assert!(!b.acquire().await.unwrap());
+        assert_eq!(b.other_holder(), None);
+        assert!(b.acquire().await.unwrap());
+        assert_eq!(b.epoch(), Some(3));
+        // a, fenced by b's epoch, does not get it back.
+        assert!(!a.acquire().await.unwrap());
+        // Releasing what one does not hold writes nothing.
+        a.release().await.unwrap();
+        assert!(b.acquire().await.unwrap());
+        assert_eq!(b.epoch(), Some(3));
     }
 }
