@@ -24,6 +24,10 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$(pwd)"
+SERVICE_SCRIPT="api-fuzz"
+# log, die, free_port, wait_http_ok
+# shellcheck source-path=SCRIPTDIR source=lib/service.sh
+source "$ROOT/scripts/lib/service.sh"
 
 SCHEMATHESIS_VERSION=4.32.5
 CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
@@ -32,8 +36,6 @@ EXAMPLES="${SLUICE_API_FUZZ_EXAMPLES:-100}"
 SEED="${SLUICE_API_FUZZ_SEED:-20240601}"
 TIMEOUT="${SLUICE_API_FUZZ_TIMEOUT:-420}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
-
-log() { echo "api-fuzz: $*"; }
 
 # --- Schemathesis (pinned, in its own venv) ---------------------------------------
 
@@ -70,24 +72,14 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+PORT="$(free_port)"
 BASE="http://127.0.0.1:$PORT"
 log "starting sluice dev on $BASE (data in $WORK/data)"
 SLUICE_LOG="${SLUICE_LOG:-warn}" "$SLUICE" dev --data-dir "$WORK/data" --listen "127.0.0.1:$PORT" \
     >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 
-for _ in $(seq 1 100); do
-    if curl -fsS "$BASE/healthz" >/dev/null 2>&1; then
-        break
-    fi
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        log "sluice dev exited early"
-        exit 1
-    fi
-    sleep 0.1
-done
-curl -fsS "$BASE/healthz" >/dev/null
+wait_http_ok "$BASE/healthz" "$SERVER_PID" "sluice dev"
 
 # Topics the OpenAPI examples name, so topic-specific operations reach real data too.
 create_topic() {

@@ -71,17 +71,13 @@ run_dev() {
     local name="$1"
     shift
     local port base
-    port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+    port="$(free_port)"
     base="http://127.0.0.1:$port"
     SLUICE_LOG=warn strace -f -y -qq -e trace=fsync,fdatasync -o "$WORK/$name.trace" \
         "$SLUICE" dev --data-dir "$WORK/$name" --listen "127.0.0.1:$port" "$@" \
         >"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
-    for _ in $(seq 1 200); do
-        curl -fsS "$base/healthz" >/dev/null 2>&1 && break
-        kill -0 "$SERVER_PID" 2>/dev/null || die "sluice dev exited early"
-        sleep 0.1
-    done
+    wait_http_ok "$base/healthz" "$SERVER_PID" "sluice dev"
     curl -fsS -o /dev/null -X POST "$base/v1/topics" -H 'content-type: application/json' \
         -d '{"name":"durable","partitions":2}'
     for i in $(seq 1 "$N"); do

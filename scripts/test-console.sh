@@ -84,10 +84,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 # start_dev NAME [ENV=VALUE...]: a `sluice dev` on a free port; sets DEV_URL to its base URL.
 start_dev() {
     local name="$1" port
@@ -96,16 +92,8 @@ start_dev() {
     env SLUICE_LOG="${SLUICE_LOG:-warn}" "$@" "$SLUICE" dev --data-dir "$WORK/$name" \
         --listen "127.0.0.1:$port" >"$WORK/$name.log" 2>&1 &
     PIDS+=($!)
-    local pid=$! i
-    for ((i = 0; i < 100; i++)); do
-        if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
-            DEV_URL="http://127.0.0.1:$port"
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || die "sluice dev ($name) exited early"
-        sleep 0.1
-    done
-    die "sluice dev ($name) did not answer /healthz"
+    wait_http_ok "http://127.0.0.1:$port/healthz" "$!" "sluice dev ($name)"
+    DEV_URL="http://127.0.0.1:$port"
 }
 
 start_dev open

@@ -51,11 +51,12 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+PORT="$(free_port)"
 log "starting sluice dev on 127.0.0.1:$PORT (data in $WORK/data)"
 SLUICE_LOG="${SLUICE_LOG:-warn}" "$SLUICE" dev --data-dir "$WORK/data" --listen "127.0.0.1:$PORT" \
     >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
+wait_http_ok "http://127.0.0.1:$PORT/healthz" "$SERVER_PID" "sluice dev"
 
 "$VENV/bin/python" "$ROOT/scripts/test_tables.py" "http://127.0.0.1:$PORT" "$WORK/data"
 log "OK"

@@ -323,3 +323,22 @@ export_test_s3_env() {
     export SLUICE_REQUIRE_S3=1
     echo "SLUICE_TEST_S3_ENDPOINT=$SLUICE_TEST_S3_ENDPOINT SLUICE_TEST_S3_BUCKET=$SLUICE_TEST_S3_BUCKET"
 }
+
+# --- servers started by test scripts -------------------------------------------
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_http_ok URL PID WHAT [TRIES]: wait (0.1 s steps, default 200 tries) until URL answers
+# 2xx; die if process PID exits first or it never answers.
+wait_http_ok() {
+    local url="$1" pid="$2" what="$3" tries="${4:-200}" i
+    for ((i = 0; i < tries; i++)); do
+        curl -fsS "$url" >/dev/null 2>&1 && return 0
+        kill -0 "$pid" 2>/dev/null || die "$what exited early"
+        sleep 0.1
+    done
+    die "$what did not answer $url"
+}
