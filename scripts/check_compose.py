@@ -15,7 +15,9 @@ For each file (YAML with anchors and merge keys, as Compose reads it):
   that runs `sluice` runs a real client command, SLUICE_S3_ENDPOINT names a service of the file,
   SLUICE_ADVERTISE_URL names the service itself, and the SLUICE_STORE bucket is created by a
   one-shot service it depends on.
-Prints what it checked; exits 1 with one line per problem.
+Prints what it checked; exits 1 with one line per problem. `--expect FILE` (before the
+binary) instead requires exactly the problems listed in FILE (each line a prefix of one): the
+negative case scripts/testdata/compose-bad.
 """
 
 from __future__ import annotations
@@ -171,7 +173,11 @@ def check_file(binary: str, path: str, problems: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    binary, files = argv[1], argv[2:]
+    args = argv[1:]
+    expect = None
+    if len(args) >= 2 and args[0] == "--expect":
+        expect, args = args[1], args[2:]
+    binary, files = args[0], args[1:]
     if not subcommands(binary):
         print(f"check_compose.py: {binary} --help lists no subcommands")
         return 1
@@ -179,6 +185,20 @@ def main(argv: list[str]) -> int:
     for path in files:
         notes = check_file(binary, path, problems)
         print(f"{path}: {len(notes)} sluice service(s) checked" + (f" ({'; '.join(notes)})" if notes else ""))
+    if expect is not None:
+        # The negative case: exactly the expected problems (each line a prefix of one).
+        for path in files:
+            problems = [p.replace(path, os.path.basename(path), 1) for p in problems]
+        with open(expect) as f:
+            want = [w.rstrip("\n") for w in f if w.strip() and not w.startswith("#")]
+        missing = [w for w in want if not any(p.startswith(w) for p in problems)]
+        extra = [p for p in problems if not any(p.startswith(w) for w in want)]
+        for w in missing:
+            print(f"NOT REPORTED: {w}")
+        for p in extra:
+            print(f"UNEXPECTED:   {p}")
+        print(f"negative case: {len(want) - len(missing)} of {len(want)} expected problems reported, {len(extra)} unexpected")
+        return 1 if missing or extra else 0
     for p in problems:
         print(p)
     if problems:

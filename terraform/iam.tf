@@ -13,6 +13,8 @@
 # first 404 (a 403 there would stop every commit). It lets the tasks list key names outside the
 # prefix, never read or write them.
 
+# Task roles: assumed by ECS tasks of this account and region only (confused-deputy
+# conditions, as the ECS task role documentation shows them).
 data "aws_iam_policy_document" "ecs_tasks_assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -38,9 +40,22 @@ data "aws_iam_policy_document" "ecs_tasks_assume" {
 
 # --- task execution role: pull the image, write logs, read the tokens secret -----------------
 
+# The execution role is assumed by the ECS agent; its documented trust policy names the service
+# only, so no conditions here (a condition the agent does not send would stop every task).
+data "aws_iam_policy_document" "ecs_execution_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+}
+
 resource "aws_iam_role" "execution" {
   name_prefix        = "${var.name}-exec-"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+  assume_role_policy = data.aws_iam_policy_document.ecs_execution_assume.json
   tags               = local.tags
 }
 
