@@ -64,8 +64,9 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
     id     = "abort-incomplete-multipart-uploads"
     status = "Enabled"
 
+    # The whole bucket when there is no prefix (an empty filter).
     filter {
-      prefix = local.key_prefix
+      prefix = local.key_prefix == "" ? null : local.key_prefix
     }
 
     abort_incomplete_multipart_upload {

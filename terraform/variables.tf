@@ -97,7 +97,7 @@ variable "ssl_policy" {
 }
 
 variable "idle_timeout_seconds" {
-  description = "Load balancer idle timeout. Must exceed the longest long-poll a client asks for (wait_ms up to 30 s) and the gap between events of a Server-Sent Events stream."
+  description = "Load balancer idle timeout in seconds. Must exceed the longest long-poll a client asks for (wait_ms up to 30 s); Server-Sent Events streams send a keep-alive every 15 s."
   type        = number
   default     = 120
 
