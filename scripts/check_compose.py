@@ -168,7 +168,8 @@ def check_file(binary: str, path: str, problems: list[str]) -> list[str]:
             ]
             if not creators:
                 problems.append(f"{where}: no service it depends on creates bucket {bucket}")
-        notes.append(f"{name}: sluice {sub}")
+        if sub:
+            notes.append(f"{name}: sluice {sub}")
     return notes
 
 

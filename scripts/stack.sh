@@ -14,7 +14,9 @@
 #           `start` started it
 #   status  exit 0 if both gateways are ready
 #   smoke   start, produce a record through gateway-1 and read it back through gateway-2 with
-#           curl, then stop; on free ports unless SLUICE_STACK_PORT is set (CI runs this)
+#           curl, check the bucket holds a shard committer lease, the compactor's lease and,
+#           soon, a checkpoint; then stop. On free ports unless SLUICE_STACK_PORT is set (CI
+#           runs this)
 #
 # MinIO has no package installable on these machines (no PyPI, npm or Debian build), so the
 # MinIO stack exists only as localstack/compose.minio.yml; SeaweedFS stands in as the second
@@ -22,7 +24,7 @@
 #
 # Environment:
 #   SLUICE_STACK_PORT    gateway-1's port (default 8080; gateway-2 uses the next one)
-#   SLUICE_STACK_BUCKET  bucket (default sluice)
+#   SLUICE_STACK_BUCKET  bucket (default sluice; smoke appends -smoke-TIME-RANDOM to it)
 #   SLUICE_BIN           sluice binary (default: cargo build -p sluice-cli, in CARGO_TARGET_DIR)
 #   SLUICE_CACHE         state and logs under $SLUICE_CACHE/stack-PORT (default ~/.cache/sluice)
 #   SLUICE_STACK_TIMEOUT seconds to wait for the gateways (default 60)
@@ -132,6 +134,7 @@ cmd_start() {
     "$s3" start
     "$s3" bucket "$BUCKET"
     endpoint="$("$s3" endpoint)"
+    ENDPOINT="$endpoint"
     SLUICE="$(sluice_bin)"
 
     local common=(--store "s3://$BUCKET" --endpoint "$endpoint")
@@ -192,9 +195,17 @@ free_port_pair() {
     done
 }
 
+# Keys under PREFIX in the stack's bucket (a signed ListObjectsV2; both servers accept it).
+s3_keys() {
+    curl -sf --max-time 10 --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+        "$ENDPOINT/$BUCKET?list-type=2&prefix=$1" | grep -o '<Key>[^<]*</Key>' | sed -e 's/<[^>]*>//g' || true
+}
+
 cmd_smoke() {
     local backend="${1:-localstack}" t0=$SECONDS topic body got
     [[ -n "${SLUICE_STACK_PORT:-}" ]] || set_port "$(free_port_pair)"
+    # A fresh bucket: no lease of an earlier run to wait for, and every key found is this run's.
+    BUCKET="$BUCKET-smoke-$(date +%s)-$RANDOM"
     trap cmd_stop EXIT
     cmd_start "$backend"
     local gw1="http://$HOST:$PORT" gw2="http://$HOST:$((PORT + 1))"
@@ -210,6 +221,19 @@ cmd_smoke() {
     log "read through gateway-2: $got"
     grep -q '"value":"hello from gateway-1"' <<<"$got" || die "gateway-2 did not return the record gateway-1 acked"
     grep -q '"offset":0' <<<"$got" || die "the record is not at offset 0"
+
+    # The bucket shows the roles at work: a gateway holds a shard committer lease, the
+    # compactor its lease, and the compactor folds the entry into a checkpoint (bounded wait).
+    local keys i
+    keys="$(s3_keys leases/)"
+    grep -q "leases/committer-" <<<"$keys" || die "no shard committer lease in the bucket (keys: $keys)"
+    grep -q "leases/compactor/" <<<"$keys" || die "no compactor lease in the bucket (keys: $keys)"
+    for ((i = 0; i < 150; i++)); do
+        [[ -n "$(s3_keys checkpoints/)" ]] && break
+        sleep 0.2
+    done
+    [[ -n "$(s3_keys checkpoints/)" ]] || die "the compactor wrote no checkpoint within 30 s"
+    log "bucket: committer and compactor leases, checkpoint $(s3_keys checkpoints/ | head -n 1)"
     log "smoke OK on $backend in $((SECONDS - t0)) s"
 }
 
