@@ -196,9 +196,13 @@ free_port_pair() {
 }
 
 # Keys under PREFIX in the stack's bucket (a signed ListObjectsV2; both servers accept it).
+# The prefix's slashes are percent-encoded, as SigV4's canonical query string has them.
 s3_keys() {
-    curl -sf --max-time 10 --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-        "$ENDPOINT/$BUCKET?list-type=2&prefix=$1" | grep -o '<Key>[^<]*</Key>' | sed -e 's/<[^>]*>//g' || true
+    local xml
+    xml="$(curl -sf --max-time 10 --aws-sigv4 "aws:amz:$AWS_REGION:s3" \
+        --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+        "$ENDPOINT/$BUCKET?list-type=2&prefix=${1//\//%2F}")" || die "listing $ENDPOINT/$BUCKET/$1 failed"
+    grep -o '<Key>[^<]*</Key>' <<<"$xml" | sed -e 's/<[^>]*>//g' || true
 }
 
 cmd_smoke() {

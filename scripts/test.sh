@@ -157,6 +157,11 @@ extra_suites() {
     # other with curl (~5 s).
     section "scripts/stack.sh smoke localstack"
     SLUICE_STACK_BUCKET=sluice-stack "$ROOT/scripts/stack.sh" smoke localstack
+    # The same on SeaweedFS, started and stopped by the script (~15 s).
+    if [[ "${SLUICE_TEST_SEAWEEDFS:-1}" == 1 ]]; then
+        section "scripts/stack.sh smoke seaweedfs"
+        "$ROOT/scripts/stack.sh" smoke seaweedfs
+    fi
 
     # Mutational fuzzing of the bucket-format decoders and the gateway's request
     # parsers (produce bodies, query strings); a short debug-build run.
