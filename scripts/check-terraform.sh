@@ -6,8 +6,9 @@
 #   2. every .tf is formatted as `terraform fmt` writes it (hclwrite.Format: @cdktf/hcl-tools);
 #      also `terraform fmt -check` when a terraform binary is on PATH
 #   3. every var./local./module./data./resource reference exists, module calls pass only
-#      declared variables and every required one (scripts/tf/check_refs.py), and the checker
-#      catches the mistakes of its negative case (scripts/tf/testdata/bad-refs)
+#      declared variables and every required one, variables have a description and a type and
+#      outputs a description (scripts/tf/check_refs.py), and the checker catches the mistakes
+#      of its negative case (scripts/tf/testdata/bad-refs)
 #   4. the variables' validation blocks refuse each bad value of scripts/tf/validation-cases.tsv
 #      with its message and accept scripts/tf/good.tfvars (needs a terraform binary; it runs on
 #      terraform/variables.tf alone, so no provider is downloaded; skipped without one)

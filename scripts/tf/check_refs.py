@@ -10,6 +10,7 @@ checks, without a Terraform binary or provider:
   source is a local directory;
 - a module call passes only variables the child module declares, and every child variable
   without a default;
+- every variable has a description and a type, every output a description;
 - names bound inside an expression (`for` variables, `dynamic` block iterators, `each`,
   `count`, `self`, `path`, `terraform`) are allowed where they are in scope.
 
@@ -43,6 +44,7 @@ class Module:
     data: set[tuple[str, str]] = field(default_factory=set)
     modules: dict[str, dict] = field(default_factory=dict)  # name -> call body
     outputs: set[str] = field(default_factory=set)
+    undocumented: list[str] = field(default_factory=list)
 
 
 # --- expressions --------------------------------------------------------------------------
@@ -193,6 +195,12 @@ def load(parsed: dict[str, dict]) -> dict[str, Module]:
         m.files.append(path)
         for name, blocks in body.get("variable", {}).items():
             m.variables[name] = any("default" in b for b in blocks)
+            for attr in ("description", "type"):
+                if not any(attr in b for b in blocks):
+                    m.undocumented.append(f"{path}: variable \"{name}\" has no {attr}")
+        for name, blocks in body.get("output", {}).items():
+            if not any("description" in b for b in blocks):
+                m.undocumented.append(f"{path}: output \"{name}\" has no description")
         for block in body.get("locals", []):
             m.locals |= set(block)
         for rtype, named in body.get("resource", {}).items():
@@ -275,6 +283,7 @@ def check(parsed: dict[str, dict]) -> list[str]:
         walk(body, set(), visit)
 
     for mod in mods.values():
+        errors.update(mod.undocumented)
         for name, call in mod.modules.items():
             d = child_dir(mod, call)
             if d is None:

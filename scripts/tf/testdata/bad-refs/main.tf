@@ -2,12 +2,14 @@
 # nothing else: the correct references next to them must pass.
 
 variable "name" {
-  type    = string
-  default = "x"
+  description = "name"
+  type        = string
+  default     = "x"
 }
 
 variable "subnets" {
-  type = list(string)
+  description = "subnets"
+  type        = list(string)
 }
 
 locals {
@@ -51,18 +53,22 @@ module "child" {
 }
 
 output "ok" {
-  value = module.child.id
+  description = "ok"
+  value       = module.child.id
 }
 
 output "bad" {
-  value = module.child.nope
+  description = "bad"
+  value       = module.child.nope
 }
 
 output "nomodule" {
-  value = module.sibling.id
+  description = "nomodule"
+  value       = module.sibling.id
 }
 
 output "outside" {
+  description = "outside"
   # a dynamic block's iterator used outside it
   value = rule.value
 }

@@ -1,16 +1,28 @@
 variable "size" {
-  type = number
+  description = "size"
+  type        = number
 }
 
 variable "zone" {
-  type = string
+  description = "zone"
+  type        = string
 }
 
 variable "optional" {
-  type    = string
-  default = ""
+  description = "optional"
+  type        = string
+  default     = ""
 }
 
 output "id" {
-  value = "${var.zone}-${var.size}-${var.optional}"
+  description = "id"
+  value       = "${var.zone}-${var.size}-${var.optional}"
+}
+
+variable "undocumented" {
+  default = 1
+}
+
+output "bare" {
+  value = var.undocumented
 }
