@@ -39,7 +39,7 @@ ROOT="$(pwd)"
 SERVICE_SCRIPT="check-terraform.sh"
 CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
-# log, die, apt_install, install_venv
+# log, die, apt_install, install_venv, start_lock
 # shellcheck source-path=SCRIPTDIR source=lib/service.sh
 source "$ROOT/scripts/lib/service.sh"
 
@@ -59,6 +59,9 @@ mkdir -p "$CACHE"
 # --- installs ------------------------------------------------------------------------------
 
 step "installing the tools (once)"
+# One install at a time (several worktrees may run this at once); released at exit.
+LOCKFILE="$CACHE/check-terraform.lock"
+start_lock
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     apt_install nodejs npm
 fi
@@ -87,7 +90,7 @@ venv_ok() {
     [[ "$("$VENV/bin/python" -c 'import importlib.metadata as m, yaml; print(m.version("checkov"))' 2>/dev/null || true)" == "$CHECKOV_VERSION" ]] &&
         [[ -x "$VENV/bin/checkov" ]]
 }
-install_venv 3 9 "checkov $CHECKOV_VERSION" "'checkov --version' does not answer $CHECKOV_VERSION" \
+install_venv 3 9 "checkov $CHECKOV_VERSION" "its package metadata does not say checkov $CHECKOV_VERSION" \
     "checkov==$CHECKOV_VERSION" pyyaml
 CHECKOV_VENV="$VENV"
 
