@@ -59,12 +59,6 @@ resource "aws_ecs_task_definition" "gateway" {
     },
   ])
 
-  lifecycle {
-    precondition {
-      condition     = local.fargate_memory_ok["gateway"]
-      error_message = "gateway_memory (${var.gateway_memory} MiB) is not a Fargate size for gateway_cpu ${var.gateway_cpu}: 256 CPU takes 512, 1024 or 2048; 512 takes 1024-4096; 1024 takes 2048-8192; 2048 takes 4096-16384; 4096 takes 8192-30720 (steps of 1024); 8192 takes 16384-61440 (steps of 4096); 16384 takes 32768-122880 (steps of 8192)."
-    }
-  }
 }
 
 resource "aws_ecs_task_definition" "compactor" {
@@ -107,16 +101,6 @@ resource "aws_ecs_task_definition" "compactor" {
     },
   ])
 
-  lifecycle {
-    precondition {
-      condition     = local.fargate_memory_ok["compactor"]
-      error_message = "compactor_memory (${var.compactor_memory} MiB) is not a Fargate size for compactor_cpu ${var.compactor_cpu}: 256 CPU takes 512, 1024 or 2048; 512 takes 1024-4096; 1024 takes 2048-8192; 2048 takes 4096-16384; 4096 takes 8192-30720 (steps of 1024); 8192 takes 16384-61440 (steps of 4096); 16384 takes 32768-122880 (steps of 8192)."
-    }
-    precondition {
-      condition     = var.compactor_lease_ms > var.compactor_interval_ms
-      error_message = "compactor_lease_ms (${var.compactor_lease_ms}) must exceed compactor_interval_ms (${var.compactor_interval_ms}): the compactor renews its lease between passes."
-    }
-  }
 }
 
 resource "aws_ecs_service" "gateway" {
@@ -153,11 +137,6 @@ resource "aws_ecs_service" "gateway" {
   lifecycle {
     # Autoscaling owns the desired count after creation.
     ignore_changes = [desired_count]
-
-    precondition {
-      condition     = var.gateway_max_count >= var.gateway_min_count
-      error_message = "gateway_max_count (${var.gateway_max_count}) must be at least gateway_min_count (${var.gateway_min_count})."
-    }
   }
 
   # The target group must belong to a listener before a service can register into it.

@@ -26,23 +26,6 @@ locals {
 
   tags = merge({ "sluice:deployment" = var.name }, var.tags)
 
-  # Fargate's CPU / memory combinations (MiB).
-  fargate_memory_ok = {
-    for role, size in {
-      gateway   = { cpu = var.gateway_cpu, memory = var.gateway_memory }
-      compactor = { cpu = var.compactor_cpu, memory = var.compactor_memory }
-    } :
-    role => (
-      size.cpu == 256 ? contains([512, 1024, 2048], size.memory) :
-      size.cpu == 512 ? size.memory >= 1024 && size.memory <= 4096 && size.memory % 1024 == 0 :
-      size.cpu == 1024 ? size.memory >= 2048 && size.memory <= 8192 && size.memory % 1024 == 0 :
-      size.cpu == 2048 ? size.memory >= 4096 && size.memory <= 16384 && size.memory % 1024 == 0 :
-      size.cpu == 4096 ? size.memory >= 8192 && size.memory <= 30720 && size.memory % 1024 == 0 :
-      size.cpu == 8192 ? size.memory >= 16384 && size.memory <= 61440 && size.memory % 4096 == 0 :
-      size.memory >= 32768 && size.memory <= 122880 && size.memory % 8192 == 0
-    )
-  }
-
   # ECR repositories the execution role may pull from: the image's own, when it is in ECR.
   ecr_match = try(regex("^([0-9]{12})\\.dkr\\.ecr\\.([a-z0-9-]+)\\.amazonaws\\.com(?:\\.cn)?/([^:@]+)", var.image), [])
   ecr_repository_arns = try(

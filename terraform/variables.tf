@@ -1,5 +1,6 @@
 # Inputs of the Sluice module. Every variable has a type, a description and, where a value can
-# be wrong, a validation block whose message says what is expected.
+# be wrong, a validation block whose message says what is expected (validations that compare
+# two variables need Terraform 1.9 or newer).
 
 # --- naming and placement ---------------------------------------------------------------------
 
@@ -245,6 +246,19 @@ variable "gateway_memory" {
     condition     = var.gateway_memory >= 512 && var.gateway_memory <= 122880 && floor(var.gateway_memory) == var.gateway_memory
     error_message = "gateway_memory must be a whole number of MiB from 512 to 122880."
   }
+
+  validation {
+    condition = (
+      var.gateway_cpu == 256 ? contains([512, 1024, 2048], var.gateway_memory) :
+      var.gateway_cpu == 512 ? var.gateway_memory >= 1024 && var.gateway_memory <= 4096 && var.gateway_memory % 1024 == 0 :
+      var.gateway_cpu == 1024 ? var.gateway_memory >= 2048 && var.gateway_memory <= 8192 && var.gateway_memory % 1024 == 0 :
+      var.gateway_cpu == 2048 ? var.gateway_memory >= 4096 && var.gateway_memory <= 16384 && var.gateway_memory % 1024 == 0 :
+      var.gateway_cpu == 4096 ? var.gateway_memory >= 8192 && var.gateway_memory <= 30720 && var.gateway_memory % 1024 == 0 :
+      var.gateway_cpu == 8192 ? var.gateway_memory >= 16384 && var.gateway_memory <= 61440 && var.gateway_memory % 4096 == 0 :
+      var.gateway_memory >= 32768 && var.gateway_memory <= 122880 && var.gateway_memory % 8192 == 0
+    )
+    error_message = "gateway_memory is not a Fargate size for gateway_cpu: 256 CPU takes 512, 1024 or 2048 MiB; 512 takes 1024-4096; 1024 takes 2048-8192; 2048 takes 4096-16384; 4096 takes 8192-30720 (steps of 1024); 8192 takes 16384-61440 (steps of 4096); 16384 takes 32768-122880 (steps of 8192)."
+  }
 }
 
 variable "compactor_cpu" {
@@ -266,6 +280,19 @@ variable "compactor_memory" {
   validation {
     condition     = var.compactor_memory >= 512 && var.compactor_memory <= 122880 && floor(var.compactor_memory) == var.compactor_memory
     error_message = "compactor_memory must be a whole number of MiB from 512 to 122880."
+  }
+
+  validation {
+    condition = (
+      var.compactor_cpu == 256 ? contains([512, 1024, 2048], var.compactor_memory) :
+      var.compactor_cpu == 512 ? var.compactor_memory >= 1024 && var.compactor_memory <= 4096 && var.compactor_memory % 1024 == 0 :
+      var.compactor_cpu == 1024 ? var.compactor_memory >= 2048 && var.compactor_memory <= 8192 && var.compactor_memory % 1024 == 0 :
+      var.compactor_cpu == 2048 ? var.compactor_memory >= 4096 && var.compactor_memory <= 16384 && var.compactor_memory % 1024 == 0 :
+      var.compactor_cpu == 4096 ? var.compactor_memory >= 8192 && var.compactor_memory <= 30720 && var.compactor_memory % 1024 == 0 :
+      var.compactor_cpu == 8192 ? var.compactor_memory >= 16384 && var.compactor_memory <= 61440 && var.compactor_memory % 4096 == 0 :
+      var.compactor_memory >= 32768 && var.compactor_memory <= 122880 && var.compactor_memory % 8192 == 0
+    )
+    error_message = "compactor_memory is not a Fargate size for compactor_cpu: 256 CPU takes 512, 1024 or 2048 MiB; 512 takes 1024-4096; 1024 takes 2048-8192; 2048 takes 4096-16384; 4096 takes 8192-30720 (steps of 1024); 8192 takes 16384-61440 (steps of 4096); 16384 takes 32768-122880 (steps of 8192)."
   }
 }
 
@@ -362,6 +389,11 @@ variable "gateway_max_count" {
     condition     = var.gateway_max_count >= 1 && var.gateway_max_count <= 1000 && floor(var.gateway_max_count) == var.gateway_max_count
     error_message = "gateway_max_count must be a whole number from 1 to 1000."
   }
+
+  validation {
+    condition     = var.gateway_max_count >= var.gateway_min_count
+    error_message = "gateway_max_count must be at least gateway_min_count."
+  }
 }
 
 variable "cpu_target_percent" {
@@ -429,6 +461,11 @@ variable "compactor_lease_ms" {
   validation {
     condition     = var.compactor_lease_ms >= 5000 && var.compactor_lease_ms <= 600000 && floor(var.compactor_lease_ms) == var.compactor_lease_ms
     error_message = "compactor_lease_ms must be a whole number of milliseconds from 5000 to 600000."
+  }
+
+  validation {
+    condition     = var.compactor_lease_ms > var.compactor_interval_ms
+    error_message = "compactor_lease_ms must exceed compactor_interval_ms: the compactor renews its lease between passes."
   }
 }
 
