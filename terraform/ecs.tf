@@ -58,7 +58,6 @@ resource "aws_ecs_task_definition" "gateway" {
       }
     },
   ])
-
 }
 
 resource "aws_ecs_task_definition" "compactor" {
@@ -100,7 +99,6 @@ resource "aws_ecs_task_definition" "compactor" {
       }
     },
   ])
-
 }
 
 resource "aws_ecs_service" "gateway" {
