@@ -239,6 +239,9 @@ cmd_smoke() {
     [[ -n "$(s3_keys checkpoints/)" ]] || die "the compactor wrote no checkpoint within 30 s"
     log "bucket: committer and compactor leases, checkpoint $(s3_keys checkpoints/ | head -n 1)"
     log "smoke OK on $backend in $((SECONDS - t0)) s"
+    trap - EXIT
+    cmd_stop
+    rm -rf "$STATE" # its logs; kept when the smoke fails
 }
 
 case "${1:-}" in
