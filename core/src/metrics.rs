@@ -163,8 +163,11 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("sluice_journal_commit_duration_seconds_bucket{le=\"0.004\",shard=\"2\"} 1")
-                || text.contains("sluice_journal_commit_duration_seconds_bucket{shard=\"2\",le=\"0.004\"} 1"),
+            text.contains(
+                "sluice_journal_commit_duration_seconds_bucket{le=\"0.004\",shard=\"2\"} 1"
+            ) || text.contains(
+                "sluice_journal_commit_duration_seconds_bucket{shard=\"2\",le=\"0.004\"} 1"
+            ),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");

@@ -377,6 +377,11 @@ impl ShardLog {
 
     /// Observe this shard's commits in `metrics` (the first call wins).
     pub fn set_metrics(&self, metrics: crate::metrics::JournalMetrics) {
+        // Counters of a shard this process writes exist from the start, at 0.
+        let shard = crate::metrics::ShardLabel { shard: self.shard };
+        drop(metrics.entries.get_or_create(&shard));
+        drop(metrics.conflicts.get_or_create(&shard));
+        drop(metrics.commit_failures.get_or_create(&shard));
         let _ = self.metrics.set(metrics);
     }
 

@@ -100,7 +100,11 @@ impl PartialOrd for GroupLabels {
 }
 impl Ord for GroupLabels {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (&self.group, &self.topic, self.partition).cmp(&(&other.group, &other.topic, other.partition))
+        (&self.group, &self.topic, self.partition).cmp(&(
+            &other.group,
+            &other.topic,
+            other.partition,
+        ))
     }
 }
 
@@ -400,4 +404,33 @@ pub async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> R
         })
         .inc();
     resp
+}
+
+/// Serve `registries` at `GET /metrics` (and `GET /healthz`) on `listener` until `shutdown`
+/// completes: the compactor's `--metrics-listen`.
+pub async fn serve_registries(
+    listener: tokio::net::TcpListener,
+    registries: Vec<Arc<Registry>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::routing::get;
+    let text = move || {
+        let registries = registries.clone();
+        async move {
+            let all: Vec<&Registry> = registries.iter().map(|r| &**r).collect();
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    sluice_core::metrics::CONTENT_TYPE,
+                )],
+                render(&all),
+            )
+        }
+    };
+    let app = axum::Router::new()
+        .route("/metrics", get(text))
+        .route("/healthz", get(|| async { "ok" }));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

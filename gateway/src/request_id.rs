@@ -65,7 +65,10 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
     );
     let started = Instant::now();
     let mut resp = REQUEST_ID
-        .scope(Arc::from(id.as_str()), next.run(req).instrument(span.clone()))
+        .scope(
+            Arc::from(id.as_str()),
+            next.run(req).instrument(span.clone()),
+        )
         .await;
     let status = resp.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -86,12 +89,24 @@ mod tests {
 
     #[test]
     fn sane_ids_are_kept_and_others_replaced() {
-        for ok in ["a", "req-123", "0f8fad5b-d9cb-469f-a165-70867728950e", "x.y:z/w+v=u@t_s"] {
+        for ok in [
+            "a",
+            "req-123",
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "x.y:z/w+v=u@t_s",
+        ] {
             assert!(is_sane(ok), "{ok}");
             assert_eq!(choose(Some(&HeaderValue::from_static(ok))), ok);
         }
         let long = "a".repeat(MAX_LEN + 1);
-        for bad in ["", "has space", "quote\"d", "tab\t", "ünïcode", long.as_str()] {
+        for bad in [
+            "",
+            "has space",
+            "quote\"d",
+            "tab\t",
+            "ünïcode",
+            long.as_str(),
+        ] {
             assert!(!is_sane(bad), "{bad}");
         }
         let generated = choose(Some(&HeaderValue::from_static("no spaces please")));

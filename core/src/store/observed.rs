@@ -58,7 +58,9 @@ impl StoreMetrics {
     }
 
     fn bytes(&self, direction: &'static str, n: u64) {
-        self.bytes.get_or_create(&DirectionLabel { direction }).inc_by(n);
+        self.bytes
+            .get_or_create(&DirectionLabel { direction })
+            .inc_by(n);
     }
 }
 
@@ -292,7 +294,10 @@ mod tests {
             Created::AlreadyExists
         );
         assert!(get_opt(&*store, &key).await.unwrap().is_some());
-        assert!(get_opt(&*store, &Path::from("a/2")).await.unwrap().is_none());
+        assert!(get_opt(&*store, &Path::from("a/2"))
+            .await
+            .unwrap()
+            .is_none());
         store.head(&key).await.unwrap();
         assert_eq!(
             list_names(&*store, &Path::from("a"), None).await.unwrap(),

@@ -259,10 +259,7 @@ pub async fn readyz(State(st): State<AppState>) -> ApiResult<&'static str> {
     responses((status = 200, description = "Metrics in the OpenMetrics text format (Prometheus scrapes it): the gateway's, its journal's, and in `sluice dev` the compactor's and the object store's", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 pub async fn metrics_text(State(st): State<AppState>) -> Response {
     (
-        [(
-            header::CONTENT_TYPE,
-            sluice_core::metrics::CONTENT_TYPE,
-        )],
+        [(header::CONTENT_TYPE, sluice_core::metrics::CONTENT_TYPE)],
         st.metrics.render(),
     )
         .into_response()
