@@ -91,6 +91,8 @@ pub struct Metrics {
     queue_ready: Family<QueueLabel, GaugeU64>,
     queue_in_flight: Family<QueueLabel, GaugeU64>,
     queue_dead_lettered: Family<QueueLabel, GaugeU64>,
+    /// Set when `/metrics` is rendered (see [`crate::committer::CommitRouter::gateways_seen`]).
+    pub gateways_seen: GaugeU64,
 }
 
 impl PartialOrd for GroupLabels {
@@ -251,7 +253,14 @@ impl Metrics {
             "Records in the queue's dead-letter topic.",
             Family::<QueueLabel, GaugeU64>::default()
         );
+        let gateways_seen = reg!(
+            "sluice_gateways_seen",
+            "Gateways this one saw in the last minute, itself included: the shard committers it \
+             hands commits to and the gateways that handed it theirs (1 without election).",
+            GaugeU64::default()
+        );
         Arc::new(Self {
+            gateways_seen,
             registry: r,
             also: Mutex::new(Vec::new()),
             requests,

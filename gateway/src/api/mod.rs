@@ -258,6 +258,11 @@ pub async fn readyz(State(st): State<AppState>) -> ApiResult<&'static str> {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Metrics in the OpenMetrics text format (Prometheus scrapes it): the gateway's, its journal's, and in `sluice dev` the compactor's and the object store's", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 pub async fn metrics_text(State(st): State<AppState>) -> Response {
+    let seen = st
+        .committer
+        .as_ref()
+        .map_or(1, |c| c.gateways_seen(Duration::from_secs(60)));
+    st.metrics.gateways_seen.set(seen as u64);
     (
         [(header::CONTENT_TYPE, sluice_core::metrics::CONTENT_TYPE)],
         st.metrics.render(),
