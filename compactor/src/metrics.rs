@@ -53,52 +53,52 @@ impl CompactorMetrics {
         let lag_seconds = reg!(
             "sluice_compactor_lag_seconds",
             "Per shard: age of the oldest journal entry not yet folded into the index (0 when \
-             caught up), as of the last pass.",
+             caught up), as of the last pass",
             Family::<ShardLabel, GaugeF64>::default()
         );
         let lag_entries = reg!(
             "sluice_compactor_lag_entries",
-            "Per shard: journal entries not yet folded into the index, as of the last pass.",
+            "Per shard: journal entries not yet folded into the index, as of the last pass",
             Family::<ShardLabel, GaugeU64>::default()
         );
         let passes = reg!(
             "sluice_compactor_passes",
-            "Compaction passes by outcome.",
+            "Compaction passes by outcome",
             Family::<OutcomeLabel, Counter>::default()
         );
         let pass_seconds = reg!(
             "sluice_compactor_pass_duration_seconds",
-            "Compaction passes: fold, truncation, GC, retention and tables.",
+            "Compaction passes: fold, truncation, GC, retention and tables",
             latency_histogram()
         );
         let entries_folded = reg!(
             "sluice_compactor_folded_entries",
-            "Journal entries folded into index and data objects.",
+            "Journal entries folded into index and data objects",
             Counter::default()
         );
         let segments_deleted = reg!(
             "sluice_compactor_deleted_segments",
-            "Flush segments deleted after they were folded (or orphaned past the grace period).",
+            "Flush segments deleted after they were folded (or orphaned past the grace period)",
             Counter::default()
         );
         let journal_deleted = reg!(
             "sluice_compactor_deleted_journal_entries",
-            "Journal entries deleted far behind the checkpoint.",
+            "Journal entries deleted far behind the checkpoint",
             Counter::default()
         );
         let retention_deleted = reg!(
             "sluice_compactor_retention_deleted_objects",
-            "Index and data objects deleted by retention.",
+            "Index and data objects deleted by retention",
             Counter::default()
         );
         let leader = reg!(
             "sluice_compactor_leader",
-            "1 while this compactor holds the lease (the active instance), else 0.",
+            "1 while this compactor holds the lease (the active instance), else 0",
             GaugeU64::default()
         );
         let last_pass_timestamp = reg!(
             "sluice_compactor_last_pass_timestamp_seconds",
-            "Unix time the last pass ended (successful or not).",
+            "Unix time the last pass ended (successful or not)",
             GaugeF64::default()
         );
         Self {

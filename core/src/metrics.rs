@@ -103,22 +103,22 @@ impl JournalMetrics {
         let mut r = Registry::default();
         r.register(
             "sluice_journal_commit_duration_seconds",
-            "Journal commits: from planning entry head+1 to its creation, lost races included.",
+            "Journal commits: from planning entry head+1 to its creation, lost races included",
             commit_seconds.clone(),
         );
         r.register(
             "sluice_journal_entries",
-            "Journal entries created by this process.",
+            "Journal entries created by this process",
             entries.clone(),
         );
         r.register(
             "sluice_journal_conflicts",
-            "Journal commit races lost: entry head+1 had been created by another writer.",
+            "Journal commit races lost: entry head+1 had been created by another writer",
             conflicts.clone(),
         );
         r.register(
             "sluice_journal_commit_failures",
-            "Journal commits that failed (store errors, races lost too often, stale segments).",
+            "Journal commits that failed (store errors, races lost too often, stale segments)",
             commit_failures.clone(),
         );
         Self {

@@ -122,141 +122,141 @@ impl Metrics {
         }
         let requests = reg!(
             "sluice_http_requests",
-            "HTTP requests by method, route and status class.",
+            "HTTP requests by method, route and status class",
             Family::<RequestLabels, Counter>::default()
         );
         let request_seconds = reg!(
             "sluice_http_request_duration_seconds",
             "HTTP requests from arrival to the answer's headers (long-polls include their wait), \
-             by method and route.",
+             by method and route",
             latency_family::<RouteLabels>()
         );
         let produce_requests = reg!(
             "sluice_produce_requests",
-            "Produce requests accepted for writing.",
+            "Produce requests accepted for writing",
             Counter::default()
         );
         let produce_request_seconds = reg!(
             "sluice_produce_request_duration_seconds",
-            "Produce requests accepted for writing, from arrival to answer, by ack mode.",
+            "Produce requests accepted for writing, from arrival to answer, by ack mode",
             latency_family::<AckLabel>()
         );
         let produce_ack_seconds = reg!(
             "sluice_produce_ack_duration_seconds",
             "From a produce request's hand-over to the batcher to its commit (the durable ack): \
-             linger, segment PUT and journal commit.",
+             linger, segment PUT and journal commit",
             latency_histogram()
         );
         let produced_records = reg!(
             "sluice_produced_records",
-            "Records committed (duplicates not counted).",
+            "Records committed (duplicates not counted)",
             Counter::default()
         );
         let produced_bytes = reg!(
             "sluice_produced_bytes",
-            "Encoded record bytes committed.",
+            "Encoded record bytes committed",
             Counter::default()
         );
         let produce_duplicates = reg!(
             "sluice_produce_duplicates",
-            "Produce requests answered from the idempotency window.",
+            "Produce requests answered from the idempotency window",
             Counter::default()
         );
         let produce_failures = reg!(
             "sluice_produce_failures",
-            "Produce requests that failed in the flush.",
+            "Produce requests that failed in the flush",
             Counter::default()
         );
         let flushes = reg!(
             "sluice_flushes",
-            "Flushes (segment write + commit).",
+            "Flushes (segment write + commit)",
             Counter::default()
         );
         let flush_requests = reg!(
             "sluice_flush_requests",
-            "Produce requests carried by flushes.",
+            "Produce requests carried by flushes",
             Counter::default()
         );
         let flush_seconds = reg!(
             "sluice_flush_duration_seconds",
-            "Time from segment write start to commit.",
+            "Time from segment write start to commit",
             latency_histogram()
         );
         let flushes_in_flight = reg!(
             "sluice_flushes_in_flight",
-            "Flushes writing or committing now.",
+            "Flushes writing or committing now",
             GaugeU64::default()
         );
         let read_requests = reg!(
             "sluice_read_requests",
-            "Record reads (JSON and event streams).",
+            "Record reads (JSON and event streams)",
             Counter::default()
         );
         let read_seconds = reg!(
             "sluice_read_duration_seconds",
-            "Reading records from the log for a read request (not the long-poll wait).",
+            "Reading records from the log for a read, event stream or group poll (not the long-poll wait)",
             latency_histogram()
         );
         let read_records = reg!(
             "sluice_read_records",
-            "Records returned to readers.",
+            "Records returned to readers",
             Counter::default()
         );
         let read_bytes = reg!(
             "sluice_read_bytes",
-            "Bytes of the records returned to readers (key, value and headers as stored).",
+            "Bytes of the records returned to readers (key, value and headers as stored)",
             Counter::default()
         );
         let sse_streams = reg!(
             "sluice_sse_streams",
-            "Server-sent event streams opened.",
+            "Server-sent event streams opened",
             Counter::default()
         );
         let produce_overloaded = reg!(
             "sluice_produce_overloaded",
-            "Produce requests refused with 429 because max_pending_bytes was reached.",
+            "Produce requests refused with 429 because max_pending_bytes was reached",
             Counter::default()
         );
         let pending_bytes = reg!(
             "sluice_produce_pending_bytes",
-            "Bytes of produce requests accepted but not yet committed.",
+            "Bytes of produce requests accepted but not yet committed",
             GaugeU64::default()
         );
         let pending_bytes_peak = reg!(
             "sluice_produce_pending_bytes_max",
-            "The most sluice_produce_pending_bytes has been since start.",
+            "The most sluice_produce_pending_bytes has been since start",
             GaugeU64::default()
         );
         let pending_bytes_limit = reg!(
             "sluice_produce_pending_bytes_limit",
-            "max_pending_bytes: beyond it produce requests are refused with 429.",
+            "max_pending_bytes: beyond it produce requests are refused with 429",
             GaugeU64::default()
         );
         let group_lag = reg!(
             "sluice_group_lag",
             "Records between a consumer group's committed offset and the end of the partition, \
-             as last seen by this gateway (describe, list, poll).",
+             as last seen by this gateway (describe, list, poll)",
             Family::<GroupLabels, GaugeU64>::default()
         );
         let queue_ready = reg!(
             "sluice_queue_ready",
-            "Records a queue can lease now.",
+            "Records a queue can lease now",
             Family::<QueueLabel, GaugeU64>::default()
         );
         let queue_in_flight = reg!(
             "sluice_queue_in_flight",
-            "Records under a valid lease.",
+            "Records under a valid lease",
             Family::<QueueLabel, GaugeU64>::default()
         );
         let queue_dead_lettered = reg!(
             "sluice_queue_dead_lettered",
-            "Records in the queue's dead-letter topic.",
+            "Records in the queue's dead-letter topic",
             Family::<QueueLabel, GaugeU64>::default()
         );
         let gateways_seen = reg!(
             "sluice_gateways_seen",
             "Gateways this one saw in the last minute, itself included: the shard committers it \
-             hands commits to and the gateways that handed it theirs (1 without election).",
+             hands commits to and the gateways that handed it theirs (1 without election)",
             GaugeU64::default()
         );
         Arc::new(Self {

@@ -103,12 +103,12 @@ impl Observed {
         r.register(
             "sluice_object_store_request_duration_seconds",
             "Object-store calls by operation and outcome (a GET until its answer's headers, a \
-             LIST until its last page).",
+             LIST until its last page)",
             metrics.calls.clone(),
         );
         r.register(
             "sluice_object_store_transferred_bytes",
-            "Object bytes written (PUT bodies) and read (GET bodies, as answered).",
+            "Object bytes written (PUT bodies) and read (GET bodies, as answered)",
             metrics.bytes.clone(),
         );
         Arc::new(Self {
