@@ -30,4 +30,8 @@ pub struct Problem {
     /// failed (the filter's length if it ended too early).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<usize>,
+    /// The request's id (its `X-Request-Id`, given or generated), also in every log line of
+    /// the request: quote it when reporting a problem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }

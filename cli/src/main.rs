@@ -62,6 +62,8 @@ enum Command {
         auth: AuthArgs,
         #[command(flatten)]
         tuning: Tuning,
+        #[command(flatten)]
+        log: LogArgs,
     },
     /// A stateless HTTP gateway. Run as many as you like on one bucket.
     Gateway {
@@ -78,6 +80,8 @@ enum Command {
         auth: AuthArgs,
         #[command(flatten)]
         tuning: Tuning,
+        #[command(flatten)]
+        log: LogArgs,
     },
     /// The compactor: folds the journal into indexes, applies retention, collects garbage.
     Compactor {
@@ -90,7 +94,29 @@ enum Command {
         /// renewing before it takes over.
         #[arg(long, default_value_t = 30_000)]
         lease_ms: u64,
+        /// Serve this compactor's metrics (lag per shard, passes, object-store calls) at
+        /// http://ADDR/metrics, e.g. 127.0.0.1:9091.
+        #[arg(long, env = "SLUICE_METRICS_LISTEN")]
+        metrics_listen: Option<SocketAddr>,
+        #[command(flatten)]
+        log: LogArgs,
     },
+}
+
+/// How server commands log (to stderr; the level comes from SLUICE_LOG, default info).
+#[derive(Args, Clone, Copy, Default)]
+struct LogArgs {
+    /// `text` (human-readable) or `json` (one JSON object a line, with the request's span and
+    /// its `request_id`).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "SLUICE_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Args)]
@@ -228,6 +254,13 @@ async fn shutdown_signal() {
     }
 }
 
+/// Wrap `store` in the observing wrapper: every call's latency by operation and outcome.
+fn observed(store: DynStore) -> (DynStore, Arc<sluice_core::metrics::Registry>) {
+    let o = store::Observed::new(store);
+    let registry = o.registry();
+    (o, registry)
+}
+
 async fn run_gateway(
     store: DynStore,
     listen: SocketAddr,
@@ -236,6 +269,13 @@ async fn run_gateway(
     commit: Option<&CommitArgs>,
 ) -> Result<(), String> {
     let clock = clock::system();
+    let (store, store_metrics) = observed(store);
+    cfg.metrics_also.push(store_metrics);
+    // The compactor of this process: its metrics are served with the gateway's.
+    let compactor = compactor.map(|c| Compactor::new(store.clone(), clock.clone(), c));
+    if let Some(c) = &compactor {
+        cfg.metrics_also.push(c.metrics().registry());
+    }
     let log = Log::new(store.clone(), clock.clone(), LogConfig::default());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -285,9 +325,8 @@ async fn run_gateway(
         }
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let compacting = compactor.map(|cfg| {
+    let compacting = compactor.map(|c| {
         let mut rx = stop_rx.clone();
-        let c = Compactor::new(store.clone(), clock.clone(), cfg);
         tokio::spawn(c.run(async move {
             let _ = rx.wait_for(|stop| *stop).await;
         }))
@@ -335,6 +374,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             no_fsync,
             auth,
             tuning,
+            log: _,
         } => {
             let auth = auth.load()?;
             let opts = StoreOptions {
@@ -359,6 +399,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             commit,
             auth,
             tuning,
+            log: _,
         } => {
             let auth = auth.load()?;
             let s = store.open()?;
@@ -377,17 +418,41 @@ async fn run(cli: Cli) -> Result<(), String> {
             store,
             interval_ms,
             lease_ms,
+            metrics_listen,
+            log: _,
         } => {
-            let s = store.open()?;
+            let (s, store_metrics) = observed(store.open()?);
             let cfg = CompactorConfig {
                 interval: Duration::from_millis(interval_ms),
                 lease_duration: Duration::from_millis(lease_ms),
                 ..Default::default()
             };
             eprintln!("sluice compactor: running on {}", store.store);
-            Compactor::new(s, clock::system(), cfg)
-                .run(shutdown_signal())
-                .await;
+            let c = Compactor::new(s, clock::system(), cfg);
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let metrics = match metrics_listen {
+                Some(addr) => {
+                    let listener = tokio::net::TcpListener::bind(addr)
+                        .await
+                        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+                    eprintln!("sluice compactor: metrics at http://{addr}/metrics");
+                    let mut rx = stop_rx.clone();
+                    Some(tokio::spawn(sluice_gateway::metrics::serve_registries(
+                        listener,
+                        vec![c.metrics().registry(), store_metrics],
+                        async move {
+                            let _ = rx.wait_for(|stop| *stop).await;
+                        },
+                    )))
+                }
+                None => None,
+            };
+            c.run(shutdown_signal()).await;
+            let _ = stop_tx.send(true);
+            if let Some(m) = metrics {
+                let _ = m.await;
+            }
             Ok(())
         }
         Command::Topics(_)
@@ -407,14 +472,30 @@ fn main() -> ExitCode {
     );
     // Servers log at info; client commands only warn (their output is the point).
     let default_filter = if server { "info" } else { "warn" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let format = match &cli.command {
+        Command::Dev { log, .. }
+        | Command::Gateway { log, .. }
+        | Command::Compactor { log, .. } => log.log_format,
+        _ => LogFormat::Text,
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        // One object a line: timestamp, level, target, fields, and the current span (a
+        // request's `request_id`, `method`, `route`) and its parents.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -20,6 +20,10 @@
 
 pub use sluice_core::lease;
 
+pub mod metrics;
+
+use metrics::{CompactorMetrics, OutcomeLabel};
+
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use lease::Lease;
@@ -116,6 +120,7 @@ pub struct Compactor {
     tables: Tables,
     /// The last table pass stopped with more to write.
     tables_backlog: bool,
+    metrics: CompactorMetrics,
 }
 
 impl Compactor {
@@ -132,7 +137,13 @@ impl Compactor {
             index_end: HashMap::new(),
             checkpoints: HashMap::new(),
             last_retention: None,
+            metrics: CompactorMetrics::new(),
         }
+    }
+
+    /// This compactor's metrics (lag per shard, passes), in their own registry.
+    pub fn metrics(&self) -> &CompactorMetrics {
+        &self.metrics
     }
 
     pub fn lease(&self) -> &Lease {
@@ -144,8 +155,27 @@ impl Compactor {
         tokio::pin!(shutdown);
         loop {
             let mut backlog = false;
-            match self.run_once().await {
+            let started = Instant::now();
+            let pass = self.run_once().await;
+            self.metrics
+                .pass_seconds
+                .observe(started.elapsed().as_secs_f64());
+            self.metrics
+                .passes
+                .get_or_create(&OutcomeLabel {
+                    outcome: if pass.is_ok() { "ok" } else { "error" },
+                })
+                .inc();
+            self.metrics
+                .last_pass_timestamp
+                .set(self.clock.now_ms() as f64 / 1000.0);
+            match pass {
                 Ok(r) => {
+                    self.metrics.leader.set(u64::from(r.leader));
+                    self.metrics.entries_folded.inc_by(r.entries_folded);
+                    self.metrics.segments_deleted.inc_by(r.segments_deleted);
+                    self.metrics.journal_deleted.inc_by(r.journal_deleted);
+                    self.metrics.retention_deleted.inc_by(r.retention_deleted);
                     backlog = r.backlog;
                     if r.entries_folded > 0 || r.segments_deleted > 0 || r.retention_deleted > 0 {
                         tracing::debug!(?r, "compaction pass");
@@ -188,14 +218,20 @@ impl Compactor {
                 .collect();
         // Only take the lease when there is work, so an idle deployment makes no PUTs.
         let mut work = Vec::new();
+        let now_ms = self.clock.now_ms();
         for &shard in &shards {
             let cp = self.latest_checkpoint(shard).await?;
             let seq = cp.as_ref().map_or(0, |c| c.seq);
-            if store::get_opt(&*self.store, &keys::journal_entry(shard, seq + 1))
-                .await?
-                .is_some()
-            {
-                work.push((shard, cp));
+            match store::get_opt(&*self.store, &keys::journal_entry(shard, seq + 1)).await? {
+                Some(bytes) => {
+                    // The oldest entry not folded yet: its age is the shard's lag.
+                    if let Ok(e) = JournalEntry::decode(&bytes) {
+                        let age = (now_ms - e.append_ts) as f64 / 1000.0;
+                        self.metrics.set_lag(shard, Some(age), None);
+                    }
+                    work.push((shard, cp));
+                }
+                None => self.metrics.set_lag(shard, Some(0.0), Some(0)),
             }
         }
         let retention_due = self
@@ -305,6 +341,10 @@ impl Compactor {
             .zip(head.seq + 1..)
             .take_while(|(got, want)| got == want)
             .map(|(seq, _)| seq)
+            .collect();
+        let unfolded = wanted.len() as u64;
+        let wanted: Vec<u64> = wanted
+            .into_iter()
             .take(self.cfg.max_entries_per_pass)
             .collect();
         let store = self.store.clone();
@@ -322,6 +362,8 @@ impl Compactor {
         let mut entries = Vec::new();
         let mut pass_bytes = 0u64;
         let mut cut = false;
+        // The append time of the first entry this pass leaves unfolded, when known.
+        let mut left_ts = None;
         for (seq, bytes) in fetched {
             let key = keys::journal_entry(shard, seq);
             let Some(bytes) = bytes else { break };
@@ -336,6 +378,7 @@ impl Compactor {
             let bytes: u64 = entry.batches().map(|(_, b)| b.len as u64).sum();
             if !entries.is_empty() && pass_bytes + bytes > self.cfg.max_bytes_per_pass {
                 cut = true;
+                left_ts = Some(entry.append_ts);
                 break;
             }
             pass_bytes += bytes;
@@ -348,7 +391,19 @@ impl Compactor {
             && store::get_opt(&*self.store, &keys::journal_entry(shard, head.seq + 1))
                 .await?
                 .is_none();
+        let left = unfolded.saturating_sub(entries.len() as u64);
+        // What this pass leaves behind, once it has written its checkpoint.
+        let lag_after = |this: &Self| {
+            if complete {
+                this.metrics.set_lag(shard, Some(0.0), Some(0));
+            } else {
+                let age = left_ts.map(|ts| (this.clock.now_ms() - ts) as f64 / 1000.0);
+                // Entries past the LIST may have arrived meanwhile: at least one is left.
+                this.metrics.set_lag(shard, age, Some(left.max(1)));
+            }
+        };
         if entries.is_empty() {
+            lag_after(self);
             return Ok(complete);
         }
         // 2. Group batches per partition, in offset order.
@@ -393,6 +448,7 @@ impl Compactor {
             .push_back((cp.seq, cp.last_append_ts));
         report.checkpoints += 1;
         report.entries_folded += entries.len() as u64;
+        lag_after(self);
         Ok(complete)
     }
 

@@ -6,7 +6,9 @@
 //! - [`keys`]: every object key
 //! - [`filter`]: record filters on headers and the key (parse, evaluate, print)
 //! - [`head`], [`partition`]: pure commit logic (offset assignment, dedup) and partitioning
-//! - [`store`]: opening stores, create-only puts, the instrumented / fault-injecting wrapper
+//! - [`store`]: opening stores, create-only puts, the instrumented / fault-injecting wrapper,
+//!   the observing wrapper (metrics of every call)
+//! - [`metrics`]: metrics on prometheus-client (a registry per component instance)
 //! - [`shard`]: one journal shard's live head: commit, catch-up, tail for reads
 //! - [`statelog`]: a generic replicated state machine in the bucket (create-only numbered
 //!   entries + snapshots, group commit); queues and consumer groups keep their state in one
@@ -29,6 +31,7 @@ pub mod ids;
 pub mod keys;
 pub mod lease;
 pub mod log;
+pub mod metrics;
 pub mod partition;
 pub mod producer;
 pub mod queue;

@@ -180,6 +180,7 @@ pub struct Log {
     committers: Mutex<HashMap<u32, GroupCommitter>>,
     hand_overs: Mutex<HashMap<u32, HandOver>>,
     forwarder: OnceLock<Arc<dyn CommitForwarder>>,
+    metrics: crate::metrics::JournalMetrics,
 }
 
 impl Log {
@@ -200,7 +201,13 @@ impl Log {
             committers: Mutex::new(HashMap::new()),
             hand_overs: Mutex::new(HashMap::new()),
             forwarder: OnceLock::new(),
+            metrics: crate::metrics::JournalMetrics::new(),
         })
+    }
+
+    /// This log's journal metrics (commit latency, conflicts), in their own registry.
+    pub fn metrics(&self) -> &crate::metrics::JournalMetrics {
+        &self.metrics
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -236,6 +243,7 @@ impl Log {
             self.writer,
         )
         .await?;
+        s.set_metrics(self.metrics.clone());
         shards.insert(shard, s.clone());
         Ok(s)
     }

@@ -109,6 +109,8 @@ pub struct ShardLog {
     /// Whether our last commit had to retry (another writer commits to this shard too).
     contended: std::sync::atomic::AtomicBool,
     head_tx: watch::Sender<u64>,
+    /// Set once by the owning [`crate::log::Log`]; commits before that are not observed.
+    metrics: std::sync::OnceLock<crate::metrics::JournalMetrics>,
 }
 
 impl ShardLog {
@@ -139,6 +141,7 @@ impl ShardLog {
             sync_lock: Mutex::new(()),
             contended: std::sync::atomic::AtomicBool::new(false),
             head_tx: watch::channel(0).0,
+            metrics: std::sync::OnceLock::new(),
         });
         this.refresh_checkpoint().await?;
         this.sync().await?;
@@ -372,6 +375,16 @@ impl ShardLog {
         st.tail.retain(|_, q| !q.is_empty());
     }
 
+    /// Observe this shard's commits in `metrics` (the first call wins).
+    pub fn set_metrics(&self, metrics: crate::metrics::JournalMetrics) {
+        // Counters of a shard this process writes exist from the start, at 0.
+        let shard = crate::metrics::ShardLabel { shard: self.shard };
+        drop(metrics.entries.get_or_create(&shard));
+        drop(metrics.conflicts.get_or_create(&shard));
+        drop(metrics.commit_failures.get_or_create(&shard));
+        let _ = self.metrics.set(metrics);
+    }
+
     /// Commit appends whose records are in segment `segment` (already written). Returns one
     /// outcome per append and the append timestamp of the entry.
     pub async fn commit(
@@ -380,6 +393,28 @@ impl ShardLog {
         segment: ObjectId,
     ) -> Result<(Vec<Outcome>, i64)> {
         let _g = self.commit_lock.lock().await;
+        let started = Instant::now();
+        let r = self.commit_locked(pending, segment).await;
+        if let Some(m) = self.metrics.get() {
+            let shard = crate::metrics::ShardLabel { shard: self.shard };
+            match &r {
+                Ok(_) => m
+                    .commit_seconds
+                    .get_or_create(&shard)
+                    .observe(started.elapsed().as_secs_f64()),
+                Err(_) => {
+                    m.commit_failures.get_or_create(&shard).inc();
+                }
+            }
+        }
+        r
+    }
+
+    async fn commit_locked(
+        &self,
+        pending: &[PendingAppend],
+        segment: ObjectId,
+    ) -> Result<(Vec<Outcome>, i64)> {
         // Keeps the in-memory tail bounded on gateways that only write.
         if let Err(e) = self.refresh_checkpoint_if_due().await {
             tracing::warn!(shard = self.shard, error = %e, "could not look for a newer checkpoint");
@@ -432,6 +467,14 @@ impl ShardLog {
                     }
                 }
             };
+            if let Some(m) = self.metrics.get() {
+                let shard = crate::metrics::ShardLabel { shard: self.shard };
+                if ours {
+                    m.entries.get_or_create(&shard).inc();
+                } else if matches!(outcome, Ok(Created::AlreadyExists)) {
+                    m.conflicts.get_or_create(&shard).inc();
+                }
+            }
             if ours {
                 self.contended.store(
                     others_committed || failures > 0,

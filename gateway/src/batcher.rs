@@ -14,7 +14,6 @@ use crate::metrics::Metrics;
 use crate::overload::PendingPermit;
 use sluice_core::log::{Log, ProduceAck, ProduceRequest};
 use sluice_core::{Error, Result};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -35,6 +34,8 @@ struct Job {
     reply: Option<oneshot::Sender<Result<ProduceAck>>>,
     /// The request's share of `max_pending_bytes`, given back once its commit has finished.
     permit: Option<PendingPermit>,
+    /// When the request was handed over: its ack latency starts here.
+    queued: Instant,
 }
 
 /// The handle produce handlers use. Cheap to clone; the task ends when every handle is dropped
@@ -103,6 +104,7 @@ impl Batcher {
                 bytes,
                 reply,
                 permit,
+                queued: Instant::now(),
             })
             .await
             .map_err(|_| Stopped)
@@ -176,11 +178,17 @@ async fn run(
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let started = Instant::now();
-            metrics.flushes_in_flight.fetch_add(1, Ordering::Relaxed);
+            metrics.flushes_in_flight.inc();
             let mut requests = Vec::with_capacity(flush.jobs.len());
             let mut waiters = Vec::with_capacity(flush.jobs.len());
             for job in flush.jobs {
-                waiters.push((job.reply, job.bytes, job.request.records.len(), job.permit));
+                waiters.push((
+                    job.reply,
+                    job.bytes,
+                    job.request.records.len(),
+                    job.permit,
+                    job.queued,
+                ));
                 requests.push(job.request);
             }
             let n = requests.len();
@@ -191,11 +199,16 @@ async fn run(
             }
             let results = log.commit(prepared, Some(queued_tx)).await;
             drop(slot);
-            metrics.flushes_in_flight.fetch_sub(1, Ordering::Relaxed);
+            metrics.flushes_in_flight.dec();
             metrics.flush_done(n, started.elapsed());
-            for ((reply, bytes, records, permit), result) in waiters.into_iter().zip(results) {
+            for ((reply, bytes, records, permit, queued), result) in
+                waiters.into_iter().zip(results)
+            {
                 // The commit is over: give the request's bytes back before answering.
                 drop(permit);
+                metrics
+                    .produce_ack_seconds
+                    .observe(queued.elapsed().as_secs_f64());
                 match &result {
                     Ok(ack) if ack.duplicate => Metrics::inc(&metrics.produce_duplicates),
                     Ok(_) => {
@@ -281,7 +294,7 @@ mod tests {
             }
             last[p as usize] = Some(offset);
         }
-        let flushes = metrics.flushes.load(Ordering::Relaxed);
+        let flushes = metrics.flushes.get();
         assert!(flushes > 1 && flushes < 60, "{flushes} flushes");
     }
 }

@@ -73,8 +73,13 @@ pub struct CommitRouter {
     store: DynStore,
     http: reqwest::Client,
     roles: Mutex<HashMap<u32, Role>>,
+    /// Other gateways this one saw (as a shard's committer, or handing it commits): URL → when.
+    seen: Mutex<HashMap<String, std::time::Instant>>,
     me: Weak<CommitRouter>,
 }
+
+/// The header a gateway names itself with when it hands commits over (its advertised URL).
+pub const GATEWAY_HEADER: &str = "x-sluice-gateway";
 
 fn lease_name(shard: u32) -> String {
     format!("committer-{shard}")
@@ -93,6 +98,7 @@ impl CommitRouter {
             store,
             http,
             roles: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
             me: me.clone(),
         }))
     }
@@ -126,6 +132,22 @@ impl CommitRouter {
     fn set_role(&self, shard: u32, role: Role) {
         self.roles().insert(shard, role);
     }
+
+    /// Note that gateway `url` was seen now (not this one).
+    pub fn saw(&self, url: &str) {
+        if url != self.cfg.advertise_url {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            seen.insert(url.to_string(), std::time::Instant::now());
+        }
+    }
+
+    /// Gateways seen within `window`, this one included: the shard committers it follows and
+    /// the gateways that handed it commits (`sluice_gateways_seen`).
+    pub fn gateways_seen(&self, window: Duration) -> usize {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.retain(|_, at| at.elapsed() <= window);
+        seen.len() + 1
+    }
 }
 
 /// Hold (or watch) the lease of `shard` for as long as the router lives: every quarter of the
@@ -137,7 +159,10 @@ async fn watch_lease(router: Weak<CommitRouter>, shard: u32, mut lease: Lease) {
         let role = match lease.acquire().await {
             Ok(true) if lease.epoch().is_some() => Role::Committer,
             Ok(_) => match lease.other_holder() {
-                Some(h) if h != r.cfg.advertise_url => Role::Follower(h.to_string()),
+                Some(h) if h != r.cfg.advertise_url => {
+                    r.saw(h);
+                    Role::Follower(h.to_string())
+                }
                 _ => Role::Unknown,
             },
             Err(e) => {
@@ -281,6 +306,7 @@ impl CommitForwarder for CommitRouter {
             .http
             .post(format!("{url}/internal/v1/commit?shard={shard}"))
             .header("content-type", "application/octet-stream")
+            .header(GATEWAY_HEADER, &self.cfg.advertise_url)
             .timeout(self.cfg.timeout)
             .body(encode_request(shard, pending));
         if let Some(t) = &self.cfg.token {
@@ -342,8 +368,18 @@ pub struct CommitQuery {
 pub async fn commit(
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<CommitQuery>,
+    headers: axum::http::HeaderMap,
     Body(body): Body,
 ) -> ApiResult<Json<CommitAnswer>> {
+    if let (Some(c), Some(from)) = (
+        &st.committer,
+        headers
+            .get(GATEWAY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|u| crate::request_id::is_sane(u)),
+    ) {
+        c.saw(from);
+    }
     let leads = st
         .committer
         .as_ref()

@@ -271,6 +271,7 @@ impl ApiError {
             earliest_offset,
             next_offset,
             position,
+            request_id: crate::request_id::current(),
         }
     }
 }

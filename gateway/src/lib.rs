@@ -8,12 +8,13 @@
 //! - [`error`]: the one place errors become HTTP statuses and `application/problem+json` bodies
 //! - [`extract`]: request extractors whose rejections are problem documents too
 //! - [`api`]: the route handlers and the generated OpenAPI document (wire types: `sluice-api`)
-//! - [`metrics`]: hand-written Prometheus counters
+//! - [`metrics`]: the gateway's metrics (prometheus-client), the request counter middleware
 //! - [`console`]: the web console's embedded files, served at `/`
 //! - [`auth`]: bearer tokens with per-topic scopes (when configured)
 //! - [`queues`]: queue mode's IO (state logs, read-ahead, dead letters) around `sluice_core::queue`
 //! - [`overload`]: the byte budget that bounds produce requests waiting for their commit
 //! - [`committer`]: per-shard committer election and the gateway-to-gateway commit hand-over
+//! - [`request_id`]: `X-Request-Id` per request, its log span, its place in problem documents
 
 pub mod api;
 pub mod auth;
@@ -25,6 +26,7 @@ pub mod extract;
 pub mod metrics;
 pub mod overload;
 pub mod queues;
+pub mod request_id;
 
 use sluice_core::log::Log;
 use std::future::Future;
@@ -66,6 +68,9 @@ pub struct GatewayConfig {
     /// Take part in electing each shard's committer, and hand commits to it (`None`, the
     /// default: commit directly, as a lone process does).
     pub committer: Option<CommitterConfig>,
+    /// Metrics registries `GET /metrics` serves after the gateway's own and its log's (`sluice
+    /// dev`: the compactor's and the store wrapper's). Metric names must not repeat.
+    pub metrics_also: Vec<Arc<sluice_core::metrics::Registry>>,
 }
 
 impl Default for GatewayConfig {
@@ -83,6 +88,7 @@ impl Default for GatewayConfig {
             auth: None,
             max_waiting_readers: 4096,
             committer: None,
+            metrics_also: Vec::new(),
         }
     }
 }

@@ -43,6 +43,7 @@ impl Drop for PendingPermit {
     fn drop(&mut self) {
         self.metrics
             .pending_bytes
+            .inner()
             .fetch_sub(self.bytes, Ordering::AcqRel);
     }
 }
@@ -50,7 +51,7 @@ impl Drop for PendingPermit {
 impl PendingBudget {
     pub fn new(max_bytes: usize, metrics: Arc<Metrics>) -> Self {
         let max = max_bytes as u64;
-        metrics.pending_bytes_limit.store(max, Ordering::Relaxed);
+        metrics.pending_bytes_limit.set(max);
         Self { max, metrics }
     }
 
@@ -63,7 +64,7 @@ impl PendingBudget {
                 max: usize::try_from(self.max).unwrap_or(usize::MAX),
             });
         }
-        let pending = &self.metrics.pending_bytes;
+        let pending = self.metrics.pending_bytes.inner();
         let mut now = pending.load(Ordering::Acquire);
         let total = loop {
             let total = now.saturating_add(bytes);
@@ -82,6 +83,7 @@ impl PendingBudget {
         };
         self.metrics
             .pending_bytes_peak
+            .inner()
             .fetch_max(total, Ordering::Relaxed);
         Ok(PendingPermit {
             bytes,
@@ -131,11 +133,11 @@ mod tests {
         );
         drop(p1);
         let p3 = b.try_acquire(50).unwrap();
-        assert_eq!(m.pending_bytes.load(Ordering::Relaxed), 90);
+        assert_eq!(m.pending_bytes.get(), 90);
         drop((p2, p3));
-        assert_eq!(m.pending_bytes.load(Ordering::Relaxed), 0);
-        assert_eq!(m.pending_bytes_peak.load(Ordering::Relaxed), 100);
-        assert_eq!(m.produce_overloaded.load(Ordering::Relaxed), 1);
+        assert_eq!(m.pending_bytes.get(), 0);
+        assert_eq!(m.pending_bytes_peak.get(), 100);
+        assert_eq!(m.produce_overloaded.get(), 1);
     }
 }
 

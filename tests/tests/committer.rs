@@ -13,7 +13,7 @@ use sluice_core::log::{Log, LogConfig};
 use sluice_core::store::{self, DynStore, FaultConfig, Instrumented};
 use sluice_gateway::{CommitterConfig, GatewayConfig};
 use sluice_tests::checker::{check, Acked, History};
-use sluice_tests::http::Gateway;
+use sluice_tests::http::{metric, metrics_text, Gateway};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -144,6 +144,12 @@ async fn gateways_hand_their_commits_to_one_elected_committer() {
         multi_segment > 0,
         "no entry merged several gateways' flushes"
     );
+    // Each gateway saw another: the committer those that handed it commits, a follower the
+    // committer it handed them to (the health page's "gateways seen").
+    for gw in &gateways {
+        let seen = metric::<u64>(&metrics_text(&gw.url).await, "sluice_gateways_seen");
+        assert!((2..=3).contains(&seen), "{} saw {seen} gateways", gw.url);
+    }
     for gw in gateways {
         gw.shutdown().await.unwrap();
     }

@@ -574,3 +574,53 @@ async fn backlog_is_folded_in_passes_bounded_by_bytes() {
     assert!(!last.backlog);
     verify(store, history).await;
 }
+
+/// The lag gauges follow the passes: what a pass capped at 2 entries leaves, then 0 once the
+/// compactor reached the end of each shard's journal; the journal metrics count the entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_gauges_show_what_each_pass_left() {
+    use sluice_core::metrics::ShardLabel;
+    let store = memory();
+    let log = setup(store.clone(), clock::system()).await;
+    let mut history = History::default();
+    produce(&log, 5, 11, 0, &mut history).await;
+    for shard in [0, 1] {
+        let s = ShardLabel { shard };
+        assert_eq!(log.metrics().entries.get_or_create(&s).get(), 5);
+        assert_eq!(log.metrics().conflicts.get_or_create(&s).get(), 0);
+        let text = sluice_core::metrics::render(&[log.metrics().registry()]);
+        let want = format!("sluice_journal_commit_duration_seconds_count{{shard=\"{shard}\"}} 5");
+        assert!(
+            text.contains(&want),
+            "one commit observed per entry:\n{text}"
+        );
+    }
+    let mut c = Compactor::new(
+        store.clone(),
+        clock::system(),
+        quick(CompactorConfig {
+            max_entries_per_pass: 2,
+            ..Default::default()
+        }),
+    );
+    let lag = |c: &Compactor, shard| {
+        let s = ShardLabel { shard };
+        let m = c.metrics();
+        (
+            m.lag_entries.get_or_create(&s).get(),
+            m.lag_seconds.get_or_create(&s).get(),
+        )
+    };
+    let r = c.run_once().await.unwrap();
+    assert!(r.backlog);
+    for shard in [0, 1] {
+        let (entries, seconds) = lag(&c, shard);
+        assert_eq!(entries, 3, "shard {shard}: 5 entries, 2 folded");
+        assert!(seconds >= 0.0, "shard {shard}: {seconds}");
+    }
+    while c.run_once().await.unwrap().backlog {}
+    for shard in [0, 1] {
+        assert_eq!(lag(&c, shard), (0, 0.0), "shard {shard} caught up");
+    }
+    verify(store, history).await;
+}

@@ -1293,7 +1293,7 @@ async fn openapi_metrics_health() {
     assert!(r.text().await.unwrap().contains("/v1/openapi.json"));
     let text = metrics_text(url).await;
     assert!(
-        text.contains("# TYPE sluice_http_requests_total counter"),
+        text.contains("# TYPE sluice_http_requests counter"),
         "{text}"
     );
     assert!(

@@ -4,8 +4,10 @@
 //! numbered key, which `InMemory`, `LocalFileSystem` and S3 all support.
 
 mod instrumented;
+mod observed;
 
 pub use instrumented::{Counts, FaultConfig, Instrumented, LatencyDist};
+pub use observed::{outcome, CallLabels, Observed};
 
 use crate::error::{Error, Result};
 use bytes::Bytes;

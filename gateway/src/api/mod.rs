@@ -82,6 +82,10 @@ pub(crate) fn build(
     keep: Option<watch::Sender<bool>>,
 ) -> Router {
     let metrics = Metrics::new();
+    metrics.also_serve(log.metrics().registry_arc());
+    for r in &cfg.metrics_also {
+        metrics.also_serve(r.clone());
+    }
     let batcher = Batcher::spawn(
         log.clone(),
         BatcherConfig {
@@ -208,6 +212,7 @@ pub(crate) fn build(
             metrics,
             metrics::track,
         ))
+        .layer(axum::middleware::from_fn(crate::request_id::layer))
         .with_state(state)
 }
 
@@ -251,13 +256,15 @@ pub async fn readyz(State(st): State<AppState>) -> ApiResult<&'static str> {
 
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4")))]
+    responses((status = 200, description = "Metrics in the OpenMetrics text format (Prometheus scrapes it): the gateway's, its journal's, and in `sluice dev` the compactor's and the object store's", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 pub async fn metrics_text(State(st): State<AppState>) -> Response {
+    let seen = st
+        .committer
+        .as_ref()
+        .map_or(1, |c| c.gateways_seen(Duration::from_secs(60)));
+    st.metrics.gateways_seen.set(seen as u64);
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, sluice_core::metrics::CONTENT_TYPE)],
         st.metrics.render(),
     )
         .into_response()

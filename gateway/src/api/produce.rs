@@ -256,6 +256,7 @@ pub async fn produce(
     early: Option<Extension<EarlyPermit>>,
     Body(body): Body,
 ) -> ApiResult<Response> {
+    let started = std::time::Instant::now();
     // Held until the commit has finished: bounds the bytes waiting for it (429 beyond). Taken
     // from Content-Length before the body was read when the request declared one.
     let permit = match early.and_then(|Extension(e)| e.take()) {
@@ -301,6 +302,7 @@ pub async fn produce(
                 .produce(request, Some(permit))
                 .await
                 .map_err(stopped)??;
+            observe_produce(&st, "durable", started);
             Ok(Json(ProduceAnswer::from(ack)).into_response())
         }
         AckMode::None => {
@@ -308,7 +310,16 @@ pub async fn produce(
                 .produce_detached(request, Some(permit))
                 .await
                 .map_err(stopped)?;
+            observe_produce(&st, "none", started);
             Ok((StatusCode::ACCEPTED, Json(Accepted { accepted: n })).into_response())
         }
     }
+}
+
+/// `sluice_produce_request_duration_seconds{ack}` of a request answered with success.
+fn observe_produce(st: &AppState, ack: &'static str, started: std::time::Instant) {
+    st.metrics
+        .produce_request_seconds
+        .get_or_create(&crate::metrics::AckLabel { ack })
+        .observe(started.elapsed().as_secs_f64());
 }

@@ -81,7 +81,8 @@ pub(crate) async fn read_some(
     limit: usize,
     filter: Option<&Filter>,
 ) -> ApiResult<ReadBatch> {
-    Ok(match filter {
+    let started = std::time::Instant::now();
+    let batch = match filter {
         None => {
             st.log
                 .read(topic, partition, offset, limit, MAX_READ_BYTES)
@@ -100,7 +101,20 @@ pub(crate) async fn read_some(
                 )
                 .await?
         }
-    })
+    };
+    st.metrics
+        .read_seconds
+        .observe(started.elapsed().as_secs_f64());
+    Ok(batch)
+}
+
+/// Count records returned to a reader: `sluice_read_records_total` and `_bytes_total`.
+pub(crate) fn count_read(st: &AppState, records: &[ReadRecord]) {
+    Metrics::add(&st.metrics.read_records, records.len() as u64);
+    Metrics::add(
+        &st.metrics.read_bytes,
+        records.iter().map(|r| r.record.encoded_len() as u64).sum(),
+    );
 }
 
 fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<u64>> {
@@ -203,7 +217,7 @@ pub async fn read(
             }
         }
     }
-    Metrics::add(&st.metrics.read_records, batch.records.len() as u64);
+    count_read(&st, &batch.records);
     Ok(Json(ReadAnswer {
         records: batch.records.iter().map(RecordOut::from).collect(),
         next_offset: batch.next_offset,
@@ -240,7 +254,7 @@ impl Tail {
     async fn next_event(&mut self) -> Option<Event> {
         loop {
             if let Some(r) = self.buffered.pop_front() {
-                Metrics::inc(&self.st.metrics.read_records);
+                count_read(&self.st, std::slice::from_ref(&r));
                 return Some(record_event(&r));
             }
             if self.done {
