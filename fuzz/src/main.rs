@@ -444,6 +444,7 @@ fn run_produce(format: Format, input: &[u8]) -> bool {
         ack: None,
         key: None,
         partition: None,
+        transaction: None,
     };
     let decode = |format, body: Vec<u8>| {
         records_of(

@@ -14,6 +14,7 @@
 //! - [`queues`]: queue mode's IO (state logs, read-ahead, dead letters) around `sluice_core::queue`
 //! - [`overload`]: the byte budget that bounds produce requests waiting for their commit
 //! - [`committer`]: per-shard committer election and the gateway-to-gateway commit hand-over
+//! - [`txn`]: the transaction resolver (check-back over HTTP, finishing interrupted commits)
 
 pub mod api;
 pub mod auth;
@@ -25,6 +26,7 @@ pub mod extract;
 pub mod metrics;
 pub mod overload;
 pub mod queues;
+pub mod txn;
 
 use sluice_core::log::Log;
 use std::future::Future;
@@ -66,6 +68,8 @@ pub struct GatewayConfig {
     /// Take part in electing each shard's committer, and hand commits to it (`None`, the
     /// default: commit directly, as a lone process does).
     pub committer: Option<CommitterConfig>,
+    /// Transactions: the resolver election and check-back settings.
+    pub txn: txn::TxnSettings,
 }
 
 impl Default for GatewayConfig {
@@ -83,6 +87,7 @@ impl Default for GatewayConfig {
             auth: None,
             max_waiting_readers: 4096,
             committer: None,
+            txn: txn::TxnSettings::default(),
         }
     }
 }
