@@ -248,7 +248,9 @@ mod tests {
         let done = txn_done(1234, id);
         assert_eq!(parse_txn_done(filename(&done)), Some((1234, id)));
         assert_eq!(parse_txn_done("garbage"), None);
-        assert!(txn_staged(id, id).as_ref().starts_with(txn_dir(id).as_ref()));
+        assert!(txn_staged(id, id)
+            .as_ref()
+            .starts_with(txn_dir(id).as_ref()));
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub struct TxnConfig {
     pub max_flush_bytes: u64,
     /// How often the resolver's pass looks for finished transactions to reap.
     pub reap_every: Duration,
+    /// Retries of a failed append while applying a commit before the call gives up (the
+    /// resolver finishes it later).
+    pub apply_retries: u32,
 }
 
 impl Default for TxnConfig {
@@ -46,6 +49,7 @@ impl Default for TxnConfig {
             orphan_grace: Duration::from_secs(60),
             max_flush_bytes: 8 << 20,
             reap_every: Duration::from_secs(60),
+            apply_retries: 30,
         }
     }
 }
@@ -263,8 +267,8 @@ impl Transactions {
                 (None, None) => Route::Any,
             })
             .collect();
-        let assignment = partition::assign(&routes, topic.partitions, Some(&object.0), 0)
-            .map_err(|p| {
+        let assignment =
+            partition::assign(&routes, topic.partitions, Some(&object.0), 0).map_err(|p| {
                 TxnError::Core(Error::PartitionNotFound {
                     topic: topic.name.clone(),
                     partition: p,
@@ -296,13 +300,15 @@ impl Transactions {
         };
         let ids = id.to_string();
         let c = log
-            .propose(move |s: &TxnState, t| match plan_stage(&ids, s, t, &staged) {
-                Ok((ops, n)) => {
-                    let ours = !ops.is_empty();
-                    (ops, Ok((n, ours)))
-                }
-                Err(e) => (vec![], Err(e)),
-            })
+            .propose(
+                move |s: &TxnState, t| match plan_stage(&ids, s, t, &staged) {
+                    Ok((ops, n)) => {
+                        let ours = !ops.is_empty();
+                        (ops, Ok((n, ours)))
+                    }
+                    Err(e) => (vec![], Err(e)),
+                },
+            )
             .await;
         let outcome = match c {
             Ok(c) => c.answer,
@@ -402,7 +408,7 @@ impl Transactions {
                     .await?;
                     failures = 0;
                 }
-                Err(e) if e.is_retryable() && failures < 30 => {
+                Err(e) if e.is_retryable() && failures < self.cfg.apply_retries => {
                     failures += 1;
                     tracing::debug!(txn = %id, error = %e, "applying a commit; retrying");
                     tokio::time::sleep(Duration::from_millis(20 * failures as u64)).await;
@@ -430,9 +436,9 @@ impl Transactions {
                         Error::Internal(format!("staged object id {:?}", s.object))
                     })?;
                     let key = keys::txn_staged(id, object);
-                    let bytes = store::get_opt(&**store, &key)
-                        .await?
-                        .ok_or_else(|| Error::Internal(format!("staged object {key} is missing")))?;
+                    let bytes = store::get_opt(&**store, &key).await?.ok_or_else(|| {
+                        Error::Internal(format!("staged object {key} is missing"))
+                    })?;
                     let b = StagedBatch::decode(&bytes).map_err(|e| Error::corrupt(&key, e))?;
                     if b.txn != id || b.object != object {
                         return Err(Error::corrupt(
@@ -470,7 +476,12 @@ impl Transactions {
         let mut results: Vec<Option<Result<crate::log::ProduceAck>>> = if requests.is_empty() {
             Vec::new()
         } else {
-            self.log.flush(requests).await.into_iter().map(Some).collect()
+            self.log
+                .flush(requests)
+                .await
+                .into_iter()
+                .map(Some)
+                .collect()
         };
         let mut out = Vec::with_capacity(slot.len());
         for s in slot {
@@ -536,7 +547,11 @@ impl Transactions {
         Ok(stats)
     }
 
-    async fn resolve_one(&self, id: ObjectId, checker: &dyn CheckBack) -> Result<Resolved, TxnError> {
+    async fn resolve_one(
+        &self,
+        id: ObjectId,
+        checker: &dyn CheckBack,
+    ) -> Result<Resolved, TxnError> {
         let log = self.open_log(id).await?;
         let st = log.read(Duration::ZERO).await?.state;
         let now = self.now_ms();
@@ -546,7 +561,11 @@ impl Transactions {
                     return Ok(Resolved::Waiting);
                 }
                 log.propose(|s: &TxnState, _| {
-                    let ops = if s.exists || s.void { vec![] } else { vec![TxnOp::Void] };
+                    let ops = if s.exists || s.void {
+                        vec![]
+                    } else {
+                        vec![TxnOp::Void]
+                    };
                     (ops, ())
                 })
                 .await?;
@@ -566,7 +585,8 @@ impl Transactions {
                 let checked = st.check_url.is_some();
                 match &st.check_url {
                     None => {
-                        log.propose(|s: &TxnState, t| (plan_timeout(s, t), ())).await?;
+                        log.propose(|s: &TxnState, t| (plan_timeout(s, t), ()))
+                            .await?;
                     }
                     Some(url) => {
                         let n = st.checks + 1;

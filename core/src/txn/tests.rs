@@ -1,4 +1,4 @@
-use super::service::{CheckBack, CheckRequest, TxnConfig, Transactions};
+use super::service::{CheckBack, CheckRequest, Transactions, TxnConfig};
 use super::*;
 use crate::clock::ManualClock;
 use crate::format::record::Record;
@@ -91,13 +91,19 @@ fn rollback_is_idempotent_and_closes_commit() {
     }
     assert_eq!(s.phase, Phase::RolledBack);
     assert!(plan_rollback("id", &s).unwrap().is_empty());
-    assert!(matches!(plan_commit("id", &s), Err(TxnError::Closed { .. })));
+    assert!(matches!(
+        plan_commit("id", &s),
+        Err(TxnError::Closed { .. })
+    ));
     assert!(matches!(
         plan_stage("id", &s, 1002, &staged("a", 1, None)),
         Err(TxnError::Closed { .. })
     ));
     let none = TxnState::default();
-    assert!(matches!(plan_commit("id", &none), Err(TxnError::NotFound(_))));
+    assert!(matches!(
+        plan_commit("id", &none),
+        Err(TxnError::NotFound(_))
+    ));
     assert!(matches!(
         plan_stage("id", &none, 0, &staged("a", 1, None)),
         Err(TxnError::NotFound(_))
@@ -107,7 +113,10 @@ fn rollback_is_idempotent_and_closes_commit() {
 #[test]
 fn an_idempotency_key_stages_once() {
     let mut s = begun(100, None);
-    for op in plan_stage("id", &s, 1001, &staged("a", 3, Some("k"))).unwrap().0 {
+    for op in plan_stage("id", &s, 1001, &staged("a", 3, Some("k")))
+        .unwrap()
+        .0
+    {
         s.apply_op(&op, 1001);
     }
     let (ops, n) = plan_stage("id", &s, 1002, &staged("b", 9, Some("k"))).unwrap();
@@ -144,7 +153,11 @@ fn check_backs_count_back_off_and_roll_back_after_fifteen() {
     for op in plan_checked(&s, 1, CheckStatus::Commit, 1200, (1, 1)) {
         s.apply_op(&op, 1200);
     }
-    assert_eq!(s.phase, Phase::Committed, "nothing staged: committed at once");
+    assert_eq!(
+        s.phase,
+        Phase::Committed,
+        "nothing staged: committed at once"
+    );
     assert_eq!(s.decided_by, Some(Decider::CheckBack));
 }
 
@@ -229,7 +242,12 @@ fn scripted(s: &[CheckStatus]) -> Scripted {
     Scripted(Mutex::new(s.to_vec()), Mutex::new(Vec::new()))
 }
 
-async fn setup() -> (Arc<Log>, Arc<ManualClock>, Arc<TopicConfig>, Arc<TopicConfig>) {
+async fn setup() -> (
+    Arc<Log>,
+    Arc<ManualClock>,
+    Arc<TopicConfig>,
+    Arc<TopicConfig>,
+) {
     let store: DynStore = Arc::new(object_store::memory::InMemory::new());
     let clock = ManualClock::new(1_700_000_000_000);
     let log = Log::new(store, clock.clone(), LogConfig::default());
@@ -242,7 +260,10 @@ fn recs(prefix: &str, n: usize) -> Vec<(Option<u32>, Record)> {
     (0..n)
         .map(|i| {
             let key = format!("{prefix}-{i}");
-            (None, Record::new(Some(key.as_bytes()), Bytes::from(key.clone())))
+            (
+                None,
+                Record::new(Some(key.as_bytes()), Bytes::from(key.clone())),
+            )
         })
         .collect()
 }
@@ -269,15 +290,22 @@ async fn commit_appends_every_staged_record_once_across_topics() {
     assert_eq!(txns.stage(&t.id, &a, recs("a1", 5), None).await.unwrap(), 5);
     assert_eq!(txns.stage(&t.id, &b, recs("b1", 4), None).await.unwrap(), 4);
     assert_eq!(
-        txns.stage(&t.id, &a, recs("a2", 2), Some("k".into())).await.unwrap(),
+        txns.stage(&t.id, &a, recs("a2", 2), Some("k".into()))
+            .await
+            .unwrap(),
         2
     );
     // A retry of the last request (same key) stages nothing more.
     assert_eq!(
-        txns.stage(&t.id, &a, recs("zz", 9), Some("k".into())).await.unwrap(),
+        txns.stage(&t.id, &a, recs("zz", 9), Some("k".into()))
+            .await
+            .unwrap(),
         2
     );
-    assert!(all_values(&log, &a).await.is_empty(), "staged records are invisible");
+    assert!(
+        all_values(&log, &a).await.is_empty(),
+        "staged records are invisible"
+    );
     let offsets = txns.commit(&t.id).await.unwrap();
     assert_eq!(offsets.len(), 11);
     assert!(offsets[..5].iter().all(|(t, _, _)| t == "a"));
@@ -293,7 +321,10 @@ async fn commit_appends_every_staged_record_once_across_topics() {
     // Idempotent: the same answer, nothing appended again.
     assert_eq!(txns.commit(&t.id).await.unwrap(), offsets);
     assert_eq!(all_values(&log, &a).await.len(), 7);
-    assert!(matches!(txns.rollback(&t.id).await, Err(TxnError::Closed { .. })));
+    assert!(matches!(
+        txns.rollback(&t.id).await,
+        Err(TxnError::Closed { .. })
+    ));
     assert!(matches!(
         txns.stage(&t.id, &a, recs("late", 1), None).await,
         Err(TxnError::Closed { .. })
@@ -307,7 +338,10 @@ async fn commit_appends_every_staged_record_once_across_topics() {
         other.describe("01ARZ3NDEKTSV4RRFFQ69G5FAV").await,
         Err(TxnError::NotFound(_))
     ));
-    assert!(matches!(other.describe("nope").await, Err(TxnError::NotFound(_))));
+    assert!(matches!(
+        other.describe("nope").await,
+        Err(TxnError::NotFound(_))
+    ));
 }
 
 #[tokio::test]
@@ -319,7 +353,10 @@ async fn rolled_back_and_expired_transactions_append_nothing() {
     txns.stage(&r.id, &a, recs("r", 3), None).await.unwrap();
     txns.rollback(&r.id).await.unwrap();
     txns.rollback(&r.id).await.unwrap();
-    assert!(matches!(txns.commit(&r.id).await, Err(TxnError::Closed { .. })));
+    assert!(matches!(
+        txns.commit(&r.id).await,
+        Err(TxnError::Closed { .. })
+    ));
 
     let e = txns.begin(Some(1000), None).await.unwrap();
     txns.stage(&e.id, &a, recs("e", 3), None).await.unwrap();
@@ -331,8 +368,14 @@ async fn rolled_back_and_expired_transactions_append_nothing() {
     ));
     let stats = txns.resolve_pass(&checker).await.unwrap();
     assert_eq!(stats.rolled_back, 1);
-    assert_eq!(txns.describe(&e.id).await.unwrap().decided_by, Some(Decider::Timeout));
-    assert!(checker.1.lock().unwrap().is_empty(), "no check_url: never checked");
+    assert_eq!(
+        txns.describe(&e.id).await.unwrap().decided_by,
+        Some(Decider::Timeout)
+    );
+    assert!(
+        checker.1.lock().unwrap().is_empty(),
+        "no check_url: never checked"
+    );
     assert!(all_values(&log, &a).await.is_empty());
     // Both are finished: no marker left; the staged objects are gone.
     let open = crate::store::list_names(&**log.store(), &crate::keys::txn_open_dir(), None)
@@ -343,7 +386,10 @@ async fn rolled_back_and_expired_transactions_append_nothing() {
     clock.advance(25 * 3600 * 1000);
     let txns2 = Transactions::new(log.clone(), TxnConfig::default());
     assert_eq!(txns2.resolve_pass(&checker).await.unwrap().reaped, 2);
-    assert!(matches!(txns2.describe(&e.id).await, Err(TxnError::NotFound(_))));
+    assert!(matches!(
+        txns2.describe(&e.id).await,
+        Err(TxnError::NotFound(_))
+    ));
 }
 
 #[tokio::test]
@@ -355,10 +401,17 @@ async fn check_back_decides_and_unknown_answers_roll_back_after_fifteen() {
         ..Default::default()
     };
     let txns = Transactions::new(log.clone(), cfg);
-    let c = txns.begin(Some(500), Some("http://127.0.0.1:9/c".into())).await.unwrap();
+    let c = txns
+        .begin(Some(500), Some("http://127.0.0.1:9/c".into()))
+        .await
+        .unwrap();
     txns.stage(&c.id, &a, recs("c", 4), None).await.unwrap();
     clock.advance(500);
-    let checker = scripted(&[CheckStatus::Unknown, CheckStatus::Unknown, CheckStatus::Commit]);
+    let checker = scripted(&[
+        CheckStatus::Unknown,
+        CheckStatus::Unknown,
+        CheckStatus::Commit,
+    ]);
     for _ in 0..3 {
         txns.resolve_pass(&checker).await.unwrap();
         clock.advance(100);
@@ -367,9 +420,15 @@ async fn check_back_decides_and_unknown_answers_roll_back_after_fifteen() {
     assert_eq!((st.phase, st.checks), (Phase::Committed, 2));
     assert_eq!(all_values(&log, &a).await.len(), 4);
     let req = checker.1.lock().unwrap()[0].clone();
-    assert_eq!((req.transaction_id, req.topics, req.staged), (c.id.clone(), vec!["a".to_string()], 4));
+    assert_eq!(
+        (req.transaction_id, req.topics, req.staged),
+        (c.id.clone(), vec!["a".to_string()], 4)
+    );
 
-    let u = txns.begin(Some(500), Some("http://127.0.0.1:9/c".into())).await.unwrap();
+    let u = txns
+        .begin(Some(500), Some("http://127.0.0.1:9/c".into()))
+        .await
+        .unwrap();
     txns.stage(&u.id, &a, recs("u", 2), None).await.unwrap();
     let never = scripted(&[CheckStatus::Unknown]);
     clock.advance(500);
@@ -380,7 +439,11 @@ async fn check_back_decides_and_unknown_answers_roll_back_after_fifteen() {
     let st = txns.describe(&u.id).await.unwrap();
     assert_eq!((st.phase, st.checks), (Phase::RolledBack, MAX_CHECKS));
     assert_eq!(never.1.lock().unwrap().len(), MAX_CHECKS as usize);
-    assert_eq!(all_values(&log, &a).await.len(), 4, "the rolled-back records never appear");
+    assert_eq!(
+        all_values(&log, &a).await.len(),
+        4,
+        "the rolled-back records never appear"
+    );
 }
 
 #[tokio::test]
@@ -391,7 +454,10 @@ async fn bad_input_is_refused_before_anything_is_written() {
         txns.begin(None, Some("ftp://x".into())).await,
         Err(TxnError::InvalidCheckUrl(_))
     ));
-    assert!(matches!(txns.begin(Some(0), None).await, Err(TxnError::Invalid(_))));
+    assert!(matches!(
+        txns.begin(Some(0), None).await,
+        Err(TxnError::Invalid(_))
+    ));
     let t = txns.begin(None, None).await.unwrap();
     let bad = vec![(Some(7), Record::new(None, Bytes::from_static(b"x")))];
     assert!(matches!(
