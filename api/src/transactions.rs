@@ -13,7 +13,10 @@ pub struct BeginTransaction {
     pub timeout_ms: Option<u64>,
     /// Absolute `http`/`https` URL the gateway POSTs a [`CheckBackRequest`] to once the
     /// transaction is past its timeout; it answers a [`CheckBackAnswer`].
-    #[schema(max_length = 2048, example = "http://orders.internal:8000/sluice/check")]
+    #[schema(
+        max_length = 2048,
+        example = "http://orders.internal:8000/sluice/check"
+    )]
     pub check_url: Option<String>,
 }
 

@@ -587,9 +587,7 @@ pub fn need(method: &Method, route: &str) -> Need {
             Scope(self::Scope::Admin, TopicFrom::Path)
         }
         "/v1/producers" if *method == Method::POST => ScopeSomewhere(self::Scope::Produce),
-        "/v1/transactions"
-        | "/v1/transactions/{id}/commit"
-        | "/v1/transactions/{id}/rollback"
+        "/v1/transactions" | "/v1/transactions/{id}/commit" | "/v1/transactions/{id}/rollback"
             if *method == Method::POST =>
         {
             ScopeSomewhere(self::Scope::Produce)

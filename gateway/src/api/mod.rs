@@ -157,7 +157,10 @@ pub(crate) fn build(
         .route("/v1/transactions", post(transactions::begin))
         .route("/v1/transactions/{id}", get(transactions::describe))
         .route("/v1/transactions/{id}/commit", post(transactions::commit))
-        .route("/v1/transactions/{id}/rollback", post(transactions::rollback))
+        .route(
+            "/v1/transactions/{id}/rollback",
+            post(transactions::rollback),
+        )
         .route(
             "/v1/topics/{topic}",
             get(topics::get)
