@@ -79,8 +79,6 @@ pub enum Decider {
     Timeout,
     /// `MAX_CHECKS` check-backs answered unknown or failed.
     Checks,
-    /// The resolver found a marker whose transaction never began (its begin died half way).
-    Abandoned,
 }
 
 /// One staging request.

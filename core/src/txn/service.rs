@@ -94,8 +94,14 @@ pub struct Transactions {
     store: DynStore,
     cfg: TxnConfig,
     logs: Mutex<HashMap<ObjectId, Arc<TxnLog>>>,
+    /// When the resolver last synced each open transaction that was not due.
+    looked: Mutex<HashMap<ObjectId, Instant>>,
     last_reap: Mutex<Option<Instant>>,
 }
+
+/// An open transaction that is not due yet is re-read by the resolver at most this often (to
+/// find a commit another gateway decided and could not finish).
+const NOT_DUE_SYNC: Duration = Duration::from_secs(5);
 
 /// Cached state logs kept at most (beyond it, those of finished transactions are dropped).
 const MAX_CACHED: usize = 4096;
@@ -116,6 +122,7 @@ impl Transactions {
             log,
             cfg,
             logs: Mutex::new(HashMap::new()),
+            looked: Mutex::new(HashMap::new()),
             last_reap: Mutex::new(None),
         })
     }
@@ -134,6 +141,10 @@ impl Transactions {
 
     fn forget(&self, id: ObjectId) {
         self.logs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        self.looked
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
@@ -553,8 +564,22 @@ impl Transactions {
         checker: &dyn CheckBack,
     ) -> Result<Resolved, TxnError> {
         let log = self.open_log(id).await?;
-        let st = log.read(Duration::ZERO).await?.state;
         let now = self.now_ms();
+        {
+            // Not due by the cached state and synced lately: nothing to do, no IO.
+            let cached = log.view().state;
+            let mut looked = self.looked.lock().unwrap_or_else(|e| e.into_inner());
+            let recent = looked.get(&id).is_some_and(|t| t.elapsed() < NOT_DUE_SYNC);
+            if cached.is_open() && now < cached.due_ms() {
+                if recent {
+                    return Ok(Resolved::Waiting);
+                }
+                looked.insert(id, Instant::now());
+            } else {
+                looked.remove(&id);
+            }
+        }
+        let st = log.read(Duration::ZERO).await?.state;
         if !st.exists {
             if !st.void {
                 if now - id.created_ms() < self.cfg.orphan_grace.as_millis() as i64 {
