@@ -602,6 +602,7 @@ async fn a_commit_crashed_at_every_store_call_appears_once() {
         n += 1;
         assert!(n < 500, "the commit never finished within 500 store calls");
     }
+    eprintln!("the commit was crashed at each of its first {n} store calls in turn");
     assert!(
         n > 5,
         "the commit took only {n} store calls: nothing was crashed"
