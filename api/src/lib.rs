@@ -4,7 +4,7 @@
 //! rename none.
 //!
 //! One module per section of the contract: [`topics`], [`records`] (produce and stateless
-//! reads), [`groups`] (consumer groups), [`queues`], [`producers`] (idempotent producers),
+//! reads), [`groups`] (consumer groups), [`queues`], [`producers`] (idempotent producers), [`transactions`],
 //! [`problem`] (errors); [`json`] holds the deserialisers every body uses. [`internal`] holds the
 //! gateway-to-gateway types, which are not part of the public contract.
 
@@ -16,6 +16,7 @@ pub mod producers;
 pub mod queues;
 pub mod records;
 pub mod topics;
+pub mod transactions;
 
 pub use groups::*;
 pub use problem::Problem;
@@ -23,3 +24,4 @@ pub use producers::*;
 pub use queues::*;
 pub use records::*;
 pub use topics::*;
+pub use transactions::*;

@@ -145,6 +145,9 @@ pub struct ProduceQuery {
     pub key: Option<String>,
     /// The partition, for `application/octet-stream` bodies.
     pub partition: Option<u32>,
+    /// Stage the records in this transaction (`POST /v1/transactions`) instead of appending
+    /// them: the answer is `{"staged":N}` and they get offsets only when it commits.
+    pub transaction: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -196,6 +196,21 @@ struct Tuning {
     /// long-polls answer at once and new event streams get 429.
     #[arg(long, env = "SLUICE_MAX_WAITING_READERS")]
     max_waiting_readers: Option<usize>,
+    /// Backoff after a transaction's first check-back answered unknown, in milliseconds
+    /// (default 1000); it doubles per check, up to 60 s.
+    #[arg(long, env = "SLUICE_TXN_CHECK_BACKOFF_MS")]
+    txn_check_backoff_ms: Option<u64>,
+    /// How often the transaction resolver looks at open transactions, in milliseconds
+    /// (default 500).
+    #[arg(long, env = "SLUICE_TXN_TICK_MS")]
+    txn_tick_ms: Option<u64>,
+    /// Transaction resolver lease, in milliseconds (default 5000): a resolver that stops is
+    /// replaced after it.
+    #[arg(long, env = "SLUICE_TXN_RESOLVER_LEASE_MS")]
+    txn_resolver_lease_ms: Option<u64>,
+    /// Take no part in electing the transaction resolver (another gateway must run it).
+    #[arg(long, env = "SLUICE_NO_TXN_RESOLVER")]
+    no_txn_resolver: bool,
 }
 
 impl StoreArgs {
@@ -228,6 +243,16 @@ fn gateway_config(t: &Tuning, default_linger: Duration) -> GatewayConfig {
     if let Some(n) = t.max_waiting_readers {
         cfg.max_waiting_readers = n.max(1);
     }
+    if let Some(ms) = t.txn_check_backoff_ms {
+        cfg.txn.core.check_backoff_initial = Duration::from_millis(ms.max(1));
+    }
+    if let Some(ms) = t.txn_tick_ms {
+        cfg.txn.tick = Duration::from_millis(ms.max(10));
+    }
+    if let Some(ms) = t.txn_resolver_lease_ms {
+        cfg.txn.lease_duration = Duration::from_millis(ms.max(300));
+    }
+    cfg.txn.resolver = !t.no_txn_resolver;
     cfg
 }
 

@@ -115,6 +115,41 @@ pub fn table_staging(id: ObjectId) -> Path {
     Path::from(format!("{TABLE_STAGING}/{id}"))
 }
 
+/// Transactions: `txns/{id}/…` holds a transaction's state log (`log/`, `snap/`) and its staged
+/// records (`staged/{object}`); `txn-open/{id}` marks one not finished yet and
+/// `txn-done/{finished_ms:020}-{id}` one finished (reaped after a retention).
+pub const TXNS: &str = "txns";
+pub const TXN_OPEN: &str = "txn-open";
+pub const TXN_DONE: &str = "txn-done";
+
+/// The state-log prefix (and whole folder) of transaction `id`.
+pub fn txn_prefix(id: ObjectId) -> String {
+    format!("{TXNS}/{id}")
+}
+pub fn txn_dir(id: ObjectId) -> Path {
+    Path::from(txn_prefix(id))
+}
+pub fn txn_staged(id: ObjectId, object: ObjectId) -> Path {
+    Path::from(format!("{TXNS}/{id}/staged/{object}"))
+}
+pub fn txn_open_dir() -> Path {
+    Path::from(TXN_OPEN)
+}
+pub fn txn_open(id: ObjectId) -> Path {
+    Path::from(format!("{TXN_OPEN}/{id}"))
+}
+pub fn txn_done_dir() -> Path {
+    Path::from(TXN_DONE)
+}
+pub fn txn_done(finished_ms: i64, id: ObjectId) -> Path {
+    Path::from(format!("{TXN_DONE}/{:020}-{id}", finished_ms.max(0)))
+}
+/// Parse a `txn-done/` name into (finished_ms, id).
+pub fn parse_txn_done(filename: &str) -> Option<(i64, ObjectId)> {
+    let (ms, id) = filename.split_once('-')?;
+    Some((parse_seq(ms)? as i64, ObjectId::parse(id)?))
+}
+
 /// What an index key says about its object, without reading it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct IndexKey {
@@ -205,6 +240,17 @@ mod tests {
             table_object("orders", &table_file_name("2026-12-02", 7)).as_ref(),
             "tables/orders/date=2026-12-02/part-00000000000000000007.parquet"
         );
+    }
+
+    #[test]
+    fn txn_keys() {
+        let id = ObjectId([7; 16]);
+        let done = txn_done(1234, id);
+        assert_eq!(parse_txn_done(filename(&done)), Some((1234, id)));
+        assert_eq!(parse_txn_done("garbage"), None);
+        assert!(txn_staged(id, id)
+            .as_ref()
+            .starts_with(txn_dir(id).as_ref()));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! - [`topic`]: topic configs (create-only numbered versions)
 //! - [`lease`]: single-active leases from create-only numbered objects (compactor, committers)
 //! - [`committer`]: group commit of one shard: every caller's appends of a round in one entry
+//! - [`txn`]: transactions (half messages with check-back) on a state log per transaction
 //! - [`log`]: the facade gateways, the compactor and the SDK use: flush, read, look up by time
 
 pub mod clock;
@@ -39,5 +40,6 @@ pub mod shard;
 pub mod statelog;
 pub mod store;
 pub mod topic;
+pub mod txn;
 
 pub use error::{Error, Result};

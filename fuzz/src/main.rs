@@ -15,7 +15,9 @@
 //! read's start offset); `filter` (the record filter parser: an error names a position inside
 //! the input, whatever parses prints back to itself and evaluates without panicking); `group`
 //! (a consumer group's state-log ops and snapshot JSON: whatever decodes applies without
-//! panicking and keeps the group's invariants); `all`. Example (≥ 10 million runs):
+//! panicking and keeps the group's invariants); `txn-staged` (a transaction's staged-records
+//! object, `SLTB`), `txn` (a transaction's state-log ops and snapshot JSON: whatever decodes
+//! applies without panicking and keeps the transaction's invariants); `all`. Example (≥ 10 million runs):
 //! `cargo run --release -p sluice-fuzz -- all 10000000`.
 //!
 //! Why not cargo-fuzz: it needs a nightly toolchain, which this project's machines cannot fetch.
@@ -36,6 +38,8 @@ use sluice_core::ids::{ObjectId, PartitionId, ProducerId, TopicId};
 use sluice_core::queue::state::{QueueOp, QueueState};
 use sluice_core::statelog::StateMachine;
 use sluice_core::topic::TopicConfig;
+use sluice_core::txn::staged::StagedBatch;
+use sluice_core::txn::{Decider, Phase, Staged, TxnOp, TxnState};
 use sluice_gateway::api::produce::{records_of, Format};
 use sluice_gateway::api::read::{start_of, Start};
 use sluice_gateway::extract::parse_query;
@@ -43,7 +47,7 @@ use sluice_gateway::ApiError;
 use sluice_tables::manifest::{Manifest, OffsetRange, TableFile};
 use std::process::ExitCode;
 
-const TARGETS: [&str; 14] = [
+const TARGETS: [&str; 16] = [
     "segment",
     "journal",
     "index",
@@ -58,6 +62,8 @@ const TARGETS: [&str; 14] = [
     "filter",
     "group",
     "table-manifest",
+    "txn-staged",
+    "txn",
 ];
 
 struct Rng(u64);
@@ -284,8 +290,117 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
             });
             vec![m.encode().to_vec()]
         }
+        "txn-staged" => vec![StagedBatch {
+            txn: ObjectId([1; 16]),
+            object: ObjectId([2; 16]),
+            topic_id: [3; 16],
+            topic: "orders".into(),
+            records: vec![
+                (0, Record::new(Some(b"k"), &b"v"[..])),
+                (
+                    3,
+                    Record {
+                        headers: vec![("h".into(), Bytes::from_static(b"x"))],
+                        producer_ts: Some(5),
+                        ..Record::new(None, &b"w"[..])
+                    },
+                ),
+            ],
+        }
+        .encode()
+        .to_vec()],
+        "txn" => {
+            let staged = |o: &str, n| Staged {
+                object: o.into(),
+                topic: "orders".into(),
+                topic_id: "01T".into(),
+                records: n,
+                bytes: 40,
+                idempotency_key: Some(o.into()),
+            };
+            let ops = vec![
+                TxnOp::Begin {
+                    timeout_ms: 1000,
+                    check_url: Some("http://x/check".into()),
+                },
+                TxnOp::Stage(staged("a", 2)),
+                TxnOp::Stage(staged("b", 1)),
+                TxnOp::Checked {
+                    n: 1,
+                    next_check_ms: 5,
+                },
+                TxnOp::Decide {
+                    commit: true,
+                    by: Decider::CheckBack,
+                },
+                TxnOp::Applied {
+                    from: 0,
+                    offsets: vec![vec![(0, 1), (1, 4)]],
+                },
+                TxnOp::Applied {
+                    from: 1,
+                    offsets: vec![vec![(2, 0)]],
+                },
+                TxnOp::Void,
+            ];
+            let mut state = TxnState::default();
+            for op in &ops {
+                state.apply_op(op, 100);
+            }
+            vec![
+                serde_json::to_vec(&ops).unwrap_or_default(),
+                state.snapshot().unwrap_or_default(),
+            ]
+        }
         _ => Vec::new(),
     }
+}
+
+/// A transaction's state-log ops and snapshots: whatever decodes applies (at increasing times)
+/// without panicking and keeps the invariants (no more applied than staged; committed means
+/// every staged request applied; nothing staged after the decision); a snapshot round-trips.
+fn run_txn(input: &[u8]) -> bool {
+    let check = |s: &TxnState| {
+        assert!(s.applied.len() <= s.staged.len());
+        if s.phase == Phase::Committed {
+            assert_eq!(s.applied.len(), s.staged.len());
+        }
+        if s.phase == Phase::Open {
+            assert!(s.applied.is_empty());
+        }
+        let _ = s.offsets();
+        let bytes = s.snapshot().expect("a state encodes");
+        assert_eq!(<TxnState as StateMachine>::restore(&bytes).as_ref(), Ok(s));
+    };
+    if let Ok(mut state) = <TxnState as StateMachine>::restore(input) {
+        let staged = state.staged.len();
+        state.apply_op(
+            &TxnOp::Stage(Staged {
+                object: "late".into(),
+                topic: "t".into(),
+                topic_id: "x".into(),
+                records: 1,
+                bytes: 1,
+                idempotency_key: None,
+            }),
+            i64::MAX,
+        );
+        assert!(state.staged.len() <= staged + 1);
+        return true;
+    }
+    let Ok(ops) = serde_json::from_slice::<Vec<TxnOp>>(input) else {
+        return false;
+    };
+    let mut state = TxnState::default();
+    for (i, op) in ops.iter().enumerate() {
+        let before = state.clone();
+        state.apply_op(op, 10 * i as i64);
+        if before.phase != Phase::Open {
+            assert_eq!(state.staged, before.staged, "staged after the decision");
+        }
+        check(&state);
+    }
+    true
 }
 
 /// JSON and query-string fragments the text targets splice in.
@@ -302,6 +417,7 @@ const TOKENS: &[&str] = &[
     " AND ", " OR ", "NOT ", " IN ", " LIKE ", " IS ", "NULL", "'", "''", "(", ")", "<>", "!=",
     "<=", ">=", "<", ">", "'x'", "1e+5", "key", "\"q\"",
     "\"Tick\"", "\"Delete\"", "\"member_id\":\"m-a\"", "\"generation\":", "\"owner\":null",
+    "\"Void\"", "\"phase\":\"committed\"", "\"applied\":[[[0,1]]]", "\"from\":0", "\"n\":1",
 ];
 
 /// Limits the produce targets check records against.
@@ -444,6 +560,7 @@ fn run_produce(format: Format, input: &[u8]) -> bool {
         ack: None,
         key: None,
         partition: None,
+        transaction: None,
     };
     let decode = |format, body: Vec<u8>| {
         records_of(
@@ -621,6 +738,10 @@ fn run_one(target: &str, input: &[u8]) -> bool {
         "filter" => run_filter(input),
         "group" => run_group(input),
         "table-manifest" => run_manifest(input),
+        "txn-staged" => StagedBatch::decode(&Bytes::copy_from_slice(input))
+            .map(|b| assert_eq!(StagedBatch::decode(&b.encode()).as_ref(), Ok(&b)))
+            .is_ok(),
+        "txn" => run_txn(input),
         _ => unreachable!(),
     }
 }
@@ -712,6 +833,7 @@ fn is_text(target: &str) -> bool {
             | "queue-snapshot"
             | "queue-ops"
             | "table-manifest"
+            | "txn"
     )
 }
 

@@ -6,6 +6,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sluice_core::group::GroupError;
+use sluice_core::txn::TxnError;
 use sluice_core::Error as CoreError;
 
 pub use sluice_api::problem::{Problem, PROBLEM_JSON};
@@ -18,6 +19,9 @@ pub enum ApiError {
     /// A consumer-group operation the group's state refused.
     #[error("{0}")]
     Group(#[from] GroupError),
+    /// A transaction call refused (never holds `TxnError::Core`: see the `From` impl).
+    #[error("{0}")]
+    Txn(TxnError),
     /// The body is not well-formed JSON.
     #[error("{0}")]
     InvalidJson(String),
@@ -73,6 +77,15 @@ pub enum ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<TxnError> for ApiError {
+    fn from(e: TxnError) -> Self {
+        match e {
+            TxnError::Core(c) => ApiError::Core(c),
+            other => ApiError::Txn(other),
+        }
+    }
+}
 
 /// Status, stable code and title of an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,6 +169,21 @@ impl ApiError {
                     k(S::CONFLICT, "conflict", "Conflicting change")
                 }
                 GroupError::Invalid(_) => k(S::BAD_REQUEST, "invalid_request", "Invalid request"),
+            },
+            ApiError::Txn(e) => match e {
+                TxnError::NotFound(_) => k(
+                    S::NOT_FOUND,
+                    "transaction_not_found",
+                    "Transaction not found",
+                ),
+                TxnError::Closed { .. } => {
+                    k(S::CONFLICT, "transaction_closed", "Transaction closed")
+                }
+                TxnError::InvalidCheckUrl(_) => {
+                    k(S::BAD_REQUEST, "invalid_check_url", "Invalid check_url")
+                }
+                TxnError::Invalid(_) => k(S::BAD_REQUEST, "invalid_request", "Invalid request"),
+                TxnError::Core(_) => k(S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
             },
             ApiError::InvalidJson(_) => k(S::BAD_REQUEST, "invalid_json", "Invalid JSON"),
             ApiError::InvalidBase64(_) => k(S::BAD_REQUEST, "invalid_base64", "Invalid base64"),

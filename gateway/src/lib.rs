@@ -15,6 +15,7 @@
 //! - [`overload`]: the byte budget that bounds produce requests waiting for their commit
 //! - [`committer`]: per-shard committer election and the gateway-to-gateway commit hand-over
 //! - [`request_id`]: `X-Request-Id` per request, its log span, its place in problem documents
+//! - [`txn`]: the transaction resolver (check-back over HTTP, finishing interrupted commits)
 
 pub mod api;
 pub mod auth;
@@ -27,6 +28,7 @@ pub mod metrics;
 pub mod overload;
 pub mod queues;
 pub mod request_id;
+pub mod txn;
 
 use sluice_core::log::Log;
 use std::future::Future;
@@ -71,6 +73,8 @@ pub struct GatewayConfig {
     /// Metrics registries `GET /metrics` serves after the gateway's own and its log's (`sluice
     /// dev`: the compactor's and the store wrapper's). Metric names must not repeat.
     pub metrics_also: Vec<Arc<sluice_core::metrics::Registry>>,
+    /// Transactions: the resolver election and check-back settings.
+    pub txn: txn::TxnSettings,
 }
 
 impl Default for GatewayConfig {
@@ -89,6 +93,7 @@ impl Default for GatewayConfig {
             max_waiting_readers: 4096,
             committer: None,
             metrics_also: Vec::new(),
+            txn: txn::TxnSettings::default(),
         }
     }
 }

@@ -17,6 +17,7 @@
 //! `queue_worker` (`cargo run -p sluice-sdk --example produce`).
 
 mod client;
+mod client_txn;
 mod direct;
 mod error;
 mod groups;

@@ -701,3 +701,123 @@ pub mod queue {
         }
     }
 }
+
+/// Transactions ([`check_txns`]): what a producer knows of one transaction.
+#[derive(Clone, Debug, Default)]
+pub struct TxnSeen {
+    pub id: String,
+    /// Values of the staging requests answered `{"staged":N}`, in staging order.
+    pub staged: Vec<(String, Vec<u8>)>,
+    /// Values of staging requests whose answer was lost (they may or may not be staged).
+    pub maybe_staged: Vec<(String, Vec<u8>)>,
+    /// The final state (`GET /v1/transactions/{id}` after resolution): `committed`,
+    /// `rolled_back`, or anything else (a violation).
+    pub final_state: String,
+    /// The answer of a commit that succeeded: (topic, partition, offset) in staging order.
+    pub commit_answer: Option<Vec<(String, u32, u64)>>,
+    /// The decision the producer's own transaction (or the check server) made, if it made one:
+    /// the final state must agree.
+    pub decided: Option<bool>,
+}
+
+/// Transaction invariants over the final read-back of every partition:
+/// - T1 all or nothing: every record staged (answered) in a committed transaction is readable
+///   exactly once; no record of a rolled-back one is readable at all (a lost-answer staging
+///   request: at most once, and only if committed);
+/// - T2 a commit's answer names, in staging order, the offsets that hold its staged records;
+/// - T3 every transaction is resolved (committed or rolled back), as its producer decided
+///   when it decided (a commit answered, or the check-back's answer);
+/// - I2 (via the read-back): offsets dense from 0.
+pub fn check_txns(read: &BTreeMap<(String, u32), PartitionRead>, txns: &[TxnSeen]) -> Vec<String> {
+    let mut v = check(&History {
+        read: read.clone(),
+        ..Default::default()
+    });
+    let mut count: HashMap<(&str, &[u8]), u32> = HashMap::new();
+    let mut at: HashMap<(&str, u32, u64), &[u8]> = HashMap::new();
+    for ((topic, p), records) in read {
+        for (o, value) in records {
+            *count.entry((topic.as_str(), value.as_slice())).or_default() += 1;
+            at.insert((topic.as_str(), *p, *o), value.as_slice());
+        }
+    }
+    for t in txns {
+        let committed = match t.final_state.as_str() {
+            "committed" => true,
+            "rolled_back" => false,
+            other => {
+                v.push(format!("T3 transaction {} ended {other:?}", t.id));
+                continue;
+            }
+        };
+        if let Some(d) = t.decided {
+            if d != committed {
+                v.push(format!(
+                    "T3 transaction {} was decided {} but ended {}",
+                    t.id,
+                    if d { "commit" } else { "rollback" },
+                    t.final_state
+                ));
+            }
+        }
+        for (topic, value) in &t.staged {
+            let n = count
+                .get(&(topic.as_str(), value.as_slice()))
+                .copied()
+                .unwrap_or(0);
+            if committed && n != 1 || !committed && n != 0 {
+                v.push(format!(
+                    "T1 transaction {} ({}): staged {topic}:{:?} is readable {n} times",
+                    t.id,
+                    t.final_state,
+                    String::from_utf8_lossy(value)
+                ));
+            }
+        }
+        for (topic, value) in &t.maybe_staged {
+            let n = count
+                .get(&(topic.as_str(), value.as_slice()))
+                .copied()
+                .unwrap_or(0);
+            if n > 1 || !committed && n > 0 {
+                v.push(format!(
+                    "T1 transaction {} ({}): maybe-staged {topic}:{:?} is readable {n} times",
+                    t.id,
+                    t.final_state,
+                    String::from_utf8_lossy(value)
+                ));
+            }
+        }
+        if let Some(answer) = &t.commit_answer {
+            if !committed {
+                v.push(format!(
+                    "T3 transaction {}: commit answered, ended {}",
+                    t.id, t.final_state
+                ));
+            }
+            if t.maybe_staged.is_empty() && answer.len() != t.staged.len() {
+                v.push(format!(
+                    "T2 transaction {}: commit answered {} offsets for {} staged records",
+                    t.id,
+                    answer.len(),
+                    t.staged.len()
+                ));
+            }
+            let zipped = if t.maybe_staged.is_empty() {
+                answer.len()
+            } else {
+                0
+            };
+            for ((topic, p, o), (st, value)) in answer.iter().zip(&t.staged).take(zipped) {
+                if topic != st || at.get(&(topic.as_str(), *p, *o)) != Some(&value.as_slice()) {
+                    v.push(format!(
+                        "T2 transaction {}: {topic}/{p}@{o} does not hold staged {st}:{:?}",
+                        t.id,
+                        String::from_utf8_lossy(value)
+                    ));
+                }
+            }
+        }
+    }
+    v
+}

@@ -4,6 +4,7 @@
 pub mod checker;
 pub mod http;
 pub mod tables;
+pub mod txn;
 
 use sluice_core::store::{self, DynStore, StoreOptions};
 use std::path::PathBuf;

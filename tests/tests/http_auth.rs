@@ -235,6 +235,26 @@ fn case(method: &str, path: &str) -> Case {
             "/v1/queues/orders/redrive".into(),
             Some(json!({"dry_run": true})),
         ),
+        ("post", "/v1/transactions") => (
+            Needs::ProduceSomewhere,
+            path.to_string(),
+            Some(json!({"timeout_ms": 60000})),
+        ),
+        ("post", "/v1/transactions/{id}/commit") => (
+            Needs::ProduceSomewhere,
+            format!("/v1/transactions/{}/commit", txns().0),
+            None,
+        ),
+        ("post", "/v1/transactions/{id}/rollback") => (
+            Needs::ProduceSomewhere,
+            format!("/v1/transactions/{}/rollback", txns().1),
+            None,
+        ),
+        ("get", "/v1/transactions/{id}") => (
+            Needs::ProduceSomewhere,
+            format!("/v1/transactions/{}", txns().0),
+            None,
+        ),
         _ => panic!(
             "{} {path} is in the OpenAPI document but tests/tests/http_auth.rs has no auth case \
              for it: add one (and a rule in gateway/src/auth.rs `need`)",
@@ -249,6 +269,24 @@ static MEMBERS: OnceLock<(String, String, String)> = OnceLock::new();
 
 fn members() -> &'static (String, String, String) {
     MEMBERS.get().expect("setup joined the members")
+}
+
+/// Transactions begun by [`setup_txns`]: one to commit, one to roll back.
+static TXNS: OnceLock<(String, String)> = OnceLock::new();
+
+fn txns() -> &'static (String, String) {
+    TXNS.get().expect("setup began the transactions")
+}
+
+async fn setup_txns(url: &str, c: &reqwest::Client) {
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let r = post(c, format!("{url}/v1/transactions"), json!({}), ROOT).await;
+        assert_eq!(r.status().as_u16(), 201, "begin");
+        let v: Value = r.json().await.unwrap();
+        ids.push(v["transaction_id"].as_str().unwrap().to_string());
+    }
+    let _ = TXNS.set((ids[0].clone(), ids[1].clone()));
 }
 
 /// Tokens that must be refused (403) and one that must be let through, for a need on `orders`.
@@ -323,6 +361,7 @@ async fn every_route_needs_the_right_scope() {
     let c = reqwest::Client::new();
     setup(url, &c).await;
     setup_groups(url, &c).await;
+    setup_txns(url, &c).await;
 
     // The document itself is open.
     let r = c

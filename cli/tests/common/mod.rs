@@ -46,6 +46,11 @@ fn store_args(backend: &Backend) -> Vec<String> {
 
 impl Proc {
     pub fn gateway(backend: &Backend, port: u16) -> Self {
+        Self::gateway_with(backend, port, &[])
+    }
+
+    /// A gateway with extra command-line arguments.
+    pub fn gateway_with(backend: &Backend, port: u16, extra: &[&str]) -> Self {
         let mut args = vec!["gateway".to_string()];
         args.extend(store_args(backend));
         args.extend([
@@ -54,6 +59,7 @@ impl Proc {
             "--linger-ms".into(),
             "5".into(),
         ]);
+        args.extend(extra.iter().map(|a| a.to_string()));
         let mut p = Proc {
             role: Role::Gateway { port },
             child: None,

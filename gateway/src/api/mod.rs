@@ -7,6 +7,7 @@ pub mod producers;
 pub mod queues;
 pub mod read;
 pub mod topics;
+pub mod transactions;
 
 use crate::auth::{self, AuthState};
 use crate::batcher::{Batcher, BatcherConfig};
@@ -46,6 +47,8 @@ pub struct Inner {
     pub waiting: Arc<tokio::sync::Semaphore>,
     /// Becomes true (or closed) when the server shuts down: long-polls and streams end.
     pub shutdown: watch::Receiver<bool>,
+    /// Transactions (their state lives in the bucket; this is the process's cache and IO).
+    pub txns: Arc<sluice_core::txn::service::Transactions>,
     /// The shard committer election, when this gateway takes part in it.
     pub committer: Option<Arc<CommitRouter>>,
     /// Held so `shutdown` never closes for a bare [`crate::router`].
@@ -122,7 +125,18 @@ pub(crate) fn build(
                     None
                 }
             });
+    let txns = sluice_core::txn::service::Transactions::new(log.clone(), cfg.txn.core.clone());
+    if cfg.txn.resolver {
+        crate::txn::spawn_resolver(
+            txns.clone(),
+            log.store().clone(),
+            cfg.txn.clone(),
+            sluice_core::ids::ObjectId(log.writer()).to_string(),
+            shutdown.clone(),
+        );
+    }
     let state = AppState(Arc::new(Inner {
+        txns,
         groups,
         queues,
         log,
@@ -144,6 +158,13 @@ pub(crate) fn build(
         .route("/v1/openapi.json", get(openapi::serve))
         .route("/v1/topics", post(topics::create).get(topics::list))
         .route("/v1/producers", post(producers::create))
+        .route("/v1/transactions", post(transactions::begin))
+        .route("/v1/transactions/{id}", get(transactions::describe))
+        .route("/v1/transactions/{id}/commit", post(transactions::commit))
+        .route(
+            "/v1/transactions/{id}/rollback",
+            post(transactions::rollback),
+        )
         .route(
             "/v1/topics/{topic}",
             get(topics::get)

@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` annotations and the
 //! wire types. Served at `GET /v1/openapi.json`.
 
-use super::{groups, produce, producers, queues, read, topics};
+use super::{groups, produce, producers, queues, read, topics, transactions};
 use crate::auth::AuthDoc;
 use crate::error::Problem;
 use crate::overload::OverloadDoc;
@@ -27,6 +27,10 @@ use utoipa::{Modify, OpenApi};
         topics::delete,
         produce::produce,
         producers::create,
+        transactions::begin,
+        transactions::commit,
+        transactions::rollback,
+        transactions::describe,
         read::read,
         read::offset_for_timestamp,
         groups::join,
@@ -108,6 +112,17 @@ use utoipa::{Modify, OpenApi};
         sluice_api::RedriveAnswer,
         sluice_api::CreateProducer,
         sluice_api::Producer,
+        sluice_api::BeginTransaction,
+        sluice_api::Transaction,
+        sluice_api::StagedAnswer,
+        sluice_api::ProduceOutcome,
+        sluice_api::TransactionOffset,
+        sluice_api::TransactionCommitted,
+        sluice_api::TransactionState,
+        sluice_api::TransactionInfo,
+        sluice_api::CheckBackRequest,
+        sluice_api::CheckBackStatus,
+        sluice_api::CheckBackAnswer,
     )),
     modifiers(&CommonErrors, &AuthDoc, &OverloadDoc, &ProduceRecordRules),
     tags(
@@ -115,6 +130,7 @@ use utoipa::{Modify, OpenApi};
         (name = "records", description = "Produce and read records"),
         (name = "groups", description = "Consumer groups: membership, polls, committed offsets, lag"),
         (name = "queues", description = "Queue mode: per-record leases, acks and dead letters"),
+        (name = "transactions", description = "Transactions: records staged until commit (all or nothing across topics), rollback, check-back of expired ones at `check_url` (POST a CheckBackRequest, answered by a CheckBackAnswer)"),
         (name = "operations", description = "Health, readiness, metrics, this document, the web console"),
     )
 )]

@@ -239,13 +239,13 @@ pub fn producer_of(headers: &HeaderMap) -> ApiResult<Option<ProducerStamp>> {
             ("application/octet-stream"),
         )),
     responses(
-        (status = 200, description = "Committed (`ack=durable`)", body = ProduceAnswer),
+        (status = 200, description = "Committed (`ack=durable`); with `?transaction=`, staged (`{\"staged\":N}`: no offsets until the transaction commits)", body = sluice_api::ProduceOutcome),
         (status = 202, description = "Queued, not yet durable (`ack=none`)", body = Accepted),
         (status = 400, description = "Malformed body or parameters (`invalid_json`, `invalid_base64`, `invalid_request`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such topic or partition, or producer (`topic_not_found`, `partition_not_found`, `producer_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic or partition, producer or transaction (`topic_not_found`, `partition_not_found`, `producer_not_found`, `transaction_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "A record or the request is too large (`record_too_large`, `request_too_large`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Unsupported content type (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "An idempotent producer's request out of sequence or from an old epoch (`out_of_order_sequence`, `producer_fenced`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "An idempotent producer's request out of sequence or from an old epoch (`out_of_order_sequence`, `producer_fenced`); the transaction is closed: decided, or past its timeout (`transaction_closed`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The idempotency key was used for a different request (`idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn produce(
@@ -286,6 +286,16 @@ pub async fn produce(
         st.cfg.max_record_bytes,
         st.cfg.max_records_per_request,
     )?;
+    if let Some(txn) = &q.transaction {
+        if producer.is_some() || q.ack == Some(AckMode::None) {
+            return Err(ApiError::Invalid(
+                "a transaction's records are staged durably: no ack=none and no Producer-* \
+                 headers with ?transaction="
+                    .into(),
+            ));
+        }
+        return super::transactions::stage(&st, txn, &topic, records, dedup_key).await;
+    }
     let n = records.len();
     let request = ProduceRequest {
         topic,

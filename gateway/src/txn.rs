@@ -1,0 +1,133 @@
+//! The transaction resolver: one gateway per bucket, the holder of the lease
+//! `leases/txn-resolver/` (as a shard's committer is elected, [`sluice_core::lease`]), runs
+//! [`Transactions::resolve_pass`] every tick: expired transactions are checked back over HTTP
+//! (or rolled back without a `check_url`), commits a crash interrupted after their decision are
+//! finished, finished transactions past their retention are deleted. Correctness never depends
+//! on the lease: every step is planned on the transaction's state log (a check is counted once
+//! by its number, a decision is taken once, appends carry idempotency keys), so two resolvers
+//! during a hand-over only repeat a check-back.
+
+use async_trait::async_trait;
+use sluice_api::{CheckBackAnswer, CheckBackRequest, CheckBackStatus};
+use sluice_core::lease::Lease;
+use sluice_core::store::DynStore;
+use sluice_core::txn::service::{CheckBack, CheckRequest, Transactions, TxnConfig};
+use sluice_core::txn::CheckStatus;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How this gateway serves transactions.
+#[derive(Clone, Debug)]
+pub struct TxnSettings {
+    pub core: TxnConfig,
+    /// Take part in electing the bucket's resolver (default true).
+    pub resolver: bool,
+    /// How often the resolver looks at open transactions (default 500 ms).
+    pub tick: Duration,
+    /// The resolver lease: a resolver that stops is replaced after this (default 5 s).
+    pub lease_duration: Duration,
+    /// A check-back without an answer within this counts as `unknown` (default 5 s).
+    pub check_timeout: Duration,
+}
+
+impl Default for TxnSettings {
+    fn default() -> Self {
+        Self {
+            core: TxnConfig::default(),
+            resolver: true,
+            tick: Duration::from_millis(500),
+            lease_duration: Duration::from_secs(5),
+            check_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Check-back over HTTP: POST a [`CheckBackRequest`] as JSON, expect 2xx with a
+/// [`CheckBackAnswer`]. No redirects are followed; anything else is `unknown`.
+pub struct HttpCheck {
+    http: reqwest::Client,
+}
+
+impl HttpCheck {
+    pub fn new(timeout: Duration) -> Option<Self> {
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(2)))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| tracing::error!(error = %e, "cannot build the check-back client"))
+            .ok()
+            .map(|http| Self { http })
+    }
+}
+
+#[async_trait]
+impl CheckBack for HttpCheck {
+    async fn check(&self, url: &str, req: &CheckRequest) -> CheckStatus {
+        let body = CheckBackRequest {
+            transaction_id: req.transaction_id.clone(),
+            topics: req.topics.clone(),
+            staged: req.staged,
+        };
+        let resp = match self.http.post(url).json(&body).send().await {
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => {
+                tracing::info!(txn = %req.transaction_id, status = %r.status(), "check-back answered an error");
+                return CheckStatus::Unknown;
+            }
+            Err(e) => {
+                tracing::info!(txn = %req.transaction_id, error = %e, "check-back unreachable");
+                return CheckStatus::Unknown;
+            }
+        };
+        match resp.json::<CheckBackAnswer>().await {
+            Ok(a) => match a.status {
+                CheckBackStatus::Commit => CheckStatus::Commit,
+                CheckBackStatus::Rollback => CheckStatus::Rollback,
+                CheckBackStatus::Unknown => CheckStatus::Unknown,
+            },
+            Err(e) => {
+                tracing::info!(txn = %req.transaction_id, error = %e, "check-back answer is not a status");
+                CheckStatus::Unknown
+            }
+        }
+    }
+}
+
+/// Run the resolver election and passes until `shutdown` turns true (or closes).
+pub fn spawn_resolver(
+    txns: Arc<Transactions>,
+    store: DynStore,
+    settings: TxnSettings,
+    holder: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Some(checker) = HttpCheck::new(settings.check_timeout) else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut lease = Lease::new(store, "txn-resolver", holder, settings.lease_duration);
+        loop {
+            tokio::select! {
+                _ = shutdown.wait_for(|down| *down) => return,
+                _ = tokio::time::sleep(settings.tick) => {}
+            }
+            match lease.acquire().await {
+                Ok(true) if lease.epoch().is_some() => {}
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "transaction resolver lease");
+                    continue;
+                }
+            }
+            match txns.resolve_pass(&checker).await {
+                Ok(stats) if stats != Default::default() => {
+                    tracing::debug!(?stats, "transaction resolver pass")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "transaction resolver pass"),
+            }
+        }
+    });
+}
