@@ -15,11 +15,13 @@
 //! - [`topic`]: topic configs (create-only numbered versions)
 //! - [`lease`]: single-active leases from create-only numbered objects (compactor, committers)
 //! - [`committer`]: group commit of one shard: every caller's appends of a round in one entry
+//! - [`delayed`]: delayed records (objects by due second, the mover, cancels on a state log)
 //! - [`log`]: the facade gateways, the compactor and the SDK use: flush, read, look up by time
 
 pub mod clock;
 pub mod codec;
 pub mod committer;
+pub mod delayed;
 pub mod error;
 pub mod filter;
 pub mod format;

@@ -102,6 +102,9 @@ impl ApiError {
                 CoreError::QueueNotFound(_) => {
                     k(S::NOT_FOUND, "queue_not_found", "Queue not found")
                 }
+                CoreError::DelayedNotFound(_) => {
+                    k(S::NOT_FOUND, "delayed_not_found", "Delayed record not found")
+                }
                 CoreError::PartitionNotFound { .. } => {
                     k(S::NOT_FOUND, "partition_not_found", "Partition not found")
                 }
