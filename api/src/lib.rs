@@ -4,10 +4,11 @@
 //! rename none.
 //!
 //! One module per section of the contract: [`topics`], [`records`] (produce and stateless
-//! reads), [`groups`] (consumer groups), [`queues`], [`producers`] (idempotent producers),
+//! reads), [`groups`] (consumer groups), [`queues`], [`producers`] (idempotent producers), [`delayed`] (pending delayed records),
 //! [`problem`] (errors); [`json`] holds the deserialisers every body uses. [`internal`] holds the
 //! gateway-to-gateway types, which are not part of the public contract.
 
+pub mod delayed;
 pub mod groups;
 pub mod internal;
 pub mod json;
@@ -17,6 +18,7 @@ pub mod queues;
 pub mod records;
 pub mod topics;
 
+pub use delayed::*;
 pub use groups::*;
 pub use problem::Problem;
 pub use producers::*;

@@ -7,6 +7,8 @@ mod client;
 use clap::{Args, Parser, Subcommand};
 use sluice_compactor::{Compactor, CompactorConfig};
 use sluice_core::clock;
+use sluice_core::delayed::mover::{Mover, MoverConfig};
+use sluice_core::delayed::Delayed;
 use sluice_core::log::{Log, LogConfig};
 use sluice_core::store::{self, DynStore, StoreOptions};
 use sluice_gateway::{AuthConfig, CommitterConfig, GatewayConfig};
@@ -228,6 +230,16 @@ async fn shutdown_signal() {
     }
 }
 
+/// The delayed-records mover: runs wherever a compactor runs (single active, own lease).
+fn mover(log: &Arc<Log>, lease: Duration) -> Mover {
+    let delayed = Delayed::new(log.store().clone(), log.clock().clone(), log.writer());
+    let cfg = MoverConfig {
+        lease_duration: lease,
+        ..Default::default()
+    };
+    Mover::new(log.clone(), delayed, cfg)
+}
+
 async fn run_gateway(
     store: DynStore,
     listen: SocketAddr,
@@ -287,10 +299,17 @@ async fn run_gateway(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let compacting = compactor.map(|cfg| {
         let mut rx = stop_rx.clone();
-        let c = Compactor::new(store.clone(), clock.clone(), cfg);
-        tokio::spawn(c.run(async move {
+        let moving = mover(&log, Duration::from_secs(10)).run(async move {
             let _ = rx.wait_for(|stop| *stop).await;
-        }))
+        });
+        let mut rx = stop_rx.clone();
+        let c = Compactor::new(store.clone(), clock.clone(), cfg);
+        let compacting = c.run(async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        });
+        tokio::spawn(async move {
+            tokio::join!(moving, compacting);
+        })
     });
     let mut rx = stop_rx.clone();
     let served = sluice_gateway::serve(listener, log, cfg, async move {
@@ -385,9 +404,16 @@ async fn run(cli: Cli) -> Result<(), String> {
                 ..Default::default()
             };
             eprintln!("sluice compactor: running on {}", store.store);
-            Compactor::new(s, clock::system(), cfg)
-                .run(shutdown_signal())
-                .await;
+            let log = Log::new(s.clone(), clock::system(), LogConfig::default());
+            let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+            let moving = mover(&log, cfg.lease_duration).run(async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            });
+            let compacting = Compactor::new(s, clock::system(), cfg).run(async move {
+                shutdown_signal().await;
+                let _ = stop_tx.send(true);
+            });
+            tokio::join!(moving, compacting);
             Ok(())
         }
         Command::Topics(_)

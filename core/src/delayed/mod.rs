@@ -67,9 +67,9 @@ pub fn deliver_at(
         )),
         (Some(d), None) => Ok(Some(now_ms + d)),
         (None, Some(t)) if t < 0 => Err(format!("deliver_at_ms {t} is negative")),
-        (None, Some(t)) if t > now_ms + MAX_DELAY_MS => Err(format!(
-            "deliver_at_ms {t} is more than 365 days ahead"
-        )),
+        (None, Some(t)) if t > now_ms + MAX_DELAY_MS => {
+            Err(format!("deliver_at_ms {t} is more than 365 days ahead"))
+        }
         (None, Some(t)) => Ok(Some(t)),
     }
 }
@@ -156,7 +156,9 @@ pub fn plan_objects(deliver_at: &[(usize, i64)], now_ms: i64) -> Vec<(i64, Vec<u
     let mut slots: BTreeMap<i64, (i64, Vec<usize>)> = BTreeMap::new();
     for &(i, t) in deliver_at {
         let eff = t.max(now_ms);
-        let slot = slots.entry(eff.div_euclid(SLOT_MS)).or_insert((eff, vec![]));
+        let slot = slots
+            .entry(eff.div_euclid(SLOT_MS))
+            .or_insert((eff, vec![]));
         slot.0 = slot.0.max(eff);
         slot.1.push(i);
     }
@@ -269,7 +271,9 @@ impl Delayed {
             return Ok(None);
         };
         let object = DelayedObject::decode(&bytes).map_err(|e| Error::corrupt(&path, e))?;
-        Ok(topic_id.is_none_or(|id| id == object.topic_id).then_some(object))
+        Ok(topic_id
+            .is_none_or(|id| id == object.topic_id)
+            .then_some(object))
     }
 
     /// Pending records of `topic`, soonest first (by due second, then by time), at most
@@ -354,7 +358,9 @@ impl Delayed {
                 CancelPlan::Stale => continue,
             }
         }
-        Err(Error::Stale("the cancel could not be committed in time".into()))
+        Err(Error::Stale(
+            "the cancel could not be committed in time".into(),
+        ))
     }
 }
 
@@ -390,14 +396,13 @@ mod tests {
     #[test]
     fn objects_group_by_slot_and_are_never_due_before_the_write() {
         let now = 10_050;
-        let plan = plan_objects(&[(0, 20_010), (1, 5), (2, 20_090), (3, 20_100), (4, 9)], now);
+        let plan = plan_objects(
+            &[(0, 20_010), (1, 5), (2, 20_090), (3, 20_100), (4, 9)],
+            now,
+        );
         assert_eq!(
             plan,
-            vec![
-                (now, vec![1, 4]),
-                (20_090, vec![0, 2]),
-                (20_100, vec![3])
-            ]
+            vec![(now, vec![1, 4]), (20_090, vec![0, 2]), (20_100, vec![3])]
         );
     }
 

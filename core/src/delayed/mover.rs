@@ -262,7 +262,11 @@ impl Mover {
                 }
             };
             let topic = match self.log.topics().get(&key.topic).await {
-                Ok(t) if crate::ids::TopicId::parse(&t.id).map(|i| i.0) == Some(object.topic_id) => t,
+                Ok(t)
+                    if crate::ids::TopicId::parse(&t.id).map(|i| i.0) == Some(object.topic_id) =>
+                {
+                    t
+                }
                 Ok(_) | Err(Error::TopicNotFound(_)) => {
                     tracing::info!(object = %name, "topic deleted before its delayed records were due; dropped");
                     done.push(name);
@@ -336,7 +340,14 @@ impl Mover {
         report.objects_done += done.len() as u64;
         let state = self.delayed.state().await?.clone();
         state
-            .propose(move |_, _| (vec![DelayedOp::Done { objects: done.clone() }], ()))
+            .propose(move |_, _| {
+                (
+                    vec![DelayedOp::Done {
+                        objects: done.clone(),
+                    }],
+                    (),
+                )
+            })
             .await?;
         Ok(())
     }

@@ -41,11 +41,7 @@ pub struct DelayedObject {
 
 impl DelayedObject {
     pub fn encode(&self) -> Bytes {
-        let len: usize = self
-            .items
-            .iter()
-            .map(|i| 13 + i.record.encoded_len())
-            .sum();
+        let len: usize = self.items.iter().map(|i| 13 + i.record.encoded_len()).sum();
         let mut b = BytesMut::with_capacity(28 + len);
         b.put_slice(&self.topic_id);
         b.put_i64_le(self.created_ms);
@@ -158,7 +154,10 @@ mod tests {
         for i in 0..bytes.len() {
             let mut b = bytes.to_vec();
             b[i] ^= 0x10;
-            assert!(DelayedObject::decode(&Bytes::from(b)).is_err(), "flip at {i}");
+            assert!(
+                DelayedObject::decode(&Bytes::from(b)).is_err(),
+                "flip at {i}"
+            );
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` annotations and the
 //! wire types. Served at `GET /v1/openapi.json`.
 
-use super::{groups, produce, producers, queues, read, topics};
+use super::{delayed, groups, produce, producers, queues, read, topics};
 use crate::auth::AuthDoc;
 use crate::error::Problem;
 use crate::overload::OverloadDoc;
@@ -26,6 +26,8 @@ use utoipa::{Modify, OpenApi};
         topics::update,
         topics::delete,
         produce::produce,
+        delayed::list,
+        delayed::cancel,
         producers::create,
         read::read,
         read::offset_for_timestamp,
@@ -67,6 +69,10 @@ use utoipa::{Modify, OpenApi};
         sluice_api::ProduceRecord,
         sluice_api::ProduceAnswer,
         sluice_api::RecordOffset,
+        sluice_api::ProducedRecord,
+        sluice_api::DelayedRef,
+        sluice_api::DelayedList,
+        sluice_api::DelayedOut,
         sluice_api::Accepted,
         sluice_api::AckMode,
         sluice_api::ReadAnswer,
@@ -113,6 +119,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "topics", description = "Topic administration"),
         (name = "records", description = "Produce and read records"),
+        (name = "delayed", description = "Delayed records: pending ones listed and cancelled (produce them with `delay_ms` / `deliver_at_ms`)"),
         (name = "groups", description = "Consumer groups: membership, polls, committed offsets, lag"),
         (name = "queues", description = "Queue mode: per-record leases, acks and dead letters"),
         (name = "operations", description = "Health, readiness, metrics, this document, the web console"),
