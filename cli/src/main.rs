@@ -231,7 +231,12 @@ async fn shutdown_signal() {
 }
 
 /// The delayed-records mover: runs wherever a compactor runs (single active, own lease).
+/// `SLUICE_MOVER_LEASE_MS` overrides the lease (tests that kill processes use a short one).
 fn mover(log: &Arc<Log>, lease: Duration) -> Mover {
+    let lease = std::env::var("SLUICE_MOVER_LEASE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(lease, Duration::from_millis);
     let delayed = Delayed::new(log.store().clone(), log.clock().clone(), log.writer());
     let cfg = MoverConfig {
         lease_duration: lease,

@@ -144,8 +144,18 @@ impl Mover {
         Ok(out)
     }
 
-    /// One tick: list, take, append, delete, done.
+    /// One tick: list, take, append, delete, done. A tick that fails, or finds the lease held
+    /// by another instance, makes the next one look again at every second since the cursor
+    /// (what it listed may be due by the time it can act).
     pub async fn tick(&mut self) -> Result<TickReport> {
+        let r = self.tick_once().await;
+        if r.as_ref().map_or(true, |r| r.waiting) {
+            self.started = false;
+        }
+        r
+    }
+
+    async fn tick_once(&mut self) -> Result<TickReport> {
         let mut report = TickReport::default();
         let now = self.log.clock().now_ms();
         let second = now.div_euclid(1000);
