@@ -64,7 +64,9 @@ async fn delayed_records_survive_kill_9() {
                 if r.status().as_u16() != 200 {
                     continue;
                 }
-                let Ok(a) = r.json::<Value>().await else { continue };
+                let Ok(a) = r.json::<Value>().await else {
+                    continue;
+                };
                 let mut mine = Vec::new();
                 for (i, o) in a["offsets"].as_array().unwrap().iter().enumerate() {
                     mine.push((
@@ -114,20 +116,35 @@ async fn delayed_records_survive_kill_9() {
         p.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > 20, "only {} delayed records acked", acked.len());
+    assert!(
+        acked.len() > 20,
+        "only {} delayed records acked",
+        acked.len()
+    );
     let latest = acked.iter().map(|a| a.deliver_at_ms).max().unwrap();
     // Wait (bounded) until everything due has been moved: nothing pending is listed.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let now = sluice_tests::now_ms();
-        let pending = match http.get(format!("{url}/v1/topics/t/delayed?limit=10")).send().await {
-            Ok(r) => r.json::<Value>().await.ok().map(|v| v["delayed"].as_array().map_or(1, |a| a.len())),
+        let pending = match http
+            .get(format!("{url}/v1/topics/t/delayed?limit=10"))
+            .send()
+            .await
+        {
+            Ok(r) => r
+                .json::<Value>()
+                .await
+                .ok()
+                .map(|v| v["delayed"].as_array().map_or(1, |a| a.len())),
             Err(_) => None,
         };
         if now > latest && pending == Some(0) {
             break;
         }
-        assert!(Instant::now() < deadline, "delayed records still pending after 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "delayed records still pending after 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let mut history = History::default();
@@ -137,7 +154,9 @@ async fn delayed_records_survive_kill_9() {
         let mut offset = 0;
         loop {
             let v: Value = http
-                .get(format!("{url}/v1/topics/t/partitions/{p}/records?offset={offset}&limit=1000"))
+                .get(format!(
+                    "{url}/v1/topics/t/partitions/{p}/records?offset={offset}&limit=1000"
+                ))
                 .send()
                 .await
                 .unwrap()
