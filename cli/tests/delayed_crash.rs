@@ -126,24 +126,23 @@ async fn delayed_records_survive_kill_9() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let now = sluice_tests::now_ms();
-        let pending = match http
+        let answer = match http
             .get(format!("{url}/v1/topics/t/delayed?limit=10"))
             .send()
             .await
         {
-            Ok(r) => r
-                .json::<Value>()
-                .await
-                .ok()
-                .map(|v| v["delayed"].as_array().map_or(1, |a| a.len())),
+            Ok(r) => r.json::<Value>().await.ok(),
             Err(_) => None,
         };
+        let pending = answer
+            .as_ref()
+            .and_then(|v| v["delayed"].as_array().map(|a| a.len()));
         if now > latest && pending == Some(0) {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "delayed records still pending after 60 s"
+            "delayed records still pending after 60 s: {answer:?} (now {now}, latest {latest})"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
