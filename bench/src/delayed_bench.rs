@@ -10,14 +10,13 @@
 
 use crate::stats::Latencies;
 use bytes::Bytes;
-use sluice_core::clock::{self, Clock};
+use sluice_core::clock;
 use sluice_core::delayed::mover::{Mover, MoverConfig};
 use sluice_core::delayed::Delayed;
 use sluice_core::format::delayed::DelayedItem;
 use sluice_core::format::record::Record;
 use sluice_core::log::{Log, LogConfig};
 use sluice_core::store::{self, DynStore, Instrumented, S3Options};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Clone)]
@@ -65,7 +64,11 @@ async fn run_one(args: &Args, pending: u64) -> Figures {
     let store: DynStore = counted.clone();
     let clock = clock::system();
     let log = Log::new(store.clone(), clock.clone(), LogConfig::default());
-    let topic = log.topics().create("bench", 4, None, 0).await.expect("topic");
+    let topic = log
+        .topics()
+        .create("bench", 4, None, 0)
+        .await
+        .expect("topic");
     let delayed = Delayed::new(store.clone(), clock.clone(), log.writer());
     // The pending load: a day ahead, spread over an hour.
     let started = Instant::now();
@@ -115,7 +118,10 @@ async fn run_one(args: &Args, pending: u64) -> Figures {
             partition: Some((i % 4) as u32),
             record: Record::new(None, Bytes::from(format!("probe-{i}-{at}"))),
         };
-        delayed.write(&topic, vec![item]).await.expect("write probe");
+        delayed
+            .write(&topic, vec![item])
+            .await
+            .expect("write probe");
         due.push(at);
     }
     let last = *due.iter().max().unwrap_or(&0);
@@ -126,7 +132,10 @@ async fn run_one(args: &Args, pending: u64) -> Figures {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let mut found = Vec::new();
         for p in 0..4 {
-            let b = log.read(&topic, p, 0, 100_000, 64 << 20).await.expect("read");
+            let b = log
+                .read(&topic, p, 0, 100_000, 64 << 20)
+                .await
+                .expect("read");
             for r in b.records {
                 let v = String::from_utf8_lossy(&r.record.value).to_string();
                 if let Some(at) = v.rsplit('-').next().and_then(|s| s.parse::<i64>().ok()) {
@@ -167,7 +176,10 @@ pub async fn run(args: Args) {
         "delayed records, in process on a local folder (fsync), {} probes due 1-5 s ahead",
         args.probes
     );
-    println!("| | nothing pending (baseline) | {} pending |", args.pending);
+    println!(
+        "| | nothing pending (baseline) | {} pending |",
+        args.pending
+    );
     println!("|---|---|---|");
     let row = |f: &mut Figures| {
         format!(

@@ -4,8 +4,8 @@
 //!
 //! One tick (every 250 ms):
 //! 1. LIST the current second's prefix (and once a second the two before it, which catches a
-//!    PUT that started in one second and landed in the next; every 60 s the last 10 minutes,
-//!    and at start everything since the state's cursor). Objects whose `due_ms` has passed
+//!    PUT that started in one second and landed in the next; every 10 s the last minute, every
+//!    60 s the last 10 minutes, and at start everything since the state's cursor). Objects whose `due_ms` has passed
 //!    are due; the objects taken and not done in the state (a crashed mover's round) too.
 //! 2. `Take` the due objects in one state-log entry: from here no cancel of their records is
 //!    accepted, and the cancels accepted before are left out of the delivery.
@@ -40,6 +40,9 @@ pub struct MoverConfig {
     /// How often (and how far back) the mover looks again at past seconds.
     pub sweep_every: Duration,
     pub sweep_seconds: i64,
+    /// A shorter look back, more often (a PUT slower than `late_seconds`).
+    pub recent_every: Duration,
+    pub recent_seconds: i64,
     /// Most objects taken per round.
     pub max_objects_per_round: usize,
     /// Most record bytes appended per flush.
@@ -54,6 +57,8 @@ impl Default for MoverConfig {
             late_seconds: 2,
             sweep_every: Duration::from_secs(60),
             sweep_seconds: 600,
+            recent_every: Duration::from_secs(10),
+            recent_seconds: 60,
             max_objects_per_round: 2000,
             max_flush_bytes: 8 << 20,
         }
@@ -81,6 +86,7 @@ pub struct Mover {
     started: bool,
     last_second: Option<i64>,
     last_sweep: Instant,
+    last_recent: Instant,
 }
 
 impl Mover {
@@ -99,6 +105,7 @@ impl Mover {
             started: false,
             last_second: None,
             last_sweep: Instant::now(),
+            last_recent: Instant::now(),
         }
     }
 
@@ -171,6 +178,10 @@ impl Mover {
             let from = second - self.cfg.sweep_seconds;
             seconds.extend(self.seconds_between(from, second, &mut report).await?);
             self.last_sweep = Instant::now();
+        } else if self.last_recent.elapsed() >= self.cfg.recent_every {
+            let from = second - self.cfg.recent_seconds;
+            seconds.extend(self.seconds_between(from, second, &mut report).await?);
+            self.last_recent = Instant::now();
         } else if self.last_second != Some(second) {
             let last = self.last_second.unwrap_or(second);
             if last < second - self.cfg.late_seconds {
