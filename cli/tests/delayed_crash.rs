@@ -81,7 +81,7 @@ async fn delayed_records_survive_kill_9() {
                 // Cancel one record of every third request; an unknown outcome (the process
                 // died) leaves that record out of the check.
                 let mut skip = None;
-                if n % 3 == 0 {
+                if n.is_multiple_of(3) {
                     let (id, _) = &mine[0];
                     match http
                         .delete(format!("{url}/v1/topics/t/delayed/{id}"))

@@ -2,7 +2,7 @@
 //! `deliver_at_ms` (see `produce.rs`, which hands them here), listed and cancelled while
 //! pending. The mechanism is `sluice_core::delayed`.
 
-use super::produce::Delay;
+use super::produce::WithDelay;
 use super::AppState;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiPath, ApiQuery};
@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 /// the request). Every delay is checked first, so a bad one writes nothing.
 pub type Split = (Vec<(Option<u32>, Record)>, Vec<(usize, DelayedItem)>);
 
-pub fn split(records: Vec<((Option<u32>, Record), Delay)>, now_ms: i64) -> ApiResult<Split> {
+pub fn split(records: Vec<WithDelay>, now_ms: i64) -> ApiResult<Split> {
     let mut now = Vec::new();
     let mut later = Vec::new();
     for (i, ((partition, record), d)) in records.into_iter().enumerate() {

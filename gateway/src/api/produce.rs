@@ -61,7 +61,7 @@ fn to_record(
     r: ProduceRecord,
     topic: &TopicConfig,
     max_record_bytes: usize,
-) -> ApiResult<((Option<u32>, Record), Delay)> {
+) -> ApiResult<WithDelay> {
     let delay = Delay {
         delay_ms: r.delay_ms,
         deliver_at_ms: r.deliver_at_ms,
@@ -174,6 +174,9 @@ pub fn records_of(
         .map(|r| r.into_iter().map(|(r, _)| r).collect())
 }
 
+/// A checked record with its explicit partition and its [`Delay`].
+pub type WithDelay = ((Option<u32>, Record), Delay);
+
 /// [`records_of`], with each record's [`Delay`].
 pub fn records_and_delays_of(
     format: Format,
@@ -182,7 +185,7 @@ pub fn records_and_delays_of(
     topic: &TopicConfig,
     max_record_bytes: usize,
     max_records: usize,
-) -> ApiResult<Vec<((Option<u32>, Record), Delay)>> {
+) -> ApiResult<Vec<WithDelay>> {
     if let Format::Raw = format {
         let record = Record {
             key: q.key.clone().map(Bytes::from),
