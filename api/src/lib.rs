@@ -4,10 +4,11 @@
 //! rename none.
 //!
 //! One module per section of the contract: [`topics`], [`records`] (produce and stateless
-//! reads), [`groups`] (consumer groups), [`queues`], [`producers`] (idempotent producers), [`transactions`],
+//! reads), [`groups`] (consumer groups), [`queues`], [`producers`] (idempotent producers), [`transactions`], [`delayed`] (pending delayed records),
 //! [`problem`] (errors); [`json`] holds the deserialisers every body uses. [`internal`] holds the
 //! gateway-to-gateway types, which are not part of the public contract.
 
+pub mod delayed;
 pub mod groups;
 pub mod internal;
 pub mod json;
@@ -18,6 +19,7 @@ pub mod records;
 pub mod topics;
 pub mod transactions;
 
+pub use delayed::*;
 pub use groups::*;
 pub use problem::Problem;
 pub use producers::*;

@@ -32,6 +32,16 @@ pub struct ProduceRecord {
     /// Producer timestamp, stored as given (reads by time use the append timestamp).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp_ms: Option<i64>,
+    /// Deliver this record `delay_ms` from now (0 to 365 days): it gets its offset only when
+    /// due, and no read, group or queue sees it earlier. Not with `deliver_at_ms`.
+    #[schema(minimum = 0, maximum = 31_536_000_000_i64, example = 60000)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<i64>,
+    /// Deliver this record at this time (ms since the epoch; at most 365 days ahead, a time in
+    /// the past delivers at once). Not with `delay_ms`.
+    #[schema(minimum = 0)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliver_at_ms: Option<i64>,
 }
 
 /// Adds to the `ProduceRecord` schema what its derive cannot say: exactly one of `value` and
@@ -93,11 +103,39 @@ pub struct RecordOffset {
     pub offset: u64,
 }
 
+/// A delayed record, as the produce answer gives it: it has no offset until it is due.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct DelayedRef {
+    /// Lists and cancels it: `GET`/`DELETE /v1/topics/{topic}/delayed/{delayed_id}`.
+    pub delayed_id: String,
+    /// When it is due (as asked; a time in the past delivers at once).
+    pub deliver_at_ms: i64,
+}
+
+/// Where a produced record went: its offset, or (for a delayed record) its delayed id.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum ProducedRecord {
+    Offset(RecordOffset),
+    Delayed(DelayedRef),
+}
+
+impl ProducedRecord {
+    /// `(partition, offset)` of a record that is not delayed.
+    pub fn offset(&self) -> Option<(u32, u64)> {
+        match self {
+            ProducedRecord::Offset(o) => Some((o.partition, o.offset)),
+            ProducedRecord::Delayed(_) => None,
+        }
+    }
+}
+
 /// The answer to a durable produce.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct ProduceAnswer {
-    /// One per record, in request order.
-    pub offsets: Vec<RecordOffset>,
+    /// One per record, in request order: `{"partition","offset"}`, or
+    /// `{"delayed_id","deliver_at_ms"}` for a delayed record.
+    pub offsets: Vec<ProducedRecord>,
     /// The append (commit) timestamp of the records.
     pub append_timestamp_ms: i64,
     /// True when this was a retry answered from the idempotency window; nothing was written.
@@ -110,7 +148,9 @@ impl From<ProduceAck> for ProduceAnswer {
             offsets: a
                 .offsets
                 .into_iter()
-                .map(|(partition, offset)| RecordOffset { partition, offset })
+                .map(|(partition, offset)| {
+                    ProducedRecord::Offset(RecordOffset { partition, offset })
+                })
                 .collect(),
             append_timestamp_ms: a.append_ts,
             duplicate: a.duplicate,

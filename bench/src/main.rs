@@ -18,7 +18,10 @@
 //!   every gateway committing itself (the baseline) against the elected shard committer.
 //! - `sluice-bench tables`: the compactor's Parquet throughput (MiB/s of records) and the
 //!   table's size against the raw data objects of the same records.
+//! - `sluice-bench delayed`: delivery lag after due of delayed records with 1,000,000 pending,
+//!   the mover's object requests per minute while idle, and RSS, against nothing pending.
 
+mod delayed_bench;
 mod direct_bench;
 mod filter_bench;
 mod group_bench;
@@ -57,6 +60,8 @@ enum Command {
     Hot(hot_bench::Args),
     /// Parquet table throughput of the compactor and size against the raw segments.
     Tables(tables_bench::Args),
+    /// Delayed records: delivery lag after due with 1,000,000 pending, idle requests, RSS.
+    Delayed(delayed_bench::Args),
 }
 
 fn main() {
@@ -74,5 +79,6 @@ fn main() {
         Command::Filter(args) => rt.block_on(filter_bench::run(args)),
         Command::Hot(args) => rt.block_on(hot_bench::run(args)),
         Command::Tables(args) => rt.block_on(tables_bench::run(args)),
+        Command::Delayed(args) => rt.block_on(delayed_bench::run(args)),
     }
 }

@@ -7,6 +7,8 @@ mod client;
 use clap::{Args, Parser, Subcommand};
 use sluice_compactor::{Compactor, CompactorConfig};
 use sluice_core::clock;
+use sluice_core::delayed::mover::{Mover, MoverConfig};
+use sluice_core::delayed::Delayed;
 use sluice_core::log::{Log, LogConfig};
 use sluice_core::store::{self, DynStore, StoreOptions};
 use sluice_gateway::{AuthConfig, CommitterConfig, GatewayConfig};
@@ -286,6 +288,21 @@ fn observed(store: DynStore) -> (DynStore, Arc<sluice_core::metrics::Registry>) 
     (o, registry)
 }
 
+/// The delayed-records mover: runs wherever a compactor runs (single active, own lease).
+/// `SLUICE_MOVER_LEASE_MS` overrides the lease (tests that kill processes use a short one).
+fn mover(log: &Arc<Log>, lease: Duration) -> Mover {
+    let lease = std::env::var("SLUICE_MOVER_LEASE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(lease, Duration::from_millis);
+    let delayed = Delayed::new(log.store().clone(), log.clock().clone(), log.writer());
+    let cfg = MoverConfig {
+        lease_duration: lease,
+        ..Default::default()
+    };
+    Mover::new(log.clone(), delayed, cfg)
+}
+
 async fn run_gateway(
     store: DynStore,
     listen: SocketAddr,
@@ -352,9 +369,16 @@ async fn run_gateway(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let compacting = compactor.map(|c| {
         let mut rx = stop_rx.clone();
-        tokio::spawn(c.run(async move {
+        let moving = mover(&log, Duration::from_secs(10)).run(async move {
             let _ = rx.wait_for(|stop| *stop).await;
-        }))
+        });
+        let mut rx = stop_rx.clone();
+        let compacting = c.run(async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        });
+        tokio::spawn(async move {
+            tokio::join!(moving, compacting);
+        })
     });
     let mut rx = stop_rx.clone();
     let served = sluice_gateway::serve(listener, log, cfg, async move {
@@ -453,7 +477,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 ..Default::default()
             };
             eprintln!("sluice compactor: running on {}", store.store);
-            let c = Compactor::new(s, clock::system(), cfg);
+            let log = Log::new(s.clone(), clock::system(), LogConfig::default());
+            let c = Compactor::new(s, clock::system(), cfg.clone());
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             let metrics = match metrics_listen {
                 Some(addr) => {
@@ -473,8 +498,15 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }
                 None => None,
             };
-            c.run(shutdown_signal()).await;
-            let _ = stop_tx.send(true);
+            let mut rx = stop_rx.clone();
+            let moving = mover(&log, cfg.lease_duration).run(async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            });
+            let compacting = c.run(async move {
+                shutdown_signal().await;
+                let _ = stop_tx.send(true);
+            });
+            tokio::join!(moving, compacting);
             if let Some(m) = metrics {
                 let _ = m.await;
             }

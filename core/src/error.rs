@@ -30,6 +30,9 @@ pub enum Error {
     },
     #[error("topic {0:?} not found")]
     TopicNotFound(String),
+    /// A delayed record that was delivered, cancelled, or never existed.
+    #[error("delayed record {0:?} not found (delivered, cancelled or unknown)")]
+    DelayedNotFound(String),
     #[error("queue {0:?} not found")]
     QueueNotFound(String),
     #[error("topic {0:?} already exists")]

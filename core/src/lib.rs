@@ -18,11 +18,13 @@
 //! - [`lease`]: single-active leases from create-only numbered objects (compactor, committers)
 //! - [`committer`]: group commit of one shard: every caller's appends of a round in one entry
 //! - [`txn`]: transactions (half messages with check-back) on a state log per transaction
+//! - [`delayed`]: delayed records (objects by due second, the mover, cancels on a state log)
 //! - [`log`]: the facade gateways, the compactor and the SDK use: flush, read, look up by time
 
 pub mod clock;
 pub mod codec;
 pub mod committer;
+pub mod delayed;
 pub mod error;
 pub mod filter;
 pub mod format;

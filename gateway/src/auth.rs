@@ -596,6 +596,10 @@ pub fn need(method: &Method, route: &str) -> Need {
         "/v1/topics/{topic}/records" if *method == Method::POST => {
             Scope(self::Scope::Produce, TopicFrom::Path)
         }
+        "/v1/topics/{topic}/delayed" if read => Scope(self::Scope::Produce, TopicFrom::Path),
+        "/v1/topics/{topic}/delayed/{delayed_id}" if *method == Method::DELETE => {
+            Scope(self::Scope::Produce, TopicFrom::Path)
+        }
         "/v1/topics/{topic}/partitions/{partition}/records"
         | "/v1/topics/{topic}/partitions/{partition}/offsets"
             if read =>

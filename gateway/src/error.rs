@@ -115,6 +115,11 @@ impl ApiError {
                 CoreError::QueueNotFound(_) => {
                     k(S::NOT_FOUND, "queue_not_found", "Queue not found")
                 }
+                CoreError::DelayedNotFound(_) => k(
+                    S::NOT_FOUND,
+                    "delayed_not_found",
+                    "Delayed record not found",
+                ),
                 CoreError::PartitionNotFound { .. } => {
                     k(S::NOT_FOUND, "partition_not_found", "Partition not found")
                 }
@@ -387,6 +392,11 @@ mod tests {
                 CoreError::QueueNotFound("q".into()).into(),
                 404,
                 "queue_not_found",
+            ),
+            (
+                CoreError::DelayedNotFound("d".into()).into(),
+                404,
+                "delayed_not_found",
             ),
             (
                 ApiError::RecordNotFound("r".into()),

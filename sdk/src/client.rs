@@ -34,7 +34,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// let ack = client
 ///     .produce("orders", &[Record::new(Some(b"user-7"), "hello")], None)
 ///     .await?;
-/// let p = ack.offsets[0].partition;
+/// let (p, _) = ack.offsets[0].offset().unwrap();
 /// let batch = client.read("orders", p, Start::Earliest, 100, None).await?;
 /// assert_eq!(batch.records[0].record.value, "hello");
 /// # Ok(())
@@ -131,6 +131,8 @@ pub fn to_wire(record: &Record, partition: Option<u32>) -> Result<ProduceRecord>
         headers: (!headers.is_empty()).then_some(headers),
         partition,
         timestamp_ms: record.producer_ts,
+        delay_ms: None,
+        deliver_at_ms: None,
     })
 }
 

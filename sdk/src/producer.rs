@@ -390,11 +390,15 @@ impl Request {
         match result {
             Ok(a) if a.offsets.len() == acks.len() => {
                 for (ack, o) in acks.into_iter().zip(a.offsets) {
-                    let _ = ack.send(Ok(RecordAck {
-                        partition: o.partition,
-                        offset: o.offset,
-                        timestamp_ms: a.append_timestamp_ms,
-                    }));
+                    // The Producer sends no delayed records (see `client::to_wire`).
+                    let _ = ack.send(match o.offset() {
+                        Some((partition, offset)) => Ok(RecordAck {
+                            partition,
+                            offset,
+                            timestamp_ms: a.append_timestamp_ms,
+                        }),
+                        None => Err(Error::Decode("a delayed record in the answer".into())),
+                    });
                 }
             }
             Ok(a) => {

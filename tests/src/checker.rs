@@ -820,4 +820,84 @@ pub fn check_txns(read: &BTreeMap<(String, u32), PartitionRead>, txns: &[TxnSeen
         }
     }
     v
+/// Delayed records ([`delayed::check_delayed`]):
+/// - D1 no loss: every acked delayed record that was not cancelled is delivered;
+/// - D2 no duplicate: none is delivered twice;
+/// - D3 never early: each is appended at or after its `deliver_at_ms`;
+/// - D4 cancels win: a record whose cancel was answered 204 is never delivered.
+pub mod delayed {
+    use std::collections::HashMap;
+
+    /// One delayed record the produce answer acked.
+    #[derive(Clone, Debug)]
+    pub struct DelayedAck {
+        pub value: Vec<u8>,
+        pub deliver_at_ms: i64,
+        /// Its cancel was answered 204.
+        pub cancelled: bool,
+    }
+
+    /// `delivered`: (value, append timestamp) of every record read back from the topic.
+    pub fn check_delayed(acked: &[DelayedAck], delivered: &[(Vec<u8>, i64)]) -> Vec<String> {
+        let mut v = Vec::new();
+        let mut seen: HashMap<&[u8], Vec<i64>> = HashMap::new();
+        for (value, ts) in delivered {
+            seen.entry(value.as_slice()).or_default().push(*ts);
+        }
+        for a in acked {
+            let name = String::from_utf8_lossy(&a.value);
+            match (seen.get(a.value.as_slice()), a.cancelled) {
+                (None, false) => v.push(format!("D1 {name:?} was never delivered")),
+                (Some(_), true) => v.push(format!("D4 {name:?} was cancelled but delivered")),
+                (Some(ts), false) => {
+                    if ts.len() > 1 {
+                        v.push(format!("D2 {name:?} delivered {} times", ts.len()));
+                    }
+                    if let Some(t) = ts.iter().find(|t| **t < a.deliver_at_ms) {
+                        v.push(format!(
+                            "D3 {name:?} appended at {t}, before it was due at {}",
+                            a.deliver_at_ms
+                        ));
+                    }
+                }
+                (None, true) => {}
+            }
+        }
+        v
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn finds_each_violation() {
+            let ack = |v: &str, at, cancelled| DelayedAck {
+                value: v.as_bytes().to_vec(),
+                deliver_at_ms: at,
+                cancelled,
+            };
+            let acked = [
+                ack("ok", 10, false),
+                ack("lost", 10, false),
+                ack("twice", 10, false),
+                ack("early", 10, false),
+                ack("cancelled", 10, true),
+                ack("cancelled-ok", 10, true),
+            ];
+            let d = |v: &str, t| (v.as_bytes().to_vec(), t);
+            let delivered = [
+                d("ok", 10),
+                d("twice", 11),
+                d("twice", 12),
+                d("early", 9),
+                d("cancelled", 20),
+            ];
+            let v = check_delayed(&acked, &delivered);
+            assert_eq!(v.len(), 4, "{v:?}");
+            for code in ["D1", "D2", "D3", "D4"] {
+                assert!(v.iter().any(|s| s.starts_with(code)), "{code}: {v:?}");
+            }
+        }
+    }
 }

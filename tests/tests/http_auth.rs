@@ -201,6 +201,18 @@ fn case(method: &str, path: &str) -> Case {
             "/v1/groups/g1/reset".into(),
             Some(json!({"topic": "orders", "to": "earliest"})),
         ),
+        // Delayed records: produce on the topic.
+        ("get", "/v1/topics/{topic}/delayed") => {
+            (Needs::Produce, "/v1/topics/orders/delayed".into(), None)
+        }
+        ("delete", "/v1/topics/{topic}/delayed/{delayed_id}") => (
+            Needs::Produce,
+            format!(
+                "/v1/topics/orders/delayed/{}",
+                DELAYED.get().expect("setup ran")
+            ),
+            None,
+        ),
         // Queues: the scopes apply to the queue's name (queues `orders`, `orders-scratch`).
         ("get", "/v1/queues") => (Needs::AnyToken, path.to_string(), None),
         ("put", "/v1/queues/{queue}") => (
@@ -266,6 +278,8 @@ fn case(method: &str, path: &str) -> Case {
 
 /// Members joined by [`setup`]: two of group `g1`, the only one of `g-commit`.
 static MEMBERS: OnceLock<(String, String, String)> = OnceLock::new();
+/// The id of a delayed record produced in `setup`.
+static DELAYED: OnceLock<String> = OnceLock::new();
 
 fn members() -> &'static (String, String, String) {
     MEMBERS.get().expect("setup joined the members")
@@ -323,6 +337,19 @@ async fn setup(url: &str, c: &reqwest::Client) {
     )
     .await;
     assert_eq!(r.status().as_u16(), 200, "produce");
+    // A delayed record, a day ahead, for the cancel case.
+    let r = call(
+        c,
+        "post",
+        &format!("{url}/v1/topics/orders/records"),
+        Some(&json!({"records": [{"value": "later", "delay_ms": 86_400_000}]})),
+        auth(Some(ROOT)),
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 200, "produce delayed");
+    let v: serde_json::Value = r.json().await.unwrap();
+    let id = v["offsets"][0]["delayed_id"].as_str().unwrap().to_string();
+    let _ = DELAYED.set(id);
     for queue in ["orders", "orders-scratch"] {
         let r = call(
             c,

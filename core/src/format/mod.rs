@@ -3,6 +3,7 @@
 //! each one byte by byte; the tests in each module pin the bytes of every version.
 
 pub mod checkpoint;
+pub mod delayed;
 pub mod index;
 pub mod journal;
 pub mod record;

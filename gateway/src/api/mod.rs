@@ -1,5 +1,6 @@
 //! Routes, shared state and the operational endpoints.
 
+pub mod delayed;
 pub mod groups;
 pub mod openapi;
 pub mod produce;
@@ -51,6 +52,8 @@ pub struct Inner {
     pub txns: Arc<sluice_core::txn::service::Transactions>,
     /// The shard committer election, when this gateway takes part in it.
     pub committer: Option<Arc<CommitRouter>>,
+    /// Delayed records: written by produce, listed and cancelled here, moved by the mover.
+    pub delayed: Arc<sluice_core::delayed::Delayed>,
     /// Held so `shutdown` never closes for a bare [`crate::router`].
     _keep: Option<watch::Sender<bool>>,
 }
@@ -135,8 +138,11 @@ pub(crate) fn build(
             shutdown.clone(),
         );
     }
+    let delayed =
+        sluice_core::delayed::Delayed::new(log.store().clone(), log.clock().clone(), log.writer());
     let state = AppState(Arc::new(Inner {
         txns,
+        delayed,
         groups,
         queues,
         log,
@@ -177,6 +183,11 @@ pub(crate) fn build(
                 state.clone(),
                 crate::overload::reserve_early,
             )),
+        )
+        .route("/v1/topics/{topic}/delayed", get(delayed::list))
+        .route(
+            "/v1/topics/{topic}/delayed/{delayed_id}",
+            axum::routing::delete(delayed::cancel),
         )
         .route(
             "/v1/topics/{topic}/partitions/{partition}/records",

@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` annotations and the
 //! wire types. Served at `GET /v1/openapi.json`.
 
-use super::{groups, produce, producers, queues, read, topics, transactions};
+use super::{delayed, groups, produce, producers, queues, read, topics, transactions};
 use crate::auth::AuthDoc;
 use crate::error::Problem;
 use crate::overload::OverloadDoc;
@@ -26,6 +26,8 @@ use utoipa::{Modify, OpenApi};
         topics::update,
         topics::delete,
         produce::produce,
+        delayed::list,
+        delayed::cancel,
         producers::create,
         transactions::begin,
         transactions::commit,
@@ -71,6 +73,10 @@ use utoipa::{Modify, OpenApi};
         sluice_api::ProduceRecord,
         sluice_api::ProduceAnswer,
         sluice_api::RecordOffset,
+        sluice_api::ProducedRecord,
+        sluice_api::DelayedRef,
+        sluice_api::DelayedList,
+        sluice_api::DelayedOut,
         sluice_api::Accepted,
         sluice_api::AckMode,
         sluice_api::ReadAnswer,
@@ -128,6 +134,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "topics", description = "Topic administration"),
         (name = "records", description = "Produce and read records"),
+        (name = "delayed", description = "Delayed records: pending ones listed and cancelled (produce them with `delay_ms` / `deliver_at_ms`)"),
         (name = "groups", description = "Consumer groups: membership, polls, committed offsets, lag"),
         (name = "queues", description = "Queue mode: per-record leases, acks and dead letters"),
         (name = "transactions", description = "Transactions: records staged until commit (all or nothing across topics), rollback, check-back of expired ones at `check_url` (POST a CheckBackRequest, answered by a CheckBackAnswer)"),

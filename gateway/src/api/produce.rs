@@ -61,7 +61,11 @@ fn to_record(
     r: ProduceRecord,
     topic: &TopicConfig,
     max_record_bytes: usize,
-) -> ApiResult<(Option<u32>, Record)> {
+) -> ApiResult<WithDelay> {
+    let delay = Delay {
+        delay_ms: r.delay_ms,
+        deliver_at_ms: r.deliver_at_ms,
+    };
     let key = match (r.key, r.key_b64) {
         (Some(_), Some(_)) => {
             return Err(ApiError::Invalid(format!(
@@ -105,7 +109,18 @@ fn to_record(
         producer_ts: r.timestamp_ms,
         headers,
     };
-    checked(r.partition, record, topic, max_record_bytes)
+    Ok((
+        checked(r.partition, record, topic, max_record_bytes)?,
+        delay,
+    ))
+}
+
+/// A record's `delay_ms` / `deliver_at_ms`, as given (checked by
+/// `sluice_core::delayed::deliver_at`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Delay {
+    pub delay_ms: Option<i64>,
+    pub deliver_at_ms: Option<i64>,
 }
 
 /// Checks every record passes, whatever its format: partition in range, size within the limit.
@@ -155,6 +170,22 @@ pub fn records_of(
     max_record_bytes: usize,
     max_records: usize,
 ) -> ApiResult<Vec<(Option<u32>, Record)>> {
+    records_and_delays_of(format, body, q, topic, max_record_bytes, max_records)
+        .map(|r| r.into_iter().map(|(r, _)| r).collect())
+}
+
+/// A checked record with its explicit partition and its [`Delay`].
+pub type WithDelay = ((Option<u32>, Record), Delay);
+
+/// [`records_of`], with each record's [`Delay`].
+pub fn records_and_delays_of(
+    format: Format,
+    body: Bytes,
+    q: &ProduceQuery,
+    topic: &TopicConfig,
+    max_record_bytes: usize,
+    max_records: usize,
+) -> ApiResult<Vec<WithDelay>> {
     if let Format::Raw = format {
         let record = Record {
             key: q.key.clone().map(Bytes::from),
@@ -162,7 +193,10 @@ pub fn records_of(
             producer_ts: None,
             headers: Vec::new(),
         };
-        return Ok(vec![checked(q.partition, record, topic, max_record_bytes)?]);
+        return Ok(vec![(
+            checked(q.partition, record, topic, max_record_bytes)?,
+            Delay::default(),
+        )]);
     }
     if q.key.is_some() || q.partition.is_some() {
         return Err(ApiError::Invalid(
@@ -223,6 +257,8 @@ pub fn producer_of(headers: &HeaderMap) -> ApiResult<Option<ProducerStamp>> {
 }
 
 /// Append records. Records with the same key go to the same partition; `partition` overrides.
+/// A record with `delay_ms` or `deliver_at_ms` is delayed: kept out of the topic until due,
+/// answered with `{"delayed_id","deliver_at_ms"}` in place of its offset.
 #[utoipa::path(post, path = "/v1/topics/{topic}/records", tag = "records",
     params(
         ("topic" = String, Path, description = "Topic name", pattern = "^[A-Za-z0-9._-]{1,249}$", example = "orders"),
@@ -241,7 +277,7 @@ pub fn producer_of(headers: &HeaderMap) -> ApiResult<Option<ProducerStamp>> {
     responses(
         (status = 200, description = "Committed (`ack=durable`); with `?transaction=`, staged (`{\"staged\":N}`: no offsets until the transaction commits)", body = sluice_api::ProduceOutcome),
         (status = 202, description = "Queued, not yet durable (`ack=none`)", body = Accepted),
-        (status = 400, description = "Malformed body or parameters (`invalid_json`, `invalid_base64`, `invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed body or parameters (`invalid_json`, `invalid_base64`, `invalid_request`; also a `delay_ms` that is negative or past 365 days, a `deliver_at_ms` more than 365 days ahead, a delayed record with `Idempotency-Key` / `Producer-Id` or in a transaction: nothing of the request is written)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such topic or partition, producer or transaction (`topic_not_found`, `partition_not_found`, `producer_not_found`, `transaction_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "A record or the request is too large (`record_too_large`, `request_too_large`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Unsupported content type (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
@@ -278,7 +314,7 @@ pub async fn produce(
     if let Some(p) = &producer {
         st.log.producers().check(p.id, p.epoch).await?;
     }
-    let records = records_of(
+    let records = records_and_delays_of(
         format,
         body,
         &q,
@@ -286,17 +322,40 @@ pub async fn produce(
         st.cfg.max_record_bytes,
         st.cfg.max_records_per_request,
     )?;
+    // Delayed records (any with `delay_ms` / `deliver_at_ms`) go to the bucket; the others on.
+    let (records, delayed) = super::delayed::split(records, st.log.clock().now_ms())?;
     if let Some(txn) = &q.transaction {
-        if producer.is_some() || q.ack == Some(AckMode::None) {
+        if producer.is_some() || q.ack == Some(AckMode::None) || !delayed.is_empty() {
             return Err(ApiError::Invalid(
-                "a transaction's records are staged durably: no ack=none and no Producer-* \
-                 headers with ?transaction="
+                "a transaction's records are staged durably: no ack=none, no Producer-* \
+                 headers and no delayed records with ?transaction="
                     .into(),
             ));
         }
         return super::transactions::stage(&st, txn, &topic, records, dedup_key).await;
     }
-    let n = records.len();
+    if !delayed.is_empty() && (dedup_key.is_some() || producer.is_some()) {
+        return Err(ApiError::Invalid(
+            "delayed records cannot be produced with Idempotency-Key or Producer-Id: their \
+             offsets are assigned when they are due"
+                .into(),
+        ));
+    }
+    let delayed = super::delayed::write(&st, &topic, delayed).await?;
+    if records.is_empty() {
+        let answer = super::delayed::answer(delayed, Vec::new(), st.log.clock().now_ms());
+        return Ok(match q.ack.unwrap_or_default() {
+            AckMode::Durable => Json(answer).into_response(),
+            AckMode::None => (
+                StatusCode::ACCEPTED,
+                Json(Accepted {
+                    accepted: answer.offsets.len(),
+                }),
+            )
+                .into_response(),
+        });
+    }
+    let n = records.len() + delayed.len();
     let request = ProduceRequest {
         topic,
         records,
@@ -313,7 +372,12 @@ pub async fn produce(
                 .await
                 .map_err(stopped)??;
             observe_produce(&st, "durable", started);
-            Ok(Json(ProduceAnswer::from(ack)).into_response())
+            let mut answer = ProduceAnswer::from(ack);
+            if !delayed.is_empty() {
+                answer =
+                    super::delayed::answer(delayed, answer.offsets, answer.append_timestamp_ms);
+            }
+            Ok(Json(answer).into_response())
         }
         AckMode::None => {
             st.batcher

@@ -1,0 +1,190 @@
+//! kill -9 over a real `sluice dev` process (gateway + compactor + delayed mover on a local
+//! folder): producers send delayed records (0–3 s ahead) and cancel some, while the process is
+//! SIGKILLed and restarted every 1.5 s. Afterwards `checker::delayed` must find every acked,
+//! not-cancelled record delivered exactly once and never before it was due, and no record whose
+//! cancel was answered 204; `checker::check` that offsets are dense and unique.
+
+mod common;
+
+use common::{free_port, read_partition, Proc};
+use serde_json::{json, Value};
+use sluice_tests::checker::delayed::{check_delayed, DelayedAck};
+use sluice_tests::checker::{check, History};
+use sluice_tests::Rng;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const PARTITIONS: u32 = 2;
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_records_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut dev = Proc::dev(dir.path(), port, &[("SLUICE_MOVER_LEASE_MS", "500")]);
+    dev.wait_healthy().await;
+    let url = dev.url();
+    let http = client();
+    let r = http
+        .post(format!("{url}/v1/topics"))
+        .json(&json!({"name": "t", "partitions": PARTITIONS}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+
+    let acked: Arc<Mutex<Vec<DelayedAck>>> = Arc::default();
+    let chaos_until = Instant::now() + Duration::from_secs(9);
+    let mut producers = Vec::new();
+    for w in 0..3u64 {
+        let (acked, url, http) = (acked.clone(), url.clone(), http.clone());
+        producers.push(tokio::spawn(async move {
+            let mut rng = Rng::new(w + 1);
+            let mut n = 0u64;
+            while Instant::now() < chaos_until {
+                n += 1;
+                let records: Vec<Value> = (0..4)
+                    .map(|i| json!({"value": format!("w{w}-{n}-{i}"), "delay_ms": rng.below(3000)}))
+                    .collect();
+                let Ok(r) = http
+                    .post(format!("{url}/v1/topics/t/records"))
+                    .json(&json!({ "records": records }))
+                    .send()
+                    .await
+                else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                if r.status().as_u16() != 200 {
+                    continue;
+                }
+                let Ok(a) = r.json::<Value>().await else {
+                    continue;
+                };
+                let mut mine = Vec::new();
+                for (i, o) in a["offsets"].as_array().unwrap().iter().enumerate() {
+                    mine.push((
+                        o["delayed_id"].as_str().unwrap().to_string(),
+                        DelayedAck {
+                            value: format!("w{w}-{n}-{i}").into_bytes(),
+                            deliver_at_ms: o["deliver_at_ms"].as_i64().unwrap(),
+                            cancelled: false,
+                        },
+                    ));
+                }
+                // Cancel one record of every third request; an unknown outcome (the process
+                // died) leaves that record out of the check.
+                let mut skip = None;
+                if n.is_multiple_of(3) {
+                    let (id, _) = &mine[0];
+                    match http
+                        .delete(format!("{url}/v1/topics/t/delayed/{id}"))
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                    {
+                        Ok(204) => mine[0].1.cancelled = true,
+                        Ok(404) => {} // delivered (or being delivered) already: must arrive
+                        _ => skip = Some(0),
+                    }
+                }
+                let mut g = acked.lock().unwrap();
+                for (i, (_, a)) in mine.into_iter().enumerate() {
+                    if skip != Some(i) {
+                        g.push(a);
+                    }
+                }
+            }
+        }));
+    }
+    // The killer: SIGKILL and restart every 1.5 s.
+    let mut kills = 0;
+    while Instant::now() < chaos_until {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        dev.kill();
+        kills += 1;
+        dev.start();
+        dev.wait_healthy().await;
+    }
+    for p in producers {
+        p.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 20,
+        "only {} delayed records acked",
+        acked.len()
+    );
+    let latest = acked.iter().map(|a| a.deliver_at_ms).max().unwrap();
+    // Wait (bounded) until everything due has been moved: nothing pending is listed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = sluice_tests::now_ms();
+        let answer = match http
+            .get(format!("{url}/v1/topics/t/delayed?limit=10"))
+            .send()
+            .await
+        {
+            Ok(r) => r.json::<Value>().await.ok(),
+            Err(_) => None,
+        };
+        let pending = answer
+            .as_ref()
+            .and_then(|v| v["delayed"].as_array().map(|a| a.len()));
+        if now > latest && pending == Some(0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "delayed records still pending after 60 s: {answer:?} (now {now}, latest {latest})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut history = History::default();
+    let mut delivered = Vec::new();
+    for p in 0..PARTITIONS {
+        // With timestamps: read through REST.
+        let mut offset = 0;
+        loop {
+            let v: Value = http
+                .get(format!(
+                    "{url}/v1/topics/t/partitions/{p}/records?offset={offset}&limit=1000"
+                ))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let recs = v["records"].as_array().cloned().unwrap_or_default();
+            for r in &recs {
+                delivered.push((
+                    r["value"].as_str().unwrap().as_bytes().to_vec(),
+                    r["timestamp_ms"].as_i64().unwrap(),
+                ));
+            }
+            offset = v["next_offset"].as_u64().unwrap();
+            if recs.is_empty() {
+                break;
+            }
+        }
+        history
+            .read
+            .insert(("t".into(), p), read_partition(&http, &url, "t", p).await);
+    }
+    let mut v = check(&history);
+    v.extend(check_delayed(&acked, &delivered));
+    let cancelled = acked.iter().filter(|a| a.cancelled).count();
+    eprintln!(
+        "{kills} kills, {} delayed records acked ({cancelled} cancelled), {} delivered",
+        acked.len(),
+        delivered.len()
+    );
+    assert!(v.is_empty(), "{v:#?}");
+}

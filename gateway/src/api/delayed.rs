@@ -1,0 +1,167 @@
+//! Delayed records (`rest-api.md`, "Delayed records"): produced with `delay_ms` /
+//! `deliver_at_ms` (see `produce.rs`, which hands them here), listed and cancelled while
+//! pending. The mechanism is `sluice_core::delayed`.
+
+use super::produce::WithDelay;
+use super::AppState;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiPath, ApiQuery};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use base64::Engine;
+use sluice_api::{
+    DelayedList, DelayedOut, DelayedQuery, DelayedRef, ProduceAnswer, ProducedRecord,
+};
+use sluice_core::delayed::deliver_at;
+use sluice_core::format::delayed::DelayedItem;
+use sluice_core::format::record::Record;
+use sluice_core::topic::TopicConfig;
+use std::collections::BTreeMap;
+
+/// A request's records split into those appended now and the delayed ones (with their index in
+/// the request). Every delay is checked first, so a bad one writes nothing.
+pub type Split = (Vec<(Option<u32>, Record)>, Vec<(usize, DelayedItem)>);
+
+pub fn split(records: Vec<WithDelay>, now_ms: i64) -> ApiResult<Split> {
+    let mut now = Vec::new();
+    let mut later = Vec::new();
+    for (i, ((partition, record), d)) in records.into_iter().enumerate() {
+        match deliver_at(d.delay_ms, d.deliver_at_ms, now_ms)
+            .map_err(|e| ApiError::Invalid(format!("record {i}: {e}")))?
+        {
+            None => now.push((partition, record)),
+            Some(t) => later.push((
+                i,
+                DelayedItem {
+                    deliver_at_ms: t,
+                    partition,
+                    record,
+                },
+            )),
+        }
+    }
+    Ok((now, later))
+}
+
+/// Write the delayed records (durably: every PUT answered) and answer their references.
+pub async fn write(
+    st: &AppState,
+    topic: &TopicConfig,
+    delayed: Vec<(usize, DelayedItem)>,
+) -> ApiResult<Vec<(usize, DelayedRef)>> {
+    if delayed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (index, items): (Vec<usize>, Vec<DelayedItem>) = delayed.into_iter().unzip();
+    let times: Vec<i64> = items.iter().map(|i| i.deliver_at_ms).collect();
+    let ids = st.delayed.write(topic, items).await?;
+    Ok(index
+        .into_iter()
+        .zip(ids.into_iter().zip(times))
+        .map(|(i, (delayed_id, deliver_at_ms))| {
+            (
+                i,
+                DelayedRef {
+                    delayed_id,
+                    deliver_at_ms,
+                },
+            )
+        })
+        .collect())
+}
+
+/// The produce answer: the delayed references at their places in request order, the offsets
+/// of the others around them.
+pub fn answer(
+    delayed: Vec<(usize, DelayedRef)>,
+    offsets: Vec<ProducedRecord>,
+    append_timestamp_ms: i64,
+) -> ProduceAnswer {
+    let total = delayed.len() + offsets.len();
+    let mut delayed = delayed.into_iter().peekable();
+    let mut offsets = offsets.into_iter();
+    let mut out = Vec::with_capacity(total);
+    for i in 0..total {
+        match delayed.next_if(|(at, _)| *at == i) {
+            Some((_, d)) => out.push(ProducedRecord::Delayed(d)),
+            None => out.extend(offsets.next()),
+        }
+    }
+    ProduceAnswer {
+        offsets: out,
+        append_timestamp_ms,
+        duplicate: false,
+    }
+}
+
+/// Pending delayed records of a topic, soonest first.
+#[utoipa::path(get, path = "/v1/topics/{topic}/delayed", tag = "delayed",
+    params(
+        ("topic" = String, Path, description = "Topic name", pattern = "^[A-Za-z0-9._-]{1,249}$", example = "orders"),
+        DelayedQuery,
+    ),
+    responses(
+        (status = 200, description = "Pending records (not yet delivered, not cancelled), soonest first", body = DelayedList),
+        (status = 400, description = "Bad `limit` (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such topic (`topic_not_found`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
+    State(st): State<AppState>,
+    ApiPath(topic): ApiPath<String>,
+    ApiQuery(q): ApiQuery<DelayedQuery>,
+) -> ApiResult<Json<DelayedList>> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::Invalid(format!("limit {limit}: give 1 to 1000")));
+    }
+    let topic = st.log.topics().get(&topic).await?;
+    let pending = st.delayed.list(&topic, limit as usize).await?;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let delayed = pending
+        .into_iter()
+        .map(|p| {
+            let (key, key_b64) = match &p.record.key {
+                None => (None, None),
+                Some(k) => match std::str::from_utf8(k) {
+                    Ok(s) => (Some(s.to_string()), None),
+                    Err(_) => (None, Some(b64(k))),
+                },
+            };
+            let headers: BTreeMap<String, String> = p
+                .record
+                .headers
+                .iter()
+                .filter_map(|(n, v)| Some((n.clone(), std::str::from_utf8(v).ok()?.to_string())))
+                .collect();
+            DelayedOut {
+                delayed_id: p.id,
+                deliver_at_ms: p.deliver_at_ms,
+                key,
+                key_b64,
+                headers,
+                partition: p.partition,
+            }
+        })
+        .collect();
+    Ok(Json(DelayedList { delayed }))
+}
+
+/// Cancel a pending delayed record.
+#[utoipa::path(delete, path = "/v1/topics/{topic}/delayed/{delayed_id}", tag = "delayed",
+    params(
+        ("topic" = String, Path, description = "Topic name", pattern = "^[A-Za-z0-9._-]{1,249}$", example = "orders"),
+        ("delayed_id" = String, Path, description = "The `delayed_id` the produce answer gave", example = "1764690000123-01JDXKQ6S4W7N0M5B1Z8Y3V2TR-0"),
+    ),
+    responses(
+        (status = 204, description = "Cancelled: it will never be delivered"),
+        (status = 404, description = "Delivered (or being delivered), cancelled already, or unknown (`delayed_not_found`); or no such topic (`topic_not_found`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn cancel(
+    State(st): State<AppState>,
+    ApiPath((topic, id)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let topic = st.log.topics().get(&topic).await?;
+    st.delayed.cancel(&topic, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
