@@ -347,7 +347,7 @@ async fn timestamp_lookup_on_a_million_records_is_a_few_requests() {
     let log = Log::new(inner.clone(), clock.clone(), LogConfig::default());
     let topic = log.topics().create("big", 1, None, 0).await.unwrap();
     let mut ts_of_flush = Vec::new();
-    let mut flush = |f: u64| {
+    let flush = |f: u64| {
         let records = (0..1000)
             .map(|i| {
                 (
