@@ -415,6 +415,7 @@ async fn timestamp_lookup_on_a_million_records_is_a_few_requests() {
         let warm = warm.clone();
         let topic = topic.clone();
         async move {
+            let (mut most_cold, mut most_warm) = (0, 0);
             for (i, (ts, want)) in cases.into_iter().enumerate() {
                 // Cold: a reader that has never seen the topic.
                 let cold = Log::new(counted.clone(), clock.clone(), LogConfig::default());
@@ -426,6 +427,7 @@ async fn timestamp_lookup_on_a_million_records_is_a_few_requests() {
                     spent <= 3 + extra,
                     "case {i}: a cold look-up made {spent} requests"
                 );
+                most_cold = most_cold.max(spent);
                 // Warm: a reader that has looked up before.
                 let before = counted.counts();
                 let offset = warm.offset_for_timestamp(&topic, 0, ts).await.unwrap();
@@ -437,12 +439,14 @@ async fn timestamp_lookup_on_a_million_records_is_a_few_requests() {
                     before,
                     counted.counts()
                 );
+                most_warm = most_warm.max(spent);
                 // And the record there reads back.
                 if want < 1_003_000 {
                     let b = cold.read(&topic, 0, offset, 1, 1 << 20).await.unwrap();
                     assert_eq!(b.records[0].record.value, Bytes::from(format!("{offset}")));
                 }
             }
+            (most_cold, most_warm)
         }
     };
     // Warm up: the listing (an indexed answer) and the shard (an answer past the end).
@@ -451,21 +455,22 @@ async fn timestamp_lookup_on_a_million_records_is_a_few_requests() {
         .await
         .unwrap();
     // Answers in the index never touch the journal, however long its tail.
-    check(indexed.clone(), 0).await;
+    let a = check(indexed.clone(), 0).await;
     // Answers in the tail cost one GET more per unfolded entry (3 here).
-    check(tail.clone(), 3).await;
+    let b = check(tail.clone(), 3).await;
     // Once the compactor has folded the tail: at most 3 requests for every answer.
     compact_fully(&mut c).await;
     let (k, ts) = (1003u64, clock.now_ms());
-    check(
-        indexed
-            .into_iter()
-            .chain(tail)
-            .chain([(ts, k * 1000)])
-            .collect(),
+    let folded = check(
+        tail.clone().into_iter().chain([(ts, k * 1000)]).collect(),
         0,
     )
     .await;
+    let all = check(indexed.into_iter().chain(tail).collect(), 0).await;
+    println!(
+        "most requests (cold, warm): indexed {a:?}, in a tail of 3 entries {b:?}, \
+         past the end once folded {folded:?}, all once folded {all:?}"
+    );
 }
 
 /// When nothing is produced, neither writers nor the compactor make PUTs (cost at idle is a
