@@ -18,6 +18,8 @@
 //!   every gateway committing itself (the baseline) against the elected shard committer.
 //! - `sluice-bench tables`: the compactor's Parquet throughput (MiB/s of records) and the
 //!   table's size against the raw data objects of the same records.
+//! - `sluice-bench topics`: the compactor's object PUTs per minute and the objects in the
+//!   bucket for the same load over 10, 1,000 and 100,000 topics, against the 10-topic run.
 
 mod direct_bench;
 mod filter_bench;
@@ -28,6 +30,7 @@ mod log_bench;
 mod queue_bench;
 mod stats;
 mod tables_bench;
+mod topics_bench;
 
 use clap::{Parser, Subcommand};
 
@@ -57,6 +60,8 @@ enum Command {
     Hot(hot_bench::Args),
     /// Parquet table throughput of the compactor and size against the raw segments.
     Tables(tables_bench::Args),
+    /// Compactor PUTs per minute and objects for the same load over 10 … 100,000 topics.
+    Topics(topics_bench::Args),
 }
 
 fn main() {
@@ -74,5 +79,6 @@ fn main() {
         Command::Filter(args) => rt.block_on(filter_bench::run(args)),
         Command::Hot(args) => rt.block_on(hot_bench::run(args)),
         Command::Tables(args) => rt.block_on(tables_bench::run(args)),
+        Command::Topics(args) => rt.block_on(topics_bench::run(args)),
     }
 }
