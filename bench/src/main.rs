@@ -20,6 +20,8 @@
 //!   table's size against the raw data objects of the same records.
 //! - `sluice-bench delayed`: delivery lag after due of delayed records with 1,000,000 pending,
 //!   the mover's object requests per minute while idle, and RSS, against nothing pending.
+//! - `sluice-bench topics`: the compactor's object PUTs per minute and the objects in the
+//!   bucket for the same load over 10, 1,000 and 100,000 topics, against the 10-topic run.
 
 mod delayed_bench;
 mod direct_bench;
@@ -31,6 +33,7 @@ mod log_bench;
 mod queue_bench;
 mod stats;
 mod tables_bench;
+mod topics_bench;
 
 use clap::{Parser, Subcommand};
 
@@ -62,6 +65,8 @@ enum Command {
     Tables(tables_bench::Args),
     /// Delayed records: delivery lag after due with 1,000,000 pending, idle requests, RSS.
     Delayed(delayed_bench::Args),
+    /// Compactor PUTs per minute and objects for the same load over 10 … 100,000 topics.
+    Topics(topics_bench::Args),
 }
 
 fn main() {
@@ -80,5 +85,6 @@ fn main() {
         Command::Hot(args) => rt.block_on(hot_bench::run(args)),
         Command::Tables(args) => rt.block_on(tables_bench::run(args)),
         Command::Delayed(args) => rt.block_on(delayed_bench::run(args)),
+        Command::Topics(args) => rt.block_on(topics_bench::run(args)),
     }
 }

@@ -43,7 +43,7 @@ use sluice_core::topic::{TopicConfig, Topics};
 use sluice_tables::{Tables, TablesConfig};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Clone, Debug)]
 pub struct CompactorConfig {
@@ -106,17 +106,44 @@ pub struct PassReport {
     pub table_rows: u64,
 }
 
+/// The compactor's view of the bucket, kept between passes.
+#[derive(Default)]
+struct Cache {
+    /// The journal shards (re-listed on every retention pass).
+    shards: Option<Vec<u32>>,
+    /// Per shard: the newest checkpoint (`None`: there is none yet).
+    checkpoint: HashMap<u32, Option<Checkpoint>>,
+    /// Per shard: the seq of the checkpoint the pointer holds (0: no pointer).
+    pointer: HashMap<u32, u64>,
+    /// Per shard: (checkpoint seq, its last append ts), oldest first, for truncation.
+    checkpoints: HashMap<u32, VecDeque<(u64, i64)>>,
+    /// Index objects per partition, sorted (from one LIST, then kept up to date).
+    dirs: HashMap<PartitionId, Vec<IndexKey>>,
+    /// The lease epoch under which all of the above was known to be current.
+    epoch: Option<u64>,
+    /// Since when (clock ms) this instance has held the lease without interruption.
+    leader_since_ms: Option<i64>,
+}
+
+/// A shard with something to do this pass.
+struct ShardWork {
+    shard: u32,
+    checkpoint: Option<Checkpoint>,
+    /// Journal entry names after the checkpoint (one LIST).
+    listed: Vec<String>,
+}
+
 pub struct Compactor {
     store: DynStore,
     clock: Arc<dyn Clock>,
     cfg: CompactorConfig,
     lease: Lease,
     topics: Topics,
-    /// End of the newest index object per partition (from LIST, then kept up to date).
-    index_end: HashMap<PartitionId, u64>,
-    /// Per shard: (checkpoint seq, its last append ts), oldest first, for truncation.
-    checkpoints: HashMap<u32, VecDeque<(u64, i64)>>,
-    last_retention: Option<Instant>,
+    /// What this instance knows of the bucket, so that a pass with nothing to do costs one
+    /// LIST per shard. Valid while it holds the lease without interruption (see `caches_valid`).
+    cache: Cache,
+    /// Clock time (ms) of the last retention pass.
+    last_retention_ms: Option<i64>,
     tables: Tables,
     /// The last table pass stopped with more to write.
     tables_backlog: bool,
@@ -134,9 +161,8 @@ impl Compactor {
             store,
             clock,
             cfg,
-            index_end: HashMap::new(),
-            checkpoints: HashMap::new(),
-            last_retention: None,
+            cache: Cache::default(),
+            last_retention_ms: None,
             metrics: CompactorMetrics::new(),
         }
     }
@@ -208,133 +234,215 @@ impl Compactor {
     }
 
     /// One pass over every shard, then GC and (when due) retention.
+    ///
+    /// With nothing to do a pass costs one LIST per shard (the journal after the checkpoint
+    /// this instance knows) and writes nothing; a retention pass (every `retention_interval`)
+    /// adds the listing of the shards and the topics, and takes the lease only if something
+    /// expired.
     pub async fn run_once(&mut self) -> Result<PassReport> {
         let mut report = PassReport::default();
-        let shards: Vec<u32> =
-            store::list_dirs(&*self.store, &object_store::path::Path::from(keys::JOURNAL))
-                .await?
-                .iter()
-                .filter_map(|s| s.parse().ok())
-                .collect();
-        // Only take the lease when there is work, so an idle deployment makes no PUTs.
-        let mut work = Vec::new();
-        let now_ms = self.clock.now_ms();
-        for &shard in &shards {
-            let cp = self.latest_checkpoint(shard).await?;
-            let seq = cp.as_ref().map_or(0, |c| c.seq);
-            match store::get_opt(&*self.store, &keys::journal_entry(shard, seq + 1)).await? {
-                Some(bytes) => {
-                    // The oldest entry not folded yet: its age is the shard's lag.
-                    if let Ok(e) = JournalEntry::decode(&bytes) {
-                        let age = (now_ms - e.append_ts) as f64 / 1000.0;
-                        self.metrics.set_lag(shard, Some(age), None);
-                    }
-                    work.push((shard, cp));
-                }
-                None => self.metrics.set_lag(shard, Some(0.0), Some(0)),
-            }
-        }
+        let now = self.clock.now_ms();
         let retention_due = self
-            .last_retention
-            .is_none_or(|t| t.elapsed() >= self.cfg.retention_interval);
-        if work.is_empty() && !retention_due && !self.tables_backlog {
-            return Ok(report);
-        }
-        if !self.lease.acquire().await? {
-            report.waiting = true;
-            return Ok(report);
-        }
-        report.leader = true;
-        let mut complete = true;
-        for (shard, cp) in work {
-            let done = self.fold_shard(shard, cp, &mut report).await?;
-            complete &= done;
-            report.backlog |= !done;
-        }
-        for &shard in &shards {
-            self.truncate(shard, &mut report).await?;
-        }
-        if complete {
-            self.gc_segments(&mut report).await?;
-        }
-        let tables_due = report.entries_folded > 0 || self.tables_backlog || retention_due;
-        let topics = if tables_due || retention_due {
+            .last_retention_ms
+            .is_none_or(|t| now - t >= self.cfg.retention_interval.as_millis() as i64);
+        let had_cache = !self.cache.checkpoint.is_empty() || !self.cache.dirs.is_empty();
+        let shards = self.shards(retention_due).await?;
+        let mut work = self.plan(&shards).await?;
+        let topics = if retention_due {
             self.topics.list().await?
         } else {
             Vec::new()
         };
-        if retention_due {
-            self.retention(&topics, &mut report).await?;
-            self.last_retention = Some(Instant::now());
+        let mut expired = if retention_due {
+            self.expired(&topics).await?
+        } else {
+            Vec::new()
+        };
+        // Only take the lease when there is something to write, so an idle deployment makes
+        // no PUTs.
+        if !work.is_empty() || !expired.is_empty() {
+            if !self.lease.acquire().await? {
+                self.cache = Cache::default(); // another instance writes: forget what we knew
+                report.waiting = true;
+                return Ok(report);
+            }
+            report.leader = true;
+            if !self.caches_valid(had_cache) {
+                // Someone else held the lease since we last looked: look again.
+                self.cache = Cache::default();
+                let shards = self.shards(true).await?;
+                work = self.plan(&shards).await?;
+                expired = self.expired(&topics).await?;
+            }
+            self.cache.epoch = self.lease.last_epoch();
+            self.cache.leader_since_ms.get_or_insert(now);
+        } else if !retention_due && !self.tables_backlog {
+            return Ok(report);
         }
+        let mut complete = true;
+        for w in work {
+            let done = self.fold_shard(w, &mut report).await?;
+            complete &= done;
+            report.backlog |= !done;
+        }
+        if report.leader {
+            for &shard in &shards {
+                self.truncate(shard, &mut report).await?;
+            }
+            // Every pointer current: a reader that starts from one finds every segment it
+            // names (GC deletes segments the newest checkpoint folded).
+            let pointers_current = shards.iter().all(|s| {
+                self.cache.checkpoint.get(s).is_some_and(|cp| {
+                    cp.as_ref().map_or(0, |c| c.seq)
+                        == self.cache.pointer.get(s).copied().unwrap_or(0)
+                })
+            });
+            if complete && pointers_current {
+                self.gc_segments(&mut report).await?;
+            }
+            self.retention(&expired, &mut report).await?;
+        }
+        if retention_due {
+            self.last_retention_ms = Some(now);
+        }
+        let tables_due = report.entries_folded > 0 || self.tables_backlog || retention_due;
         if tables_due {
-            // The hook: the tables crate writes, the compactor only schedules.
-            let t = self
+            let topics = if topics.is_empty() {
+                self.topics.list().await?
+            } else {
+                topics
+            };
+            // The hook: the tables crate writes, the compactor only schedules. It takes the
+            // lease through the fence when it has something to write.
+            let t = match self
                 .tables
                 .pass(&topics, retention_due, &mut self.lease)
-                .await?;
+                .await
+            {
+                Err(Error::Conflict(_)) if !report.leader => {
+                    report.waiting = true;
+                    return Ok(report);
+                }
+                r => r?,
+            };
             self.tables_backlog = t.backlog;
             report.backlog |= t.backlog;
             report.table_files += t.files_written;
             report.table_rows += t.rows_written;
+            if let Some(e) = self.lease.last_epoch() {
+                if self.cache.epoch.is_some_and(|c| e > c + 1) {
+                    self.cache = Cache::default();
+                }
+            }
         }
         Ok(report)
     }
 
-    async fn latest_checkpoint(&self, shard: u32) -> Result<Option<Checkpoint>> {
-        let names = store::list_names(&*self.store, &keys::checkpoint_dir(shard), None).await?;
-        for seq in names.iter().rev().filter_map(|n| keys::parse_seq(n)) {
-            let key = keys::checkpoint(shard, seq);
-            let Some(bytes) = store::get_opt(&*self.store, &key).await? else {
-                continue;
-            };
-            match Checkpoint::decode(&bytes) {
-                Ok(cp) if cp.seq == seq && cp.shard == shard => return Ok(Some(cp)),
-                Ok(_) => tracing::error!(%key, "checkpoint does not match its key; skipped"),
-                Err(e) => tracing::error!(%key, error = %e, "corrupt checkpoint; skipped"),
+    /// Whether what we cached is still current now that we hold the lease: it was all loaded
+    /// in this pass, or under the epoch we held before (epochs are dense: the one after ours
+    /// is our own renewal).
+    fn caches_valid(&self, had_cache: bool) -> bool {
+        if !had_cache {
+            return true;
+        }
+        match (self.cache.epoch, self.lease.last_epoch()) {
+            (Some(c), Some(e)) => e == c || e == c + 1,
+            _ => false,
+        }
+    }
+
+    /// The journal shards: listed on the first pass and on retention passes.
+    async fn shards(&mut self, relist: bool) -> Result<Vec<u32>> {
+        if relist || self.cache.shards.is_none() {
+            let shards: Vec<u32> =
+                store::list_dirs(&*self.store, &object_store::path::Path::from(keys::JOURNAL))
+                    .await?
+                    .iter()
+                    .filter_map(|s| s.parse().ok())
+                    .collect();
+            self.cache.shards = Some(shards);
+        }
+        Ok(self.cache.shards.clone().unwrap_or_default())
+    }
+
+    /// The shards with entries to fold (one LIST each) or a pointer behind their checkpoint.
+    async fn plan(&mut self, shards: &[u32]) -> Result<Vec<ShardWork>> {
+        let mut work = Vec::new();
+        for &shard in shards {
+            let cp = self.checkpoint(shard).await?;
+            let seq = cp.as_ref().map_or(0, |c| c.seq);
+            let after = keys::filename(&keys::journal_entry(shard, seq)).to_string();
+            let listed =
+                store::list_names(&*self.store, &keys::journal_dir(shard), Some(&after)).await?;
+            let next = listed.first().and_then(|n| keys::parse_seq(n)) == Some(seq + 1);
+            let pointer_behind = self.cache.pointer.get(&shard).copied().unwrap_or(0) != seq;
+            if !next {
+                // Nothing to fold: no lag (a shard with work gets its lag after its fold).
+                self.metrics.set_lag(shard, Some(0.0), Some(0));
+            }
+            if next || pointer_behind {
+                work.push(ShardWork {
+                    shard,
+                    checkpoint: cp,
+                    listed,
+                });
             }
         }
-        Ok(None)
+        Ok(work)
     }
 
-    async fn index_end(&mut self, p: &PartitionId) -> Result<u64> {
-        if let Some(e) = self.index_end.get(p) {
-            return Ok(*e);
+    /// The newest checkpoint of `shard`: from the listing (authoritative) the first time, then
+    /// the one this instance wrote last. Also learns which checkpoint the pointer holds.
+    async fn checkpoint(&mut self, shard: u32) -> Result<Option<Checkpoint>> {
+        if let Some(cp) = self.cache.checkpoint.get(&shard) {
+            return Ok(cp.clone());
         }
-        let names =
-            store::list_names(&*self.store, &keys::index_dir(p.topic, p.partition), None).await?;
-        let end = names
-            .iter()
-            .filter_map(|n| IndexKey::parse(n))
-            .map(|k| k.end)
-            .max()
-            .unwrap_or(0);
-        self.index_end.insert(*p, end);
-        Ok(end)
-    }
-
-    /// Fold one shard from checkpoint `cp`. Returns whether it reached the end of the journal.
-    async fn fold_shard(
-        &mut self,
-        shard: u32,
-        cp: Option<Checkpoint>,
-        report: &mut PassReport,
-    ) -> Result<bool> {
-        let mut head = match &cp {
-            Some(cp) => HeadState::from_checkpoint(cp, self.cfg.dedup_window_ms),
-            None => HeadState::new(shard, self.cfg.dedup_window_ms),
+        let cp = sluice_core::shard::newest_checkpoint(&*self.store, shard, 0, true).await?;
+        let pointer = match store::get_opt(&*self.store, &keys::checkpoint_pointer(shard)).await? {
+            Some(b) => Checkpoint::decode(&b).map_or(0, |c| c.seq),
+            None => 0,
         };
+        self.cache.pointer.insert(shard, pointer);
         if let Some(cp) = &cp {
-            let q = self.checkpoints.entry(shard).or_default();
+            let q = self.cache.checkpoints.entry(shard).or_default();
             if q.back().is_none_or(|(s, _)| *s < cp.seq) {
                 q.push_back((cp.seq, cp.last_append_ts));
             }
         }
-        // 1. Read the entries after the checkpoint: LIST which exist, GET them concurrently;
-        //    the end is reached when the seq after the last one read is missing.
-        let after = keys::filename(&keys::journal_entry(shard, head.seq)).to_string();
-        let listed =
-            store::list_names(&*self.store, &keys::journal_dir(shard), Some(&after)).await?;
+        self.cache.checkpoint.insert(shard, cp.clone());
+        Ok(cp)
+    }
+
+    /// The index objects of a partition (one LIST the first time).
+    async fn dir(&mut self, p: &PartitionId) -> Result<&mut Vec<IndexKey>> {
+        if !self.cache.dirs.contains_key(p) {
+            let names =
+                store::list_names(&*self.store, &keys::index_dir(p.topic, p.partition), None)
+                    .await?;
+            let mut dir: Vec<IndexKey> = names.iter().filter_map(|n| IndexKey::parse(n)).collect();
+            dir.sort();
+            self.cache.dirs.insert(*p, dir);
+        }
+        Ok(self.cache.dirs.entry(*p).or_default())
+    }
+
+    async fn index_end(&mut self, p: &PartitionId) -> Result<u64> {
+        Ok(self.dir(p).await?.iter().map(|k| k.end).max().unwrap_or(0))
+    }
+
+    /// Fold one shard from checkpoint `cp`. Returns whether it reached the end of the journal.
+    async fn fold_shard(&mut self, work: ShardWork, report: &mut PassReport) -> Result<bool> {
+        let ShardWork {
+            shard,
+            checkpoint: cp,
+            listed,
+        } = work;
+        let mut head = match &cp {
+            Some(cp) => HeadState::from_checkpoint(cp, self.cfg.dedup_window_ms),
+            None => HeadState::new(shard, self.cfg.dedup_window_ms),
+        };
+        // 1. Read the entries after the checkpoint (listed by the plan), GET them
+        //    concurrently; the end is reached when the seq after the last one read is missing.
         let wanted: Vec<u64> = listed
             .iter()
             .filter_map(|n| keys::parse_seq(n))
@@ -404,6 +512,11 @@ impl Compactor {
         };
         if entries.is_empty() {
             lag_after(self);
+            if let Some(cp) = &cp {
+                // Nothing new, but the pointer is behind (a compactor stopped between a
+                // checkpoint and its pointer): bring it up to date.
+                self.write_pointer(cp).await?;
+            }
             return Ok(complete);
         }
         // 2. Group batches per partition, in offset order.
@@ -442,14 +555,27 @@ impl Compactor {
         self.fence().await?;
         let cp = head.to_checkpoint();
         store::put_create(&*self.store, &keys::checkpoint(shard, cp.seq), cp.encode()).await?;
-        self.checkpoints
+        self.cache
+            .checkpoints
             .entry(shard)
             .or_default()
             .push_back((cp.seq, cp.last_append_ts));
+        self.cache.checkpoint.insert(shard, Some(cp.clone()));
+        self.write_pointer(&cp).await?;
         report.checkpoints += 1;
         report.entries_folded += entries.len() as u64;
         lag_after(self);
         Ok(complete)
+    }
+
+    /// Overwrite the shard's checkpoint pointer with `cp` (a copy of the numbered checkpoint,
+    /// written after it).
+    async fn write_pointer(&mut self, cp: &Checkpoint) -> Result<()> {
+        self.fence().await?;
+        let key = keys::checkpoint_pointer(cp.shard);
+        store::put_overwrite(&*self.store, &key, cp.encode()).await?;
+        self.cache.pointer.insert(cp.shard, cp.seq);
+        Ok(())
     }
 
     /// Copy `batches` (dense, starting at the partition's index end) into one data object and
@@ -539,7 +665,10 @@ impl Compactor {
             index.encode(),
         )
         .await?;
-        self.index_end.insert(*p, key.end);
+        let dir = self.dir(p).await?;
+        if dir.last().is_none_or(|k| k.end <= key.base) {
+            dir.push(key);
+        }
         Ok(())
     }
 
@@ -547,14 +676,28 @@ impl Compactor {
     /// truncation point (keeping the newest).
     async fn truncate(&mut self, shard: u32, report: &mut PassReport) -> Result<()> {
         let now = self.clock.now_ms();
-        let Some(q) = self.checkpoints.get(&shard) else {
+        // A compactor that held the lease before us may still have a pointer PUT in flight
+        // (older than ours): entries after any pointer must stay until such a PUT has
+        // landed or timed out, so truncate only once we have led for that long, and never
+        // past the pointer we wrote.
+        let guard = self
+            .cfg
+            .truncate_min_age_ms
+            .min(self.cfg.lease_duration.as_millis() as i64 + 30_000);
+        if self.cache.leader_since_ms.is_none_or(|t| now - t < guard) {
+            return Ok(());
+        }
+        let pointer = self.cache.pointer.get(&shard).copied().unwrap_or(0);
+        let Some(q) = self.cache.checkpoints.get(&shard) else {
             return Ok(());
         };
         let Some(&(newest, _)) = q.back() else {
             return Ok(());
         };
         let horizon = now - self.cfg.truncate_min_age_ms;
-        let limit = newest.saturating_sub(self.cfg.truncate_keep_entries);
+        let limit = newest
+            .saturating_sub(self.cfg.truncate_keep_entries)
+            .min(pointer);
         let Some(upto) = q
             .iter()
             .filter(|(s, ts)| *ts < horizon && *s <= limit)
@@ -582,7 +725,7 @@ impl Compactor {
             self.fence().await?;
             store::delete(&*self.store, &keys::checkpoint(shard, seq)).await?;
         }
-        if let Some(q) = self.checkpoints.get_mut(&shard) {
+        if let Some(q) = self.cache.checkpoints.get_mut(&shard) {
             q.retain(|(s, _)| *s >= upto);
         }
         Ok(())
@@ -614,13 +757,14 @@ impl Compactor {
         Ok(())
     }
 
-    /// Delete index and data objects wholly older than their topic's retention.
-    async fn retention(
+    /// The index objects wholly older than their topic's retention (from the directories this
+    /// instance keeps: a LIST per partition the first time only).
+    async fn expired(
         &mut self,
         topics: &[Arc<TopicConfig>],
-        report: &mut PassReport,
-    ) -> Result<()> {
+    ) -> Result<Vec<(PartitionId, IndexKey)>> {
         let now = self.clock.now_ms();
+        let mut out = Vec::new();
         for topic in topics {
             let Some(retention) = topic.retention_ms else {
                 continue;
@@ -628,19 +772,32 @@ impl Compactor {
             let tid = topic.topic_id()?;
             let cutoff = now - retention;
             for partition in 0..topic.partitions {
-                let names =
-                    store::list_names(&*self.store, &keys::index_dir(tid, partition), None).await?;
-                for k in names.iter().filter_map(|n| IndexKey::parse(n)) {
-                    if k.max_ts >= cutoff {
-                        continue;
-                    }
-                    self.fence().await?;
-                    // Index first: a listing never points at a missing data object for long.
-                    store::delete(&*self.store, &k.path(tid, partition)).await?;
-                    store::delete(&*self.store, &k.data_path(tid, partition)).await?;
-                    report.retention_deleted += 1;
-                }
+                let p = PartitionId {
+                    topic: tid,
+                    partition,
+                };
+                let dir = self.dir(&p).await?;
+                out.extend(dir.iter().filter(|k| k.max_ts < cutoff).map(|k| (p, *k)));
             }
+        }
+        Ok(out)
+    }
+
+    /// Delete the expired index and data objects.
+    async fn retention(
+        &mut self,
+        expired: &[(PartitionId, IndexKey)],
+        report: &mut PassReport,
+    ) -> Result<()> {
+        for (p, k) in expired {
+            self.fence().await?;
+            // Index first: a listing never points at a missing data object for long.
+            store::delete(&*self.store, &k.path(p.topic, p.partition)).await?;
+            store::delete(&*self.store, &k.data_path(p.topic, p.partition)).await?;
+            if let Some(dir) = self.cache.dirs.get_mut(p) {
+                dir.retain(|d| d != k);
+            }
+            report.retention_deleted += 1;
         }
         Ok(())
     }

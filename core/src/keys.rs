@@ -42,6 +42,14 @@ pub fn checkpoint_dir(shard: u32) -> Path {
 pub fn checkpoint(shard: u32, seq: u64) -> Path {
     Path::from(format!("{CHECKPOINTS}/{shard:05}/{seq:020}"))
 }
+/// `checkpoints/latest/{shard:05}`: a copy of the shard's newest checkpoint at a fixed name,
+/// overwritten by the compactor after each checkpoint it writes, so one GET finds the newest
+/// checkpoint (no LIST). Only a hint: readers fall back to listing `checkpoints/{shard}/` when
+/// it is missing or unreadable. (Not under `checkpoints/{shard}/`, whose listing holds only
+/// numbered checkpoints.)
+pub fn checkpoint_pointer(shard: u32) -> Path {
+    Path::from(format!("{CHECKPOINTS}/latest/{shard:05}"))
+}
 
 pub fn index_dir(topic: TopicId, partition: u32) -> Path {
     Path::from(format!("{INDEX}/{topic}/{partition:05}"))

@@ -73,6 +73,13 @@ impl Lease {
             .map(|(e, _)| e)
     }
 
+    /// The newest epoch we wrote, whether or not it is still held with margin (`None` once
+    /// another instance is seen to hold a newer one). Epochs are dense: if two looks at this
+    /// differ by at most one, nobody else held the lease in between.
+    pub fn last_epoch(&self) -> Option<u64> {
+        self.held.map(|(e, _)| e)
+    }
+
     /// Hold the lease: renew it if ours, take it if free or expired. `Ok(false)` means another
     /// instance holds it (wait and try again) or we were fenced.
     pub async fn acquire(&mut self) -> Result<bool> {

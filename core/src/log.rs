@@ -251,9 +251,12 @@ impl Log {
     /// A shard made current for a read: synced with the journal head (one GET shared by
     /// concurrent readers) and with a checkpoint no older than `checkpoint_refresh`.
     async fn shard_for_read(&self, shard: u32) -> Result<Arc<ShardLog>> {
+        // A sync sent after this call began is current enough: the one that opens a shard
+        // (or a concurrent reader's) is shared, not repeated.
+        let since = Instant::now();
         let s = self.shard(shard).await?;
         s.refresh_checkpoint_if_due().await?;
-        s.sync_since(Some(Instant::now())).await?;
+        s.sync_since(Some(since)).await?;
         Ok(s)
     }
 
@@ -552,7 +555,9 @@ impl Log {
                 // retention deleted it. Refresh what we know once and look again.
                 Err(e) if store::is_not_found(&e) && !retried => {
                     retried = true;
-                    shard.refresh_checkpoint().await?;
+                    // From the listing: the pointer may lag a checkpoint whose segments GC
+                    // has already deleted.
+                    shard.refresh_checkpoint_listed().await?;
                     self.forget_listing(&p);
                 }
                 Err(Error::OffsetOutOfRange { .. }) if !records.is_empty() => break at,
@@ -899,6 +904,15 @@ impl Log {
     }
 
     /// The first offset whose append timestamp is at least `ts` (the next offset if none is).
+    ///
+    /// Append timestamps never decrease along a partition, so when an index object holds a
+    /// record at or after `ts`, the first such record is the answer whatever the journal tail
+    /// holds: the index listing (cached) and one index object (cached) answer it without
+    /// touching the journal. Only when nothing indexed is that recent is the shard synced (and,
+    /// if it was never opened here, opened: one GET of the checkpoint pointer) and the tail
+    /// searched. So a cold look-up costs at most 3 requests (index LIST + index GET, or index
+    /// LIST + checkpoint GET + journal GET) and a warm one at most 2, whatever the partition's
+    /// size (plus one GET per journal entry not yet folded by the compactor).
     pub async fn offset_for_timestamp(
         &self,
         topic: &TopicConfig,
@@ -910,24 +924,54 @@ impl Log {
             topic: topic.topic_id()?,
             partition,
         };
-        let shard = self.shard_for_read(topic.shard).await?;
-        let covered = shard.covered(&p);
-        if covered > 0 {
-            let listing = self.listing(&p, covered).await?;
-            if let Some(k) = listing.keys.iter().find(|k| k.max_ts >= ts && k.end > 0) {
-                if k.min_ts >= ts {
-                    return Ok(k.base);
+        let mut retried = false;
+        loop {
+            match self.offset_for_timestamp_once(&p, topic.shard, ts).await {
+                // An index object went (retention) after we listed it: list again once.
+                Err(e) if store::is_not_found(&e) && !retried => {
+                    retried = true;
+                    self.forget_listing(&p);
                 }
-                let index = self.index_object(&p, *k).await?;
-                let i = index.entries.partition_point(|e| e.append_ts < ts);
-                if let Some(e) = index.entries.get(i) {
-                    return Ok(e.base_offset);
-                }
+                r => return r,
             }
         }
+    }
+
+    async fn offset_for_timestamp_once(&self, p: &PartitionId, shard: u32, ts: i64) -> Result<u64> {
+        if let Some(o) = self.indexed_offset_for_timestamp(p, 0, ts).await? {
+            return Ok(o);
+        }
+        let since = Instant::now();
+        let shard = self.shard(shard).await?;
+        shard.sync_since(Some(since)).await?;
+        // A fold may have indexed more since the listing was made.
+        let covered = shard.covered(p);
+        if let Some(o) = self.indexed_offset_for_timestamp(p, covered, ts).await? {
+            return Ok(o);
+        }
         Ok(shard
-            .tail_offset_for_timestamp(&p, ts)
-            .unwrap_or_else(|| shard.next_offset(&p)))
+            .tail_offset_for_timestamp(p, ts)
+            .unwrap_or_else(|| shard.next_offset(p)))
+    }
+
+    /// The first indexed offset at or after `ts`, from the listing (re-listed when it does not
+    /// reach `must_cover`) and at most one index object.
+    async fn indexed_offset_for_timestamp(
+        &self,
+        p: &PartitionId,
+        must_cover: u64,
+        ts: i64,
+    ) -> Result<Option<u64>> {
+        let listing = self.listing(p, must_cover).await?;
+        let Some(k) = listing.keys.iter().find(|k| k.max_ts >= ts) else {
+            return Ok(None);
+        };
+        if k.min_ts >= ts {
+            return Ok(Some(k.base));
+        }
+        let index = self.index_object(p, *k).await?;
+        let i = index.entries.partition_point(|e| e.append_ts < ts);
+        Ok(index.entries.get(i).map(|e| e.base_offset))
     }
 
     /// The offset a read from `start` begins at.

@@ -23,6 +23,7 @@ use crate::head::{HeadState, Outcome, PendingAppend};
 use crate::ids::{ObjectId, PartitionId};
 use crate::keys;
 use crate::store::{self, Created, DynStore};
+use object_store::ObjectStore;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -311,33 +312,25 @@ impl ShardLog {
     }
 
     /// Load the newest checkpoint if it is newer than the one we know: it tells which offsets
-    /// moved into index objects, and lets a far-behind head jump forward.
+    /// moved into index objects, and lets a far-behind head jump forward. One GET of the
+    /// checkpoint pointer (a LIST and a GET when there is none).
     pub async fn refresh_checkpoint(&self) -> Result<()> {
+        self.refresh_checkpoint_from(false).await
+    }
+
+    /// Like [`refresh_checkpoint`](Self::refresh_checkpoint), but from the listing of the
+    /// numbered checkpoints, which cannot lag the way the pointer can (a compactor that
+    /// crashed between a checkpoint and its pointer): used when an object we were told about
+    /// has gone.
+    pub async fn refresh_checkpoint_listed(&self) -> Result<()> {
+        self.refresh_checkpoint_from(true).await
+    }
+
+    async fn refresh_checkpoint_from(&self, listed: bool) -> Result<()> {
         self.write_state().checkpoint_checked = Some(Instant::now());
-        let names =
-            store::list_names(&*self.store, &keys::checkpoint_dir(self.shard), None).await?;
         let known = self.checkpoint_seq();
-        for seq in names.iter().rev().filter_map(|n| keys::parse_seq(n)) {
-            if seq <= known {
-                return Ok(());
-            }
-            let key = keys::checkpoint(self.shard, seq);
-            let Some(bytes) = store::get_opt(&*self.store, &key).await? else {
-                continue; // deleted under us: an older one will do
-            };
-            let cp = match Checkpoint::decode(&bytes) {
-                Ok(cp) if cp.seq == seq && cp.shard == self.shard => cp,
-                Ok(_) => {
-                    tracing::error!(%key, "checkpoint does not match its key; skipped");
-                    continue;
-                }
-                Err(e) => {
-                    tracing::error!(%key, error = %e, "corrupt checkpoint; skipped");
-                    continue;
-                }
-            };
+        if let Some(cp) = newest_checkpoint(&*self.store, self.shard, known, listed).await? {
             self.adopt_checkpoint(&cp);
-            return Ok(());
         }
         Ok(())
     }
@@ -503,5 +496,104 @@ impl ShardLog {
             }
             self.sync().await?;
         }
+    }
+}
+
+/// The newest checkpoint of `shard` if newer than `known`. From the pointer
+/// (`checkpoints/latest/{shard}`, one GET) unless `listed`; from the listing of the numbered
+/// checkpoints (a LIST and a GET) when asked, or when the pointer is missing (a bucket written
+/// before pointers existed) or unreadable. Checkpoints that do not decode or do not match their
+/// key are skipped for older ones (logged).
+pub async fn newest_checkpoint(
+    store: &dyn ObjectStore,
+    shard: u32,
+    known: u64,
+    listed: bool,
+) -> Result<Option<Checkpoint>> {
+    if !listed {
+        let key = keys::checkpoint_pointer(shard);
+        // One GET with the body every time: no `If-None-Match`, because `LocalFileSystem`'s
+        // ETags (inode, mtime, size) can repeat across overwrites of the pointer, so an
+        // unchanged ETag proves nothing there (tried; a reader missed a new checkpoint).
+        if let Some(bytes) = store::get_opt(store, &key).await? {
+            match Checkpoint::decode(&bytes) {
+                Ok(cp) if cp.shard == shard => return Ok((cp.seq > known).then_some(cp)),
+                Ok(_) => tracing::error!(%key, "checkpoint pointer names another shard; listing"),
+                Err(e) => tracing::error!(%key, error = %e, "corrupt checkpoint pointer; listing"),
+            }
+        }
+    }
+    let names = store::list_names(store, &keys::checkpoint_dir(shard), None).await?;
+    for seq in names.iter().rev().filter_map(|n| keys::parse_seq(n)) {
+        if seq <= known {
+            return Ok(None);
+        }
+        let key = keys::checkpoint(shard, seq);
+        let Some(bytes) = store::get_opt(store, &key).await? else {
+            continue; // deleted under us: an older one will do
+        };
+        match Checkpoint::decode(&bytes) {
+            Ok(cp) if cp.seq == seq && cp.shard == shard => return Ok(Some(cp)),
+            Ok(_) => tracing::error!(%key, "checkpoint does not match its key; skipped"),
+            Err(e) => tracing::error!(%key, error = %e, "corrupt checkpoint; skipped"),
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Instrumented;
+    use bytes::Bytes;
+
+    fn cp(shard: u32, seq: u64) -> Checkpoint {
+        let mut cp = HeadState::new(shard, 1000).to_checkpoint();
+        cp.seq = seq;
+        cp
+    }
+
+    #[tokio::test]
+    async fn newest_checkpoint_from_the_pointer_else_the_listing() {
+        let counted = Instrumented::new(
+            crate::store::open("memory://", &Default::default()).unwrap(),
+            0,
+        );
+        let s: &dyn ObjectStore = &*counted;
+        // Nothing at all.
+        assert!(newest_checkpoint(s, 2, 0, false).await.unwrap().is_none());
+        // Numbered checkpoints, no pointer (a bucket from before pointers): the listing.
+        for seq in [3, 7] {
+            store::put_create(s, &keys::checkpoint(2, seq), cp(2, seq).encode())
+                .await
+                .unwrap();
+        }
+        let newest = |listed| async move {
+            newest_checkpoint(s, 2, 0, listed)
+                .await
+                .unwrap()
+                .map(|c| c.seq)
+        };
+        assert_eq!(newest(false).await, Some(7));
+        assert!(newest_checkpoint(s, 2, 7, false).await.unwrap().is_none());
+        // A pointer: one GET, even when it lags the listing; the listing when asked.
+        let pointer = keys::checkpoint_pointer(2);
+        store::put_overwrite(s, &pointer, cp(2, 3).encode())
+            .await
+            .unwrap();
+        let before = counted.counts();
+        assert_eq!(newest(false).await, Some(3));
+        let spent = counted.counts();
+        assert_eq!((spent.get - before.get, spent.list - before.list), (1, 0));
+        assert_eq!(newest(true).await, Some(7));
+        // A corrupt pointer, or one of another shard: the listing.
+        store::put_overwrite(s, &pointer, Bytes::from_static(b"garbage"))
+            .await
+            .unwrap();
+        assert_eq!(newest(false).await, Some(7));
+        store::put_overwrite(s, &pointer, cp(5, 9).encode())
+            .await
+            .unwrap();
+        assert_eq!(newest(false).await, Some(7));
     }
 }

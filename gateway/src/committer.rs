@@ -30,7 +30,7 @@ use sluice_core::store::DynStore;
 use sluice_core::{Error, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How this gateway takes part in committer election.
 #[derive(Clone, Debug)]
@@ -43,6 +43,10 @@ pub struct CommitterConfig {
     pub token: Option<String>,
     /// How long a handed-over commit may take before its outcome counts as unknown.
     pub timeout: Duration,
+    /// A shard this gateway has not committed to for this long stops being watched: its lease
+    /// is no longer renewed (nor, on a follower, read), so an idle gateway makes no requests.
+    /// The next commit to the shard starts watching again (committing directly meanwhile).
+    pub idle_release: Duration,
 }
 
 impl CommitterConfig {
@@ -52,6 +56,7 @@ impl CommitterConfig {
             lease_duration: Duration::from_secs(3),
             token: None,
             timeout: Duration::from_secs(5),
+            idle_release: Duration::from_secs(30),
         }
     }
 }
@@ -72,7 +77,8 @@ pub struct CommitRouter {
     cfg: CommitterConfig,
     store: DynStore,
     http: reqwest::Client,
-    roles: Mutex<HashMap<u32, Role>>,
+    /// Per watched shard: our role and when a commit last asked for it.
+    roles: Mutex<HashMap<u32, (Role, Instant)>>,
     /// Other gateways this one saw (as a shard's committer, or handing it commits): URL → when.
     seen: Mutex<HashMap<String, std::time::Instant>>,
     me: Weak<CommitRouter>,
@@ -103,17 +109,19 @@ impl CommitRouter {
         }))
     }
 
-    fn roles(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Role>> {
+    fn roles(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (Role, Instant)>> {
         self.roles.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// This gateway's role for `shard`; the first call starts watching the shard's lease.
+    /// This gateway's role for `shard`; the first call (after an idle release) starts watching
+    /// the shard's lease.
     fn role(&self, shard: u32) -> Role {
         let mut roles = self.roles();
-        if let Some(r) = roles.get(&shard) {
+        if let Some((r, used)) = roles.get_mut(&shard) {
+            *used = Instant::now();
             return r.clone();
         }
-        roles.insert(shard, Role::Unknown);
+        roles.insert(shard, (Role::Unknown, Instant::now()));
         let lease = Lease::new(
             self.store.clone(),
             &lease_name(shard),
@@ -126,11 +134,26 @@ impl CommitRouter {
 
     /// Whether this gateway holds `shard`'s committer lease.
     pub fn is_committer(&self, shard: u32) -> bool {
-        self.roles().get(&shard) == Some(&Role::Committer)
+        self.roles().get(&shard).map(|(r, _)| r) == Some(&Role::Committer)
     }
 
     fn set_role(&self, shard: u32, role: Role) {
-        self.roles().insert(shard, role);
+        if let Some((r, _)) = self.roles().get_mut(&shard) {
+            *r = role;
+        }
+    }
+
+    /// Stop watching `shard` if no commit asked for it for `idle_release`. Returns whether
+    /// it stopped.
+    fn release_if_idle(&self, shard: u32) -> bool {
+        let mut roles = self.roles();
+        let idle = roles
+            .get(&shard)
+            .is_none_or(|(_, used)| used.elapsed() >= self.cfg.idle_release);
+        if idle {
+            roles.remove(&shard);
+        }
+        idle
     }
 
     /// Note that gateway `url` was seen now (not this one).
@@ -170,10 +193,14 @@ async fn watch_lease(router: Weak<CommitRouter>, shard: u32, mut lease: Lease) {
                 Role::Unknown
             }
         };
-        if r.roles().get(&shard) != Some(&role) {
+        if r.roles().get(&shard).map(|(r, _)| r) != Some(&role) {
             tracing::info!(shard, ?role, "committer role");
         }
         r.set_role(shard, role);
+        if r.release_if_idle(shard) {
+            tracing::info!(shard, "no commits for a while: committer lease released");
+            return;
+        }
         drop(r);
         tokio::time::sleep(every).await;
     }

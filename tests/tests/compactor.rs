@@ -335,17 +335,19 @@ async fn retention_deletes_only_expired_data_and_gc_only_old_garbage() {
     );
 }
 
-/// Issue point: a timestamp look-up on a partition of 1,000,000 records costs at most 3 object
-/// GETs once the index listing is cached.
+/// Issue #10 point 2: a timestamp look-up on a partition of 1,000,000 records costs at most 3
+/// object requests (GET or LIST) on a reader that has never seen the topic (given its config),
+/// and at most 2 on a warm one, whether the answer is indexed, in the journal tail, or past the
+/// end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timestamp_lookup_on_a_million_records_is_a_few_gets() {
+async fn timestamp_lookup_on_a_million_records_is_a_few_requests() {
     let inner = memory();
     let counted = Instrumented::new(inner.clone(), 0);
     let clock = ManualClock::new(10_000_000);
     let log = Log::new(inner.clone(), clock.clone(), LogConfig::default());
     let topic = log.topics().create("big", 1, None, 0).await.unwrap();
     let mut ts_of_flush = Vec::new();
-    for f in 0..1000u64 {
+    let flush = |f: u64| {
         let records = (0..1000)
             .map(|i| {
                 (
@@ -354,16 +356,22 @@ async fn timestamp_lookup_on_a_million_records_is_a_few_gets() {
                 )
             })
             .collect();
-        let ack = log
-            .flush(vec![ProduceRequest {
-                topic: topic.clone(),
+        let log = log.clone();
+        let topic = topic.clone();
+        async move {
+            log.flush(vec![ProduceRequest {
+                topic,
                 records,
                 dedup_key: None,
                 producer: None,
             }])
             .await
             .remove(0)
-            .unwrap();
+            .unwrap()
+        }
+    };
+    for f in 0..1000u64 {
+        let ack = flush(f).await;
         assert_eq!(ack.offsets[0].1, f * 1000);
         ts_of_flush.push(ack.append_ts);
         clock.advance(7);
@@ -377,44 +385,92 @@ async fn timestamp_lookup_on_a_million_records_is_a_few_gets() {
         },
     );
     compact_fully(&mut c).await;
-    let reader = Log::new(counted.clone(), clock.clone(), LogConfig::default());
-    // Warm up: opens the shard (checkpoint) and caches the index listing.
-    reader
-        .offset_for_timestamp(&topic, 0, ts_of_flush[1])
+    // Three flushes more stay in the journal tail (not folded).
+    for f in 1000..1003u64 {
+        let ack = flush(f).await;
+        ts_of_flush.push(ack.append_ts);
+        clock.advance(7);
+    }
+    let requests = |before: sluice_core::store::Counts| {
+        let now = counted.counts();
+        (now.get - before.get) + (now.list - before.list)
+    };
+    let mut rng = Rng::new(5);
+    let warm = Log::new(counted.clone(), clock.clone(), LogConfig::default());
+    let indexed: Vec<(i64, u64)> = (0..20)
+        .map(|_| rng.below(1000) as usize)
+        .chain([0, 999])
+        .map(|f| (ts_of_flush[f], f as u64 * 1000))
+        .chain([(0, 0)])
+        .collect();
+    let tail: Vec<(i64, u64)> = [1000usize, 1002]
+        .iter()
+        .map(|&f| (ts_of_flush[f], f as u64 * 1000))
+        .chain([(i64::MAX, 1_003_000)])
+        .collect();
+    // `extra`: GETs allowed for journal entries the compactor has not folded yet.
+    let check = |cases: Vec<(i64, u64)>, extra: u64| {
+        let counted = counted.clone();
+        let clock = clock.clone();
+        let warm = warm.clone();
+        let topic = topic.clone();
+        async move {
+            let (mut most_cold, mut most_warm) = (0, 0);
+            for (i, (ts, want)) in cases.into_iter().enumerate() {
+                // Cold: a reader that has never seen the topic.
+                let cold = Log::new(counted.clone(), clock.clone(), LogConfig::default());
+                let before = counted.counts();
+                let offset = cold.offset_for_timestamp(&topic, 0, ts).await.unwrap();
+                assert_eq!(offset, want, "first offset at or after {ts}");
+                let spent = requests(before);
+                assert!(
+                    spent <= 3 + extra,
+                    "case {i}: a cold look-up made {spent} requests"
+                );
+                most_cold = most_cold.max(spent);
+                // Warm: a reader that has looked up before.
+                let before = counted.counts();
+                let offset = warm.offset_for_timestamp(&topic, 0, ts).await.unwrap();
+                assert_eq!(offset, want);
+                let spent = requests(before);
+                assert!(
+                    spent <= 2,
+                    "case {i}: a warm look-up made {spent} requests: {:?} then {:?}",
+                    before,
+                    counted.counts()
+                );
+                most_warm = most_warm.max(spent);
+                // And the record there reads back.
+                if want < 1_003_000 {
+                    let b = cold.read(&topic, 0, offset, 1, 1 << 20).await.unwrap();
+                    assert_eq!(b.records[0].record.value, Bytes::from(format!("{offset}")));
+                }
+            }
+            (most_cold, most_warm)
+        }
+    };
+    // Warm up: the listing (an indexed answer) and the shard (an answer past the end).
+    warm.offset_for_timestamp(&topic, 0, 0).await.unwrap();
+    warm.offset_for_timestamp(&topic, 0, i64::MAX)
         .await
         .unwrap();
-    let mut rng = Rng::new(5);
-    for _ in 0..20 {
-        let f = rng.below(1000) as usize;
-        let before = counted.counts();
-        let offset = reader
-            .offset_for_timestamp(&topic, 0, ts_of_flush[f])
-            .await
-            .unwrap();
-        let spent = counted.counts();
-        assert_eq!(
-            offset,
-            f as u64 * 1000,
-            "first offset at or after the timestamp"
-        );
-        assert!(
-            spent.get - before.get <= 3,
-            "{} GETs",
-            spent.get - before.get
-        );
-        assert_eq!(spent.list, before.list, "listing is cached");
-        // And the record there reads back with ≤ 2 more GETs.
-        let b = reader.read(&topic, 0, offset, 1, 1 << 20).await.unwrap();
-        assert_eq!(b.records[0].record.value, Bytes::from(format!("{offset}")));
-    }
-    assert_eq!(
-        reader
-            .offset_for_timestamp(&topic, 0, i64::MAX)
-            .await
-            .unwrap(),
-        1_000_000
+    // Answers in the index never touch the journal, however long its tail.
+    let a = check(indexed.clone(), 0).await;
+    // Answers in the tail cost one GET more per unfolded entry (3 here).
+    let b = check(tail.clone(), 3).await;
+    // Once the compactor has folded the tail: at most 3 requests for every answer.
+    compact_fully(&mut c).await;
+    let (k, ts) = (1003u64, clock.now_ms());
+    let folded = check(
+        tail.clone().into_iter().chain([(ts, k * 1000)]).collect(),
+        0,
+    )
+    .await;
+    let all = check(indexed.into_iter().chain(tail).collect(), 0).await;
+    println!(
+        "most requests (cold, warm): indexed {a:?}, in a tail of 3 entries {b:?}, \
+         past the end once folded {folded:?}, all once folded {all:?}"
     );
-    assert_eq!(reader.offset_for_timestamp(&topic, 0, 0).await.unwrap(), 0);
 }
 
 /// When nothing is produced, neither writers nor the compactor make PUTs (cost at idle is a

@@ -156,6 +156,20 @@ pub async fn put_create(
     }
 }
 
+/// A plain PUT that replaces what is at `key`: only for hints that readers verify or can do
+/// without (the checkpoint pointer), never for a compare-and-swap.
+pub async fn put_overwrite(
+    store: &dyn ObjectStore,
+    key: &Path,
+    payload: impl Into<PutPayload>,
+) -> Result<()> {
+    store
+        .put_opts(key, payload.into(), PutOptions::default())
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::store("put", key, e))
+}
+
 /// GET a whole object; `None` if it does not exist.
 pub async fn get_opt(store: &dyn ObjectStore, key: &Path) -> Result<Option<Bytes>> {
     match store.get(key).await {

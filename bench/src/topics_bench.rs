@@ -1,0 +1,153 @@
+//! `sluice-bench topics`: what the compactor writes for the same total load spread over 10,
+//! 1,000 and 100,000 single-partition topics (issue #10 point 1). An in-memory bucket and a
+//! simulated clock: producers send one-record requests to random topics at a fixed rate, a
+//! flush every `--flush-ms` (as a gateway's linger would), the compactor runs a pass every
+//! simulated second. Prints the compactor's object PUTs per simulated minute and the data and
+//! index objects in the bucket, next to the 10-topic baseline (target: 100,000 topics within
+//! 1.5× of it).
+
+use bytes::Bytes;
+use sluice_compactor::{Compactor, CompactorConfig};
+use sluice_core::clock::ManualClock;
+use sluice_core::format::record::Record;
+use sluice_core::keys;
+use sluice_core::log::{Log, LogConfig, ProduceRequest};
+use sluice_core::store::{self, DynStore, Instrumented};
+use std::time::Instant;
+
+#[derive(clap::Args, Clone)]
+pub struct Args {
+    /// Topic counts to run (one partition each).
+    #[arg(long, value_delimiter = ',', default_value = "10,1000,100000")]
+    topics: Vec<usize>,
+    /// Records per simulated second, whatever the topic count.
+    #[arg(long, default_value_t = 2000)]
+    rate: u64,
+    /// Simulated seconds of load.
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    /// Simulated milliseconds between flushes.
+    #[arg(long, default_value_t = 10)]
+    flush_ms: u64,
+    #[arg(long, default_value_t = 100)]
+    value_bytes: usize,
+    #[arg(long, default_value_t = 4)]
+    shards: u32,
+}
+
+struct Figures {
+    topics: usize,
+    records: u64,
+    puts_per_min: f64,
+    data_objects: usize,
+    index_objects: usize,
+    lists: u64,
+    gets: u64,
+}
+
+async fn count_under(store: &DynStore, prefix: &str) -> usize {
+    use futures::TryStreamExt;
+    store
+        .list(Some(&object_store::path::Path::from(prefix)))
+        .try_collect::<Vec<_>>()
+        .await
+        .map_or(0, |v| v.len())
+}
+
+async fn run_one(args: &Args, n: usize) -> Figures {
+    let bucket: DynStore = store::open("memory://", &Default::default()).expect("memory");
+    let clock = ManualClock::new(1_764_633_600_000);
+    let log = Log::new(bucket.clone(), clock.clone(), LogConfig::default());
+    let mut topics = Vec::with_capacity(n);
+    for i in 0..n {
+        let name = format!("t{i:06}");
+        let t = log
+            .topics()
+            .create(&name, 1, None, i as u32 % args.shards)
+            .await
+            .expect("create topic");
+        topics.push(t);
+    }
+    let counted = Instrumented::new(bucket.clone(), 0);
+    let mut compactor = Compactor::new(counted.clone(), clock.clone(), CompactorConfig::default());
+    let value = Bytes::from(vec![b'v'; args.value_bytes]);
+    let per_flush = (args.rate * args.flush_ms / 1000).max(1);
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut records = 0;
+    let mut since_pass = 0;
+    for _ in 0..args.seconds * 1000 / args.flush_ms {
+        let reqs: Vec<ProduceRequest> = (0..per_flush)
+            .map(|_| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                ProduceRequest {
+                    topic: topics[(rng % n as u64) as usize].clone(),
+                    records: vec![(None, Record::new(None, value.clone()))],
+                    dedup_key: None,
+                    producer: None,
+                }
+            })
+            .collect();
+        for ack in log.flush(reqs).await {
+            ack.expect("produce");
+            records += 1;
+        }
+        clock.advance(args.flush_ms as i64);
+        since_pass += args.flush_ms;
+        if since_pass >= 1000 {
+            since_pass = 0;
+            compactor.run_once().await.expect("compactor pass");
+        }
+    }
+    compactor.run_once().await.expect("compactor pass");
+    let c = counted.counts();
+    let minutes = args.seconds as f64 / 60.0;
+    Figures {
+        topics: n,
+        records,
+        puts_per_min: c.put as f64 / minutes,
+        data_objects: count_under(&bucket, keys::DATA).await,
+        index_objects: count_under(&bucket, keys::INDEX).await,
+        lists: c.list,
+        gets: c.get,
+    }
+}
+
+pub async fn run(args: Args) {
+    println!(
+        "sluice-bench topics: {} records/s of {} B for {} simulated s, a flush every {} ms, {} shards, a compactor pass every second",
+        args.rate, args.value_bytes, args.seconds, args.flush_ms, args.shards
+    );
+    println!(
+        "{:>8} {:>9} {:>16} {:>12} {:>13} {:>9} {:>9} {:>10} {:>8}",
+        "topics",
+        "records",
+        "compactor PUT/min",
+        "data objs",
+        "index objs",
+        "LISTs",
+        "GETs",
+        "× 10 topics",
+        "wall s"
+    );
+    let mut baseline: Option<f64> = None;
+    for &n in &args.topics {
+        let started = Instant::now();
+        let f = run_one(&args, n).await;
+        let base = *baseline.get_or_insert(f.puts_per_min);
+        println!(
+            "{:>8} {:>9} {:>16.0} {:>12} {:>13} {:>9} {:>9} {:>10.1} {:>8.1}",
+            f.topics,
+            f.records,
+            f.puts_per_min,
+            f.data_objects,
+            f.index_objects,
+            f.lists,
+            f.gets,
+            f.puts_per_min / base,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    println!("target (issue #10): 100,000 topics within 1.5× of 10 topics' PUTs per minute");
+}
