@@ -43,7 +43,7 @@ use sluice_core::topic::{TopicConfig, Topics};
 use sluice_tables::{Tables, TablesConfig};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
 pub struct CompactorConfig {

@@ -820,6 +820,8 @@ pub fn check_txns(read: &BTreeMap<(String, u32), PartitionRead>, txns: &[TxnSeen
         }
     }
     v
+}
+
 /// Delayed records ([`delayed::check_delayed`]):
 /// - D1 no loss: every acked delayed record that was not cancelled is delivered;
 /// - D2 no duplicate: none is delivered twice;
