@@ -18,13 +18,21 @@
 //!   every gateway committing itself (the baseline) against the elected shard committer.
 //! - `sluice-bench tables`: the compactor's Parquet throughput (MiB/s of records) and the
 //!   table's size against the raw data objects of the same records.
+//! - `sluice-bench peers`: Sluice (`sluice dev`, gateways on LocalStack and SeaweedFS) against
+//!   NATS JetStream, Redis Streams and RabbitMQ quorum queues under one load, Sluice's ratio to
+//!   each, then the cost model from counted object requests (`scripts/bench.sh`).
 
+mod cost;
 mod direct_bench;
 mod filter_bench;
 mod group_bench;
 mod hot_bench;
 mod http_bench;
 mod log_bench;
+mod peer_clients;
+mod peer_servers;
+mod peers_bench;
+mod procstat;
 mod queue_bench;
 mod stats;
 mod tables_bench;
@@ -57,6 +65,9 @@ enum Command {
     Hot(hot_bench::Args),
     /// Parquet table throughput of the compactor and size against the raw segments.
     Tables(tables_bench::Args),
+    /// Sluice against NATS JetStream, Redis Streams and RabbitMQ under one load, then the
+    /// object-store cost model (scripts/bench.sh installs and runs everything).
+    Peers(peers_bench::Args),
 }
 
 fn main() {
@@ -74,5 +85,6 @@ fn main() {
         Command::Filter(args) => rt.block_on(filter_bench::run(args)),
         Command::Hot(args) => rt.block_on(hot_bench::run(args)),
         Command::Tables(args) => rt.block_on(tables_bench::run(args)),
+        Command::Peers(args) => rt.block_on(peers_bench::run(args)),
     }
 }
