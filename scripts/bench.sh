@@ -26,6 +26,8 @@
 #   SLUICE_BENCH_S3             1 (default): start LocalStack and SeaweedFS; 0: skip the
 #                               Sluice-on-S3 systems
 #   SLUICE_BENCH_LOCALSTACK_PORT  (default 4576)   SLUICE_BENCH_SEAWEEDFS_PORT (default 8433)
+#   SLUICE_BENCH_QUEUES         1 (default): also `sluice-bench queue` and `groups` on
+#                               `sluice dev`, Sluice's side of the consuming figures
 #   SLUICE_BENCH_OUT            where the output is kept (default: target/bench-peers.txt
 #                               under CARGO_TARGET_DIR)
 #   CARGO_TARGET_DIR            build dir (default: $HOME/.cache/sluice-target)
@@ -129,6 +131,15 @@ section "sluice-bench peers ${args[*]} $*"
 {
     echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
     "$BENCH" peers "${args[@]}" "$@"
+    if [[ "${SLUICE_BENCH_QUEUES:-1}" == 1 ]]; then
+        # Sluice's side of the consuming figures printed above for RabbitMQ and Redis.
+        echo
+        echo "--- sluice-bench queue --backends dev --receivers 16 (beside rabbitmq-queue)"
+        "$BENCH" queue --backends dev --receivers 16 --records 100000 --in-flight 0
+        echo
+        echo "--- sluice-bench groups --backends dev --members 8 (beside redis-groups)"
+        "$BENCH" groups --backends dev --members 8 --records 100000 --record-bytes 100
+    fi
 } 2>&1 | tee "$OUT"
 echo
 echo "output kept in $OUT"

@@ -30,6 +30,7 @@ mod hot_bench;
 mod http_bench;
 mod log_bench;
 mod peer_clients;
+mod peer_queue;
 mod peer_servers;
 mod peers_bench;
 mod procstat;

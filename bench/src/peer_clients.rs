@@ -249,13 +249,14 @@ use redis::streams::{StreamReadOptions, StreamReadReply};
 
 pub struct RedisSender {
     con: MultiplexedConnection,
+    stream: String,
 }
 
 impl Sender for RedisSender {
     async fn send(&mut self, values: Vec<Vec<u8>>) -> Result<(), String> {
         let mut pipe = redis::pipe();
         for v in values {
-            pipe.cmd("XADD").arg("bench").arg("*").arg("v").arg(v);
+            pipe.cmd("XADD").arg(&self.stream).arg("*").arg("v").arg(v);
         }
         let _: Vec<String> = pipe
             .query_async(&mut self.con)
@@ -277,15 +278,31 @@ async fn redis_connection(client: &redis::Client) -> Result<MultiplexedConnectio
 /// Stream `bench`: pipelined `XADD`s per batch on one connection per producer; the consumer
 /// follows with `XREAD COUNT 1000 BLOCK 200`.
 pub async fn redis(port: u16, producers: usize) -> Result<(Vec<RedisSender>, Values), String> {
+    redis_stream(port, producers, "bench").await
+}
+
+/// [`redis`] on stream `stream`.
+pub async fn redis_stream(
+    port: u16,
+    producers: usize,
+    stream: &str,
+) -> Result<(Vec<RedisSender>, Values), String> {
+    let name = stream.to_string();
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
         .map_err(|e| format!("redis client: {e}"))?;
     let reader = redis_connection(&client).await?;
-    let values =
-        futures::stream::unfold((reader, "0-0".to_string()), |(mut con, last)| async move {
+    let values = futures::stream::unfold(
+        (reader, "0-0".to_string(), name),
+        |(mut con, last, name)| async move {
             let opts = StreamReadOptions::default().count(1000).block(200);
             let r: redis::RedisResult<Option<StreamReadReply>> =
-                redis::AsyncCommands::xread_options(&mut con, &["bench"], &[last.as_str()], &opts)
-                    .await;
+                redis::AsyncCommands::xread_options(
+                    &mut con,
+                    &[name.as_str()],
+                    &[last.as_str()],
+                    &opts,
+                )
+                .await;
             let mut next = last.clone();
             let out = match r {
                 Err(e) => Err(format!("XREAD: {e}")),
@@ -302,13 +319,15 @@ pub async fn redis(port: u16, producers: usize) -> Result<(Vec<RedisSender>, Val
                     Ok(vals)
                 }
             };
-            Some((out, (con, next)))
-        })
-        .boxed();
+            Some((out, (con, next, name)))
+        },
+    )
+    .boxed();
     let mut senders = Vec::with_capacity(producers);
     for _ in 0..producers {
         senders.push(RedisSender {
             con: redis_connection(&client).await?,
+            stream: stream.to_string(),
         });
     }
     Ok((senders, values))
@@ -327,6 +346,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 pub struct RabbitSender {
     _conn: Connection,
     ch: Channel,
+    queue: String,
 }
 
 impl Sender for RabbitSender {
@@ -337,7 +357,7 @@ impl Sender for RabbitSender {
                 .ch
                 .basic_publish(
                     "".into(),
-                    "bench".into(),
+                    self.queue.as_str().into(),
                     BasicPublishOptions::default(),
                     &v,
                     BasicProperties::default().with_delivery_mode(2),
@@ -429,6 +449,16 @@ pub async fn rabbitmq(port: u16, producers: usize) -> Result<(Vec<RabbitSender>,
                 .collect::<Result<Vec<_>, _>>()
         })
         .boxed();
+    Ok((rabbit_senders(port, producers, "bench").await?, values))
+}
+
+/// `producers` publishers with confirms, a connection and channel each, to quorum queue
+/// `queue` (declared here).
+pub async fn rabbit_senders(
+    port: u16,
+    producers: usize,
+    queue: &str,
+) -> Result<Vec<RabbitSender>, String> {
     let mut senders = Vec::with_capacity(producers);
     for _ in 0..producers {
         let conn = rabbit_connection(port).await?;
@@ -436,12 +466,17 @@ pub async fn rabbitmq(port: u16, producers: usize) -> Result<(Vec<RabbitSender>,
             .create_channel()
             .await
             .map_err(|e| format!("channel: {e}"))?;
+        rabbit_quorum_queue(&ch, queue).await?;
         ch.confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(|e| format!("confirm.select: {e}"))?;
-        senders.push(RabbitSender { _conn: conn, ch });
+        senders.push(RabbitSender {
+            _conn: conn,
+            ch,
+            queue: queue.to_string(),
+        });
     }
-    Ok((senders, values))
+    Ok(senders)
 }
 
 /// Waits until `connect` succeeds (a server that listens may not serve yet).

@@ -19,6 +19,7 @@ use crate::http_bench::{
     wait_healthy, GatewayOpts, Phase, Shape, Tally,
 };
 use crate::peer_clients::{self, Load, Outcome, Sender, Values};
+use crate::peer_queue;
 use crate::peer_servers::{self, Server};
 use crate::procstat::{self, Usage};
 use crate::stats::mib;
@@ -69,6 +70,8 @@ pub struct Args {
     idle_seconds: f64,
     #[arg(long, default_value_t = 100)]
     idle_topics: usize,
+    #[command(flatten)]
+    queue: peer_queue::QueueArgs,
 }
 
 /// One line of the table.
@@ -512,6 +515,8 @@ pub async fn run(args: Args) {
     println!();
     print!("{}", format_ratios(&rows));
     print!("{}", format_targets(&rows));
+    println!();
+    peer_queue::run(&args.queue, dir.path()).await;
 
     if args.cost_seconds > 0.0 {
         println!();
