@@ -625,9 +625,11 @@ mod tests {
 
     #[test]
     fn a_row_from_tallies() {
-        let mut t = Tally::default();
-        t.records = 1000;
-        t.bytes = 1000 * 1024;
+        let mut t = Tally {
+            records: 1000,
+            bytes: 1000 * 1024,
+            ..Default::default()
+        };
         t.acks.push(Duration::from_millis(4));
         let p = Phase {
             tally: t,
