@@ -44,7 +44,7 @@ impl Drop for Server {
             // Each child leads its own process group: end the group (wrapper scripts' children
             // too), then the child itself.
             let _ = Command::new("kill")
-                .arg("-KILL")
+                .args(["-s", "KILL", "--"])
                 .arg(format!("-{}", c.id()))
                 .stderr(Stdio::null())
                 .status();
