@@ -63,7 +63,7 @@ pub struct Args {
 /// Keys are drawn among this many.
 const KEYS: u64 = 1000;
 /// The send time (nanoseconds since the run's start, zero-padded decimal) opens every value.
-const STAMP: usize = 20;
+pub(crate) const STAMP: usize = 20;
 /// Long-poll wait of the readers.
 const WAIT_MS: u64 = 5000;
 /// How long readers may take after the producers stop to reach the end of every partition.
@@ -94,7 +94,7 @@ impl Drop for Gateway {
     }
 }
 
-fn free_port() -> std::io::Result<u16> {
+pub(crate) fn free_port() -> std::io::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }
@@ -232,8 +232,27 @@ pub(crate) async fn wait_healthy(
     }
 }
 
+/// Waits (30 s at most) until `base`/healthz answers 2xx: a gateway served in this process.
+pub(crate) async fn wait_ready(client: &reqwest::Client, base: &str) -> Result<(), String> {
+    let start = Instant::now();
+    loop {
+        let r = client
+            .get(format!("{base}/healthz"))
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await;
+        if matches!(&r, Ok(resp) if resp.status().is_success()) {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            return Err(format!("no answer from {base}/healthz within 30 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// `VmRSS` and `VmHWM` of a process, in MiB.
-fn rss_mib(pid: u32) -> Option<(f64, f64)> {
+pub(crate) fn rss_mib(pid: u32) -> Option<(f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| -> Option<f64> {
         let line = status.lines().find(|l| l.starts_with(name))?;
@@ -317,26 +336,26 @@ fn print_flushes(before: Option<(f64, f64, f64)>, after: Option<(f64, f64, f64)>
 
 /// What a producer, a reader, or a whole phase counted.
 #[derive(Default)]
-struct Tally {
-    records: u64,
-    bytes: u64,
-    requests: u64,
+pub(crate) struct Tally {
+    pub records: u64,
+    pub bytes: u64,
+    pub requests: u64,
     /// Ack latency (producers) or send → receive per record (readers).
-    acks: Latencies,
+    pub acks: Latencies,
     /// Readers: duration of the long-polls that returned records.
-    reads: Latencies,
-    errors: u64,
-    error_samples: Vec<String>,
+    pub reads: Latencies,
+    pub errors: u64,
+    pub error_samples: Vec<String>,
 }
 
 impl Tally {
-    fn error(&mut self, msg: String) {
+    pub fn error(&mut self, msg: String) {
         self.errors += 1;
         if self.error_samples.len() < KEEP_ERRORS {
             self.error_samples.push(msg);
         }
     }
-    fn merge(&mut self, o: Tally) {
+    pub fn merge(&mut self, o: Tally) {
         self.records += o.records;
         self.bytes += o.bytes;
         self.requests += o.requests;
@@ -351,7 +370,7 @@ impl Tally {
     }
 }
 
-fn truncate(s: &str, n: usize) -> String {
+pub(crate) fn truncate(s: &str, n: usize) -> String {
     if s.len() <= n {
         return s.to_string();
     }
@@ -362,7 +381,7 @@ fn truncate(s: &str, n: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {
@@ -372,31 +391,61 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-struct Shape {
-    batch: usize,
-    record_bytes: usize,
+pub(crate) struct Shape {
+    pub batch: usize,
+    pub record_bytes: usize,
     filler: String,
+    /// Every record gets its own random filler (incompressible but for the alphabet's 6 bits
+    /// per byte) instead of the shared `x…x`, so no store gains from compressing the load.
+    random: bool,
 }
 
 impl Shape {
     fn new(args: &Args) -> Self {
-        let record_bytes = args.record_bytes.max(STAMP);
+        Self::with(args.batch, args.record_bytes, false)
+    }
+    pub(crate) fn with(batch: usize, record_bytes: usize, random: bool) -> Self {
+        let record_bytes = record_bytes.max(STAMP);
         Self {
-            batch: args.batch.max(1),
+            batch: batch.max(1),
             record_bytes,
             filler: "x".repeat(record_bytes - STAMP),
+            random,
         }
     }
-    fn request_bytes(&self) -> u64 {
+    pub(crate) fn request_bytes(&self) -> u64 {
         (self.batch * self.record_bytes) as u64
     }
 }
 
-fn xorshift(s: &mut u64) -> u64 {
+pub(crate) fn xorshift(s: &mut u64) -> u64 {
     *s ^= *s << 13;
     *s ^= *s >> 7;
     *s ^= *s << 17;
     *s
+}
+
+/// The value alphabet of random fillers: JSON-safe, 64 symbols (6 bits per byte).
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Appends a value of `len` bytes: `sent_ns` as [`STAMP`] zero-padded digits, then random
+/// symbols of [`ALPHABET`]. Every benchmarked system gets values made by this function.
+pub(crate) fn push_value(out: &mut String, sent_ns: u128, len: usize, rng: &mut u64) {
+    let _ = write!(out, "{sent_ns:0w$}", w = STAMP);
+    let mut left = len.saturating_sub(STAMP);
+    while left > 0 {
+        let mut r = xorshift(rng);
+        for _ in 0..left.min(10) {
+            out.push(ALPHABET[(r & 63) as usize] as char);
+            r >>= 6;
+        }
+        left = left.saturating_sub(10);
+    }
+}
+
+/// The send time [`push_value`] put at the start of a value.
+pub(crate) fn value_stamp(value: &[u8]) -> Option<u128> {
+    std::str::from_utf8(value.get(..STAMP)?).ok()?.parse().ok()
 }
 
 /// A produce body of `shape.batch` records whose values start with `sent_ns`.
@@ -408,12 +457,18 @@ fn produce_body(shape: &Shape, rng: &mut u64, sent_ns: u128) -> String {
             b.push(',');
         }
         let key = xorshift(rng) % KEYS;
-        let _ = write!(
-            b,
-            "{{\"key\":\"k{key}\",\"value\":\"{sent_ns:0w$}{}\"}}",
-            shape.filler,
-            w = STAMP
-        );
+        if shape.random {
+            let _ = write!(b, "{{\"key\":\"k{key}\",\"value\":\"");
+            push_value(&mut b, sent_ns, shape.record_bytes, rng);
+            b.push_str("\"}");
+        } else {
+            let _ = write!(
+                b,
+                "{{\"key\":\"k{key}\",\"value\":\"{sent_ns:0w$}{}\"}}",
+                shape.filler,
+                w = STAMP
+            );
+        }
     }
     b.push_str("]}");
     b
@@ -500,13 +555,13 @@ async fn producer(
     t
 }
 
-struct Phase {
-    tally: Tally,
-    elapsed: Duration,
+pub(crate) struct Phase {
+    pub tally: Tally,
+    pub elapsed: Duration,
 }
 
 /// `producers` producers against `url` for `seconds`; `rate` (bytes/s over all) paces them.
-async fn run_producers(
+pub(crate) async fn run_producers(
     client: &reqwest::Client,
     url: &str,
     shape: &Arc<Shape>,
@@ -593,7 +648,7 @@ struct PartitionInfo {
 }
 
 /// Every partition's next offset.
-async fn end_offsets(client: &reqwest::Client, base: &str) -> Result<Vec<u64>, String> {
+pub(crate) async fn end_offsets(client: &reqwest::Client, base: &str) -> Result<Vec<u64>, String> {
     let resp = client
         .get(format!("{base}/v1/topics/bench"))
         .send()
@@ -619,7 +674,7 @@ async fn end_offsets(client: &reqwest::Client, base: &str) -> Result<Vec<u64>, S
 
 /// Follows one partition from `from` with long-polls, measuring send → receive per record,
 /// until `targets` is set and reached or `hard_deadline` passes.
-async fn reader(
+pub(crate) async fn reader(
     client: reqwest::Client,
     base: Arc<str>,
     partition: u32,
@@ -788,7 +843,11 @@ async fn ceiling(
 // ---------------------------------------------------------------------------------------------
 // One backend
 
-async fn create_topic(client: &reqwest::Client, base: &str, partitions: u32) -> Result<(), String> {
+pub(crate) async fn create_topic(
+    client: &reqwest::Client,
+    base: &str,
+    partitions: u32,
+) -> Result<(), String> {
     let resp = client
         .post(format!("{base}/v1/topics"))
         .json(&serde_json::json!({"name": "bench", "partitions": partitions}))

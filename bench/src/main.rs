@@ -22,7 +22,11 @@
 //!   the mover's object requests per minute while idle, and RSS, against nothing pending.
 //! - `sluice-bench topics`: the compactor's object PUTs per minute and the objects in the
 //!   bucket for the same load over 10, 1,000 and 100,000 topics, against the 10-topic run.
+//! - `sluice-bench peers`: Sluice (`sluice dev`, gateways on LocalStack and SeaweedFS) against
+//!   NATS JetStream, Redis Streams and RabbitMQ quorum queues under one load, Sluice's ratio to
+//!   each, then the cost model from counted object requests (`scripts/bench.sh`).
 
+mod cost;
 mod delayed_bench;
 mod direct_bench;
 mod filter_bench;
@@ -30,6 +34,11 @@ mod group_bench;
 mod hot_bench;
 mod http_bench;
 mod log_bench;
+mod peer_clients;
+mod peer_queue;
+mod peer_servers;
+mod peers_bench;
+mod procstat;
 mod queue_bench;
 mod stats;
 mod tables_bench;
@@ -67,6 +76,9 @@ enum Command {
     Delayed(delayed_bench::Args),
     /// Compactor PUTs per minute and objects for the same load over 10 … 100,000 topics.
     Topics(topics_bench::Args),
+    /// Sluice against NATS JetStream, Redis Streams and RabbitMQ under one load, then the
+    /// object-store cost model (scripts/bench.sh installs and runs everything).
+    Peers(peers_bench::Args),
 }
 
 fn main() {
@@ -86,5 +98,6 @@ fn main() {
         Command::Tables(args) => rt.block_on(tables_bench::run(args)),
         Command::Delayed(args) => rt.block_on(delayed_bench::run(args)),
         Command::Topics(args) => rt.block_on(topics_bench::run(args)),
+        Command::Peers(args) => rt.block_on(peers_bench::run(args)),
     }
 }
