@@ -49,7 +49,7 @@ use sluice_gateway::ApiError;
 use sluice_tables::manifest::{Manifest, OffsetRange, TableFile};
 use std::process::ExitCode;
 
-const TARGETS: [&str; 16] = [
+const TARGETS: [&str; 18] = [
     "segment",
     "journal",
     "index",
