@@ -67,6 +67,25 @@ async fn post(url: &str, path: &str, body: Value) -> (u16, Value) {
 async fn get(url: &str, path: &str) -> (u16, Value) {
     call(reqwest::Method::GET, format!("{url}{path}"), None).await
 }
+/// Receive from queue `q` until `n` messages came (each receive long-polls up to 2 s): a queue
+/// sees records appended by another writer (the mover) within its state staleness, not at once.
+async fn receive_n(url: &str, n: usize) -> Vec<Value> {
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        let (s, q) = post(
+            url,
+            "/v1/queues/q/receive",
+            json!({"max": 100, "wait_ms": 2000}),
+        )
+        .await;
+        assert_eq!(s, 200, "{q}");
+        got.extend(q["messages"].as_array().unwrap().iter().cloned());
+        if got.len() >= n {
+            break;
+        }
+    }
+    got
+}
 async fn delete(url: &str, path: &str) -> (u16, Value) {
     call(reqwest::Method::DELETE, format!("{url}{path}"), None).await
 }
@@ -211,22 +230,11 @@ async fn delayed_records_over_http() {
         values(&topic_records(&url, "t", 2).await),
         vec!["now", "past"]
     );
-    let (s, q) = post(&url, "/v1/queues/q/receive", json!({"max": 100})).await;
-    assert_eq!(s, 200, "{q}");
-    let receipts: Vec<Value> = q["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["receipt"].clone())
-        .collect();
+    let q = receive_n(&url, 2).await;
+    let receipts: Vec<Value> = q.iter().map(|m| m["receipt"].clone()).collect();
     let (s, a) = post(&url, "/v1/queues/q/ack", json!({ "receipts": receipts })).await;
     assert_eq!((s, a["acked"].as_u64()), (200, Some(2)), "{a}");
-    let mut got: Vec<&str> = q["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["value"].as_str().unwrap())
-        .collect();
+    let mut got: Vec<&str> = q.iter().map(|m| m["value"].as_str().unwrap()).collect();
     got.sort();
     assert_eq!(got, vec!["now", "past"]);
     let (s, g) = get(
@@ -278,14 +286,8 @@ async fn delayed_records_over_http() {
         .cloned();
     let d = d.expect("d30 in partition 1");
     assert!(d["timestamp_ms"].as_i64().unwrap() >= T0 + 30_000, "{d}");
-    let (s, q) = post(&url, "/v1/queues/q/receive", json!({"max": 100})).await;
-    assert_eq!(s, 200);
-    let got: Vec<&str> = q["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["value"].as_str().unwrap())
-        .collect();
+    let q = receive_n(&url, 1).await;
+    let got: Vec<&str> = q.iter().map(|m| m["value"].as_str().unwrap()).collect();
     assert_eq!(got, vec!["d30"]);
     // Delivered: no longer cancellable.
     let (s, v) = delete(&url, &format!("/v1/topics/t/delayed/{d30}")).await;
