@@ -3,8 +3,9 @@
 # Playwright for Python (scripts/test-console.py), against two `sluice dev` gateways on free
 # loopback ports and temporary folders — one open, one with bearer tokens. It creates a topic in
 # the UI, produces through the API, sees the records, seeks by offset and by time, pages past
-# 500 records, checks bad filters and offsets show the API's problem next to the field, visits
-# every page at 1280×800 and 400×800 with no JavaScript error, and saves a screenshot of each.
+# 500 records, checks bad filters and offsets show the API's problem next to the field, lists
+# and cancels delayed records on the Delayed page, visits every page at 1280×800 and 400×800
+# with no JavaScript error, and saves a screenshot of each.
 #
 # Usage: scripts/test-console.sh
 #

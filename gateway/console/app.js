@@ -7,6 +7,7 @@ import { iso } from "./format.js";
 import * as topics from "./topics.js";
 import * as topic from "./topic.js";
 import * as browser from "./browser.js";
+import * as delayed from "./delayed.js";
 import * as groups from "./groups.js";
 import * as queues from "./queues.js";
 import * as health from "./health.js";
@@ -14,7 +15,7 @@ import * as health from "./health.js";
 export const POLL_MS = 2000;
 const clock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 
-/** "#/topics/orders/messages?p=1" → {parts: ["topics","orders","messages"], query}. */
+/** "#/topics/orders/messages?p=1" (or "…/delayed") → {parts: ["topics","orders","messages"], query}. */
 export function parseHash(hash) {
   const raw = hash.replace(/^#\/?/, "");
   const [path, qs] = raw.split("?", 2);
@@ -28,6 +29,7 @@ function route(parts) {
     case "topics":
       if (!name) return { page: topics, nav: "topics" };
       if (sub === "messages") return { page: browser, nav: "topics", name };
+      if (sub === "delayed") return { page: delayed, nav: "topics", name };
       return { page: topic, nav: "topics", name };
     case "groups":
       return { page: name ? groups.detail : groups, nav: "groups", name };

@@ -1,12 +1,14 @@
 // One topic: config (retention and partitions editable), per-partition offsets and rates, and
-// the delayed records still pending (contract "Delayed records").
+// how many delayed records are pending (the list and cancelling are on the Delayed page,
+// delayed.js).
 
 import { api, ApiError } from "./api.js";
-import { card, empty, field, gone, h, problemBox, put, snippet, table, unavailable } from "./dom.js";
-import { ago, iso, num, retention } from "./format.js";
+import { card, empty, field, gone, h, problemBox, put, table, unavailable } from "./dom.js";
+import { ago, count, iso, num, retention } from "./format.js";
 import { absTime, deleteTopic, lastAppend, rateCell, ratesOf, retentionInput, timeCell, track } from "./topics.js";
 
 const enc = encodeURIComponent;
+const DELAYED_LIMIT = 100;
 
 function editForm(initial, onSaved) {
   let detail = initial;
@@ -48,33 +50,29 @@ function editForm(initial, onSaved) {
   return form;
 }
 
-function delayedView(name, res, onCancel) {
+/** The delayed records in short: how many, the next due; the list is on the Delayed page. */
+function delayedView(name, res) {
   if (res instanceof ApiError) {
     if (res.status === 404 && res.code !== "topic_not_found") {
       return unavailable("Delayed records", `GET /v1/topics/${name}/delayed`);
     }
     return problemBox(res);
   }
+  const link = h("a", { href: `#/topics/${enc(name)}/delayed` }, "See and cancel them on the Delayed page");
   if (!res.delayed.length) {
     return empty(
       "No delayed records pending.",
-      "Produce a record with \"delay_ms\" or \"deliver_at_ms\"; it waits here until it is due.",
-      snippet(`curl -X POST ${location.origin}/v1/topics/${name}/records -H 'content-type: application/json' -d '{"records":[{"value":"later","delay_ms":60000}]}'`),
+      "Produce a record with \"delay_ms\" or \"deliver_at_ms\"; it waits until it is due.",
+      h("a", { href: `#/topics/${enc(name)}/delayed` }, "Open the Delayed page"),
     );
   }
-  return table(
-    [
-      { label: "Delayed id", cell: (d) => h("code", d.delayed_id) },
-      { label: "Deliver at", cell: (d) => h("time", { datetime: iso(d.deliver_at_ms), title: iso(d.deliver_at_ms) }, `${ago(d.deliver_at_ms)}`) },
-      { label: "Key", cell: (d) => d.key ?? h("span.muted", "none") },
-      { label: "Headers", cell: (d) => headerChips(d.headers) },
-      {
-        label: "Cancel",
-        cell: (d) => h("button.small", { type: "button", "aria-label": `Cancel delayed record ${d.delayed_id}`, on: { click: () => onCancel(d.delayed_id) } }, "Cancel"),
-      },
-    ],
-    res.delayed,
-    { caption: `${num(res.delayed.length)} pending, soonest first` },
+  const next = res.delayed[0].deliver_at_ms;
+  return h(
+    "p.delayed-summary",
+    `${res.delayed.length >= DELAYED_LIMIT ? "At least " : ""}${count(res.delayed.length, "record")} pending; the next is due `,
+    h("time", { datetime: iso(next), title: iso(next) }, ago(next)),
+    ". ",
+    link,
   );
 }
 
@@ -91,7 +89,6 @@ export function mount(root, ctx) {
   const partsBox = h("div", h("p.loading", "Loading…"));
   const editBox = h("div");
   const delayedBox = h("div");
-  const delayedErr = h("div");
   let edited = null;
   put(
     root,
@@ -102,6 +99,7 @@ export function mount(root, ctx) {
       h(
         "div.actions",
         h("a.button.primary", { href: `#/topics/${enc(name)}/messages` }, "Browse messages"),
+        h("a.button", { href: `#/topics/${enc(name)}/delayed` }, "Delayed"),
         h(
           "button.danger",
           {
@@ -123,17 +121,8 @@ export function mount(root, ctx) {
     summary,
     h("section", { "aria-labelledby": "parts-h" }, h("h2#parts-h", "Partitions"), partsBox),
     editBox,
-    h("section", { "aria-labelledby": "delayed-h" }, h("h2#delayed-h", "Delayed records pending"), delayedErr, delayedBox),
+    h("section", { "aria-labelledby": "delayed-h" }, h("h2#delayed-h", "Delayed records pending"), delayedBox),
   );
-  const cancel = async (id) => {
-    put(delayedErr);
-    try {
-      await api.cancelDelayed(name, id);
-      ctx.refresh();
-    } catch (e) {
-      put(delayedErr, problemBox(e));
-    }
-  };
   return {
     async refresh() {
       let d;
@@ -188,12 +177,12 @@ export function mount(root, ctx) {
       }
       let delayed;
       try {
-        delayed = await api.delayed(name);
+        delayed = await api.delayed(name, DELAYED_LIMIT);
       } catch (e) {
         if (!(e instanceof ApiError)) throw e;
         delayed = e;
       }
-      put(delayedBox, delayedView(name, delayed, cancel));
+      put(delayedBox, delayedView(name, delayed));
     },
   };
 }

@@ -45,6 +45,7 @@ pub static ASSETS: &[Asset] = &[
     asset!("topics.js", JS),
     asset!("topic.js", JS),
     asset!("browser.js", JS),
+    asset!("delayed.js", JS),
     asset!("groups.js", JS),
     asset!("queues.js", JS),
     asset!("health.js", JS),
