@@ -100,7 +100,7 @@ export_test_s3_env "$LS_ENDPOINT" sluice-test
 # --- tests --------------------------------------------------------------------
 
 section "cargo test --workspace --all-targets"
-cargo test --workspace --all-targets
+cargo test --workspace --all-targets --no-fail-fast
 
 section "cargo test --workspace --doc"
 cargo test --workspace --doc
