@@ -101,6 +101,12 @@ export_test_s3_env "$LS_ENDPOINT" sluice-test
 
 section "cargo test --workspace --all-targets"
 cargo test --workspace --all-targets --no-fail-fast
+if [[ "${SLUICE_TORTURE:-0}" == 1 ]]; then
+    # Opt-in: the #[ignore]d tests (known failures under investigation, named in their
+    # #[ignore] reason and in the issue notes).
+    section "cargo test --workspace --all-targets -- --ignored (SLUICE_TORTURE=1)"
+    cargo test --workspace --all-targets --no-fail-fast -- --ignored
+fi
 
 section "cargo test --workspace --doc"
 cargo test --workspace --doc
