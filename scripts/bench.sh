@@ -123,7 +123,7 @@ fi
 if [[ -n "${SLUICE_BENCH_SYSTEMS:-}" ]]; then
     args+=(--systems "$SLUICE_BENCH_SYSTEMS")
 elif [[ "$WANT_S3" != 1 ]]; then
-    args+=(--systems sluice-dev,nats,redis-always,redis-everysec,rabbitmq)
+    args+=(--systems "sluice-dev,nats,redis-always,redis-everysec,rabbitmq")
 fi
 
 # --- 4. run --------------------------------------------------------------------------------------
