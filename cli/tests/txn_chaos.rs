@@ -91,7 +91,7 @@ async fn run(backend: Backend) {
             let (s, v) = post(
                 &http,
                 format!("{}/v1/transactions", urls[0]),
-                json!({"timeout_ms": 1000, "check_url": check_url}),
+                json!({"timeout_ms": 3000, "check_url": check_url}),
             )
             .await;
             assert_eq!(s, 201, "{v}");

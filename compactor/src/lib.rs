@@ -353,7 +353,9 @@ impl Compactor {
 
     /// The journal shards: listed on the first pass and on retention passes.
     async fn shards(&mut self, relist: bool) -> Result<Vec<u32>> {
-        if relist || self.cache.shards.is_none() {
+        // An empty listing (a new deployment) is looked at again every pass; shards that
+        // appear later are found by the next retention pass (`retention_interval`).
+        if relist || self.cache.shards.as_ref().is_none_or(|s| s.is_empty()) {
             let shards: Vec<u32> =
                 store::list_dirs(&*self.store, &object_store::path::Path::from(keys::JOURNAL))
                     .await?
