@@ -229,7 +229,12 @@ cmd_smoke() {
     # The bucket shows the roles at work: a gateway holds a shard committer lease, the
     # compactor its lease, and the compactor folds the entry into a checkpoint (bounded wait).
     local keys i
-    keys="$(s3_keys leases/)"
+    # The compactor takes its lease only when it has something to write: wait for it (bounded).
+    for ((i = 0; i < 100; i++)); do
+        keys="$(s3_keys leases/)"
+        grep -q "leases/compactor/" <<<"$keys" && break
+        sleep 0.2
+    done
     grep -q "leases/committer-" <<<"$keys" || die "no shard committer lease in the bucket (keys: $keys)"
     grep -q "leases/compactor/" <<<"$keys" || die "no compactor lease in the bucket (keys: $keys)"
     for ((i = 0; i < 150; i++)); do
