@@ -425,3 +425,90 @@ async fn mover_crashing_at_every_store_call_never_loses_or_duplicates() {
         assert_eq!(delivered.len(), N - 2);
     }
 }
+
+/// More objects due than one round takes (`max_objects_per_round`), spread over more seconds
+/// than the per-second window looks back: every one is delivered by ticks alone (no sweep runs
+/// here), also by a mover restarted mid-way, which starts listing at the state's cursor.
+/// (Before the fix, the objects a capped round left behind in seconds the window had moved
+/// past waited for the next sweep, 2,000 per 10 s, and the cursor passed them: after a restart
+/// and past the sweeps' 10 minutes they were never delivered.)
+#[tokio::test]
+async fn a_backlog_over_the_round_cap_is_drained_by_ticks_and_across_a_restart() {
+    const SECONDS: i64 = 8;
+    const PER_SECOND: i64 = 5;
+    let store = memory();
+    let clock = ManualClock::new(T0);
+    let log = Log::new(store.clone(), clock.clone(), LogConfig::default());
+    log.topics().create("t", 1, None, 0).await.unwrap();
+    let delayed = Delayed::new(store.clone(), clock.clone(), log.writer());
+    let topic = log.topics().get("t").await.unwrap();
+    let mut acked = Vec::new();
+    for s in 0..SECONDS {
+        // One request per second, one object per 100 ms slot.
+        let items: Vec<DelayedItem> = (0..PER_SECOND)
+            .map(|j| DelayedItem {
+                deliver_at_ms: T0 + 1_000 + s * 1_000 + j * 100,
+                partition: None,
+                record: Record::new(None, format!("s{s}-{j}")),
+            })
+            .collect();
+        for it in &items {
+            acked.push(DelayedAck {
+                value: it.record.value.to_vec(),
+                deliver_at_ms: it.deliver_at_ms,
+                cancelled: false,
+            });
+        }
+        delayed.write(&topic, items).await.unwrap();
+    }
+    assert_eq!(
+        delayed_objects(&store).await,
+        (SECONDS * PER_SECOND) as usize
+    );
+    let capped = |log: &Arc<Log>| {
+        let delayed = Delayed::new(log.store().clone(), log.clock().clone(), log.writer());
+        let cfg = MoverConfig {
+            lease_duration: Duration::from_millis(50),
+            max_objects_per_round: 3,
+            // No sweep in this test: the ticks alone must find everything.
+            sweep_every: Duration::from_secs(3600),
+            recent_every: Duration::from_secs(3600),
+            ..Default::default()
+        };
+        Mover::new(log.clone(), delayed, cfg)
+    };
+    let mut now = T0 + 1_000 + SECONDS * 1_000 + 5_000;
+    let mut m = capped(&log);
+    let mut ticks = 0;
+    while delayed_objects(&store).await > 0 {
+        ticks += 1;
+        assert!(ticks < 60, "objects left after {ticks} ticks");
+        if ticks == 4 {
+            // Restart: a new mover (its lease taken over) starts at the state's cursor.
+            now += 1_000;
+            clock.set(now);
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            m = capped(&log);
+        }
+        // Each tick in a new second: the per-second window moves past the backlog.
+        now += 1_000;
+        clock.set(now);
+        let r = m.tick().await.unwrap();
+        if r.waiting {
+            // The restarted mover waits out the lease (50 ms, on the real clock).
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let b = log.read(&topic, 0, 0, 10_000, 64 << 20).await.unwrap();
+    let mut history = History::default();
+    let read = history.read.entry(("t".into(), 0)).or_default();
+    let mut delivered = Vec::new();
+    for r in b.records {
+        read.push((r.offset, r.record.value.to_vec()));
+        delivered.push((r.record.value.to_vec(), r.append_ts));
+    }
+    let mut v = check(&history);
+    v.extend(check_delayed(&acked, &delivered));
+    assert!(v.is_empty(), "{v:#?}");
+    assert_eq!(delivered.len(), (SECONDS * PER_SECOND) as usize);
+}

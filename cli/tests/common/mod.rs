@@ -121,7 +121,11 @@ impl Proc {
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env("SLUICE_LOG", "warn")
+            // `SLUICE_TEST_LOG=debug` shows a child's debug log (stderr) when a test is run by hand.
+            .env(
+                "SLUICE_LOG",
+                std::env::var("SLUICE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .spawn()
             .expect("spawn sluice");

@@ -7,6 +7,9 @@
 //!    PUT that started in one second and landed in the next; every 10 s the last minute, every
 //!    60 s the last 10 minutes, and at start everything since the state's cursor). Objects whose `due_ms` has passed
 //!    are due; the objects taken and not done in the state (a crashed mover's round) too.
+//!    A round takes at most `max_objects_per_round` objects, the soonest due; when more are due,
+//!    the next tick lists again every second from the first one left, and the state's cursor
+//!    (where a restarted mover starts listing) never passes it.
 //! 2. `Take` the due objects in one state-log entry: from here no cancel of their records is
 //!    accepted, and the cancels accepted before are left out of the delivery.
 //! 3. Append each taken object's records as one produce request with the Idempotency-Key
@@ -85,6 +88,9 @@ pub struct Mover {
     lease: Lease,
     started: bool,
     last_second: Option<i64>,
+    /// The second of the first due object the last round left for later (it was over
+    /// `max_objects_per_round`): the next tick lists every second from there.
+    backlog_from: Option<i64>,
     last_sweep: Instant,
     last_recent: Instant,
 }
@@ -104,6 +110,7 @@ impl Mover {
             cfg,
             started: false,
             last_second: None,
+            backlog_from: None,
             last_sweep: Instant::now(),
             last_recent: Instant::now(),
         }
@@ -190,6 +197,10 @@ impl Mover {
             }
             seconds.extend(second - self.cfg.late_seconds..=second);
         }
+        if let Some(from) = self.backlog_from {
+            // The last round left due objects behind (it took at most its cap).
+            seconds.extend(self.seconds_between(from, second, &mut report).await?);
+        }
         seconds.insert(second);
         self.last_second = Some(second);
 
@@ -211,7 +222,13 @@ impl Mover {
             );
         }
         due.sort();
+        // More due than one round takes: the rest must be listed again next tick, wherever the
+        // per-second window has moved on to, and the cursor must not pass them.
+        let leftover = due
+            .get(self.cfg.max_objects_per_round)
+            .map(ObjectKey::second);
         due.truncate(self.cfg.max_objects_per_round);
+        self.backlog_from = leftover;
         let redo = !state.view().state.taken.is_empty();
         report.due = due.len() as u64;
         if due.is_empty() && !redo {
@@ -228,7 +245,9 @@ impl Mover {
         for n in names.iter().filter(|n| view.state.done.contains_key(*n)) {
             store::delete(&*store, &Path::from(n.as_str())).await?;
         }
-        let cursor = second - self.cfg.late_seconds;
+        let cursor = leftover.map_or(second - self.cfg.late_seconds, |s| {
+            s.min(second - self.cfg.late_seconds)
+        });
         state
             .propose(move |s, _| (plan_take(s, &names, cursor), ()))
             .await?;
