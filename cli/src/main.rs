@@ -210,6 +210,10 @@ struct Tuning {
     /// replaced after it.
     #[arg(long, env = "SLUICE_TXN_RESOLVER_LEASE_MS")]
     txn_resolver_lease_ms: Option<u64>,
+    /// How often an idle transaction resolver looks for transactions begun by other gateways
+    /// (one LIST), in milliseconds (default 60000); a local begin wakes it at once.
+    #[arg(long, env = "SLUICE_TXN_DISCOVERY_MS")]
+    txn_discovery_ms: Option<u64>,
     /// Take no part in electing the transaction resolver (another gateway must run it).
     #[arg(long, env = "SLUICE_NO_TXN_RESOLVER")]
     no_txn_resolver: bool,
@@ -253,6 +257,9 @@ fn gateway_config(t: &Tuning, default_linger: Duration) -> GatewayConfig {
     }
     if let Some(ms) = t.txn_resolver_lease_ms {
         cfg.txn.lease_duration = Duration::from_millis(ms.max(300));
+    }
+    if let Some(ms) = t.txn_discovery_ms {
+        cfg.txn.discovery_every = Duration::from_millis(ms.max(10));
     }
     cfg.txn.resolver = !t.no_txn_resolver;
     cfg

@@ -34,13 +34,15 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
-const FLAGS: [&str; 6] = [
+const FLAGS: [&str; 8] = [
     "--txn-tick-ms",
     "50",
     "--txn-check-backoff-ms",
     "20",
     "--txn-resolver-lease-ms",
     "1000",
+    "--txn-discovery-ms",
+    "200",
 ];
 
 async fn post(http: &reqwest::Client, url: String, body: Value) -> (u16, Value) {

@@ -5,7 +5,8 @@
 //! finished, finished transactions past their retention are deleted. Correctness never depends
 //! on the lease: every step is planned on the transaction's state log (a check is counted once
 //! by its number, a decision is taken once, appends carry idempotency keys), so two resolvers
-//! during a hand-over only repeat a check-back.
+//! during a hand-over only repeat a check-back. An idle resolver (no transaction open) holds no
+//! lease and makes one LIST per [`TxnSettings::discovery_every`]: see [`spawn_resolver`].
 
 use async_trait::async_trait;
 use sluice_api::{CheckBackAnswer, CheckBackRequest, CheckBackStatus};
@@ -29,6 +30,9 @@ pub struct TxnSettings {
     pub lease_duration: Duration,
     /// A check-back without an answer within this counts as `unknown` (default 5 s).
     pub check_timeout: Duration,
+    /// An idle resolver looks for transactions begun by other (perhaps gone) gateways this
+    /// often, one LIST of `txn-open/` (default 60 s); a local begin wakes it at once.
+    pub discovery_every: Duration,
 }
 
 impl Default for TxnSettings {
@@ -39,6 +43,7 @@ impl Default for TxnSettings {
             tick: Duration::from_millis(500),
             lease_duration: Duration::from_secs(5),
             check_timeout: Duration::from_secs(5),
+            discovery_every: Duration::from_secs(60),
         }
     }
 }
@@ -95,7 +100,13 @@ impl CheckBack for HttpCheck {
     }
 }
 
-/// Run the resolver election and passes until `shutdown` turns true (or closes).
+/// Run the resolver until `shutdown` turns true (or closes).
+///
+/// Idle (no transaction known to be open) it makes no request but one LIST of `txn-open/` at
+/// start and every [`TxnSettings::discovery_every`] (transactions begun by gateways that are
+/// gone). A local begin, or a marker found, makes it active: each tick it takes part in the
+/// election and, holding the lease, runs a pass. A pass that finds no marker gives the lease
+/// up and goes idle again, so an idle gateway neither renews a lease nor lists every tick.
 pub fn spawn_resolver(
     txns: Arc<Transactions>,
     store: DynStore,
@@ -108,10 +119,34 @@ pub fn spawn_resolver(
     };
     tokio::spawn(async move {
         let mut lease = Lease::new(store, "txn-resolver", holder, settings.lease_duration);
+        let mut active = false;
+        let mut next_look = tokio::time::Instant::now();
         loop {
-            tokio::select! {
-                _ = shutdown.wait_for(|down| *down) => return,
-                _ = tokio::time::sleep(settings.tick) => {}
+            if !active {
+                let look = tokio::select! {
+                    _ = shutdown.wait_for(|down| *down) => return,
+                    _ = txns.begun() => false,
+                    _ = tokio::time::sleep_until(next_look) => true,
+                };
+                active = true;
+                if look {
+                    next_look = tokio::time::Instant::now() + settings.discovery_every;
+                    match txns.any_open().await {
+                        Ok(found) => active = found,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "transaction resolver: looking for open transactions")
+                        }
+                    }
+                }
+                continue;
+            }
+            let stop = tokio::select! {
+                _ = shutdown.wait_for(|down| *down) => true,
+                _ = tokio::time::sleep(settings.tick) => false,
+            };
+            if stop {
+                let _ = lease.release().await;
+                return;
             }
             match lease.acquire().await {
                 Ok(true) if lease.epoch().is_some() => {}
@@ -122,10 +157,15 @@ pub fn spawn_resolver(
                 }
             }
             match txns.resolve_pass(&checker).await {
-                Ok(stats) if stats != Default::default() => {
-                    tracing::debug!(?stats, "transaction resolver pass")
+                Ok(stats) if stats.markers == 0 => {
+                    // Nothing open anywhere: idle until a begin or the next look.
+                    if let Err(e) = lease.release().await {
+                        tracing::warn!(error = %e, "transaction resolver: releasing the lease");
+                    }
+                    active = false;
+                    next_look = tokio::time::Instant::now() + settings.discovery_every;
                 }
-                Ok(_) => {}
+                Ok(stats) => tracing::debug!(?stats, "transaction resolver pass"),
                 Err(e) => tracing::warn!(error = %e, "transaction resolver pass"),
             }
         }

@@ -1,7 +1,8 @@
 //! Issue #10 point 3, idle costs nothing: with no traffic a compactor makes no PUT or DELETE
 //! and one LIST per shard per pass (an idle minute on simulated time, retention pass included),
 //! and a gateway makes no request at all once it stopped watching its committer leases — only
-//! while readers wait does it poll, one GET per shard per poll interval however many wait.
+//! while readers wait does it poll, one GET per shard per poll interval however many wait; a
+//! transaction resolver that had work gives its lease up and goes quiet once none is open.
 
 use bytes::Bytes;
 use serde_json::json;
@@ -106,13 +107,8 @@ async fn an_idle_gateway_makes_no_requests_and_polls_only_for_waiting_readers() 
             idle_release: Duration::from_millis(500),
             ..CommitterConfig::new(url.to_string())
         }),
-        // The transaction resolver is not idle-free yet (it LISTs `txn-open/` every tick and
-        // renews its lease: see "Not built yet" in docs/ARCHITECTURE.md); this test is about
-        // the commit and read paths.
-        txn: sluice_gateway::txn::TxnSettings {
-            resolver: false,
-            ..Default::default()
-        },
+        // The transaction resolver runs with its defaults: idle, it holds no lease and looks
+        // for open transactions once a minute.
         ..Default::default()
     })
     .await;
@@ -229,4 +225,73 @@ async fn waiting_readers_share_one_get_per_shard_per_poll_interval() {
     let before = counted.counts();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(diff(before, counted.counts()).total(), 0);
+}
+
+/// A transaction makes the resolver active (lease, a pass per tick); once no transaction is
+/// open it gives the lease up and the gateway is back at no request at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transaction_resolver_goes_quiet_when_no_transaction_is_open() {
+    let bucket: DynStore = store::open("memory://", &Default::default()).unwrap();
+    let counted = Instrumented::new(bucket.clone(), 0);
+    let gw = Gateway::start_with(counted.clone(), |_| {
+        let mut cfg = GatewayConfig::default();
+        cfg.txn.tick = Duration::from_millis(20);
+        cfg.txn.lease_duration = Duration::from_millis(300);
+        cfg
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/v1/topics", gw.url))
+        .json(&json!({"name": "t", "partitions": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let begun: serde_json::Value = http
+        .post(format!("{}/v1/transactions", gw.url))
+        .json(&json!({"timeout_ms": 60000}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = begun["transaction_id"]
+        .as_str()
+        .expect("transaction_id")
+        .to_string();
+    // While it is open the resolver works: it takes the lease (a PUT under `leases/`).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store::list_names(&*bucket, &"leases/txn-resolver".into(), None)
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the resolver never took its lease"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = http
+        .post(format!("{}/v1/transactions/{id}/commit", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // Committed and finished: the next pass finds no marker, releases, goes idle.
+    let mut quiet = false;
+    for _ in 0..30 {
+        let before = counted.counts();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if diff(before, counted.counts()).total() == 0 {
+            quiet = true;
+            break;
+        }
+    }
+    assert!(quiet, "the gateway never went quiet after its transaction");
+    let before = counted.counts();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(diff(before, counted.counts()).total(), 0, "idle resolver");
 }

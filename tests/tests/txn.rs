@@ -27,6 +27,7 @@ fn fast_cfg(resolver: bool) -> GatewayConfig {
     cfg.txn.resolver = resolver;
     cfg.txn.tick = Duration::from_millis(20);
     cfg.txn.lease_duration = Duration::from_millis(500);
+    cfg.txn.discovery_every = Duration::from_millis(50);
     cfg.txn.core.check_backoff_initial = Duration::from_millis(5);
     cfg.txn.core.check_backoff_max = Duration::from_millis(20);
     cfg

@@ -79,6 +79,8 @@ pub struct Began {
 /// What one resolver pass did (for logs and tests).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PassStats {
+    /// `txn-open/` markers found (0: nothing to resolve, the resolver may go idle).
+    pub markers: usize,
     pub open: usize,
     pub checks: usize,
     pub applied: usize,
@@ -97,6 +99,8 @@ pub struct Transactions {
     /// When the resolver last synced each open transaction that was not due.
     looked: Mutex<HashMap<ObjectId, Instant>>,
     last_reap: Mutex<Option<Instant>>,
+    /// Signalled by every local `begin`: wakes an idle resolver.
+    begun: tokio::sync::Notify,
 }
 
 /// An open transaction that is not due yet is re-read by the resolver at most this often (to
@@ -124,7 +128,21 @@ impl Transactions {
             logs: Mutex::new(HashMap::new()),
             looked: Mutex::new(HashMap::new()),
             last_reap: Mutex::new(None),
+            begun: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Resolves when a transaction was begun in this process since the last call (a permit is
+    /// kept if nobody waits): an idle resolver wakes on it.
+    pub async fn begun(&self) {
+        self.begun.notified().await
+    }
+
+    /// Whether any `txn-open/` marker exists (one LIST): an idle resolver's periodic look for
+    /// transactions begun by processes that are gone.
+    pub async fn any_open(&self) -> Result<bool> {
+        let names = store::list_names(&*self.store, &keys::txn_open_dir(), None).await?;
+        Ok(names.iter().any(|n| ObjectId::parse(n).is_some()))
     }
 
     fn now_ms(&self) -> i64 {
@@ -209,6 +227,7 @@ impl Transactions {
         let id = ObjectId::from_ulid(new_ulid(now));
         let marker = serde_json::json!({"format": 1, "created_ms": now}).to_string();
         store::put_create(&*self.store, &keys::txn_open(id), Bytes::from(marker)).await?;
+        self.begun.notify_one();
         let log = self.open_log(id).await?;
         let url = check_url.clone();
         let c = log
@@ -533,7 +552,10 @@ impl Transactions {
             .buffer_unordered(16)
             .collect()
             .await;
-        let mut stats = PassStats::default();
+        let mut stats = PassStats {
+            markers: outcomes.len(),
+            ..Default::default()
+        };
         for (id, r) in outcomes {
             match r {
                 Ok(Resolved::Waiting) => stats.open += 1,
