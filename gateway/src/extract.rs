@@ -87,6 +87,24 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .map(|o| o.0)
         .map_err(|e| json_error(e, None))
 }
+/// A body that may be empty (or whitespace: the defaults) or JSON, which must then be sent as
+/// JSON: 415 `unsupported_media_type` otherwise.
+pub fn optional_json<T: DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let media = media_type(headers);
+    if !is_json(media.as_deref()) {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "expected application/json, got {}",
+            media.unwrap_or_default()
+        )));
+    }
+    parse_json::<T>(body)
+}
 
 pub fn json_error(e: serde_json::Error, line: Option<usize>) -> ApiError {
     let at = match line {

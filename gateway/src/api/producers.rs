@@ -1,8 +1,8 @@
 //! Idempotent producers: register one, or bump its epoch (fencing the old one).
 
 use super::AppState;
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{is_json, media_type, parse_json, Body};
+use crate::error::{ApiResult, Problem};
+use crate::extract::{optional_json, Body};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -32,18 +32,7 @@ pub async fn create(
     headers: HeaderMap,
     Body(body): Body,
 ) -> ApiResult<Response> {
-    let req = if body.iter().all(u8::is_ascii_whitespace) {
-        CreateProducer::default()
-    } else {
-        let media = media_type(&headers);
-        if !is_json(media.as_deref()) {
-            return Err(ApiError::UnsupportedMediaType(format!(
-                "expected application/json, got {}",
-                media.unwrap_or_default()
-            )));
-        }
-        parse_json::<CreateProducer>(&body)?
-    };
+    let req: CreateProducer = optional_json(&headers, &body)?;
     let producers = st.log.producers();
     let (id, epoch) = match req.producer_id {
         None => producers.create().await?,

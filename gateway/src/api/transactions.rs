@@ -4,7 +4,7 @@
 
 use super::AppState;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{is_json, media_type, parse_json, ApiPath, Body};
+use crate::extract::{optional_json, ApiPath, Body};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -34,18 +34,7 @@ pub async fn begin(
     headers: HeaderMap,
     Body(body): Body,
 ) -> ApiResult<Response> {
-    let req = if body.iter().all(u8::is_ascii_whitespace) {
-        BeginTransaction::default()
-    } else {
-        let media = media_type(&headers);
-        if !is_json(media.as_deref()) {
-            return Err(ApiError::UnsupportedMediaType(format!(
-                "expected application/json, got {}",
-                media.unwrap_or_default()
-            )));
-        }
-        parse_json::<BeginTransaction>(&body)?
-    };
+    let req: BeginTransaction = optional_json(&headers, &body)?;
     let began = st.txns.begin(req.timeout_ms, req.check_url).await?;
     Ok((
         StatusCode::CREATED,
