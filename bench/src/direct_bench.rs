@@ -4,6 +4,8 @@
 //! at once (one reader per partition) with the same page limits, each measurement with cold
 //! caches (a fresh gateway / a fresh reader), twice: while the records are still in the journal
 //! tail (flush segments), and after the compactor folded them into indexed data objects.
+//! The direct path runs twice: with the consumer's read-ahead (`--read-ahead` pages) and without
+//! (`direct-0`), so the read-ahead's effect is measured in the same run.
 //! Nothing here passes or fails on a timing.
 
 use crate::stats::mib;
@@ -31,6 +33,9 @@ pub struct Args {
     /// Records per page, both paths (the gateway's most is 10 000 and 4 MiB).
     #[arg(long, default_value_t = 10_000)]
     page: u64,
+    /// Pages the direct consumer reads ahead (its default; the `direct-0` row reads none).
+    #[arg(long, default_value_t = sluice_sdk::DEFAULT_READ_AHEAD)]
+    read_ahead: usize,
     #[arg(long, env = "SLUICE_TEST_S3_ENDPOINT")]
     endpoint: Option<String>,
     #[arg(long, env = "SLUICE_TEST_S3_BUCKET", default_value = "sluice-test")]
@@ -175,7 +180,7 @@ async fn through_gateway(store: DynStore, args: &Args) -> Figures {
 }
 
 /// Every partition at once straight from the bucket, with a fresh reader.
-async fn direct(url: &str, endpoint: &Option<String>, args: &Args) -> Figures {
+async fn direct(url: &str, endpoint: &Option<String>, args: &Args, read_ahead: usize) -> Figures {
     let reader = DirectReader::open(url, endpoint.as_deref()).expect("reader");
     let start = Instant::now();
     let tasks: Vec<_> = (0..args.partitions)
@@ -193,6 +198,7 @@ async fn direct(url: &str, endpoint: &Option<String>, args: &Args) -> Figures {
                     .await
                     .expect("consumer");
                 c.set_limits(page, 4 << 20);
+                c.set_read_ahead(read_ahead);
                 let (mut records, mut bytes) = (0u64, 0u64);
                 while c.position() < end {
                     let b = c.poll(Duration::ZERO).await.expect("direct read");
@@ -280,8 +286,9 @@ pub async fn run(args: Args) {
                 compact(client_of(&url, &endpoint), &args).await;
             }
             let gw = through_gateway(client_of(&url, &endpoint), &args).await;
-            let d = direct(&url, &endpoint, &args).await;
-            for (path, f) in [("gateway", &gw), ("direct", &d)] {
+            let d0 = direct(&url, &endpoint, &args, 0).await;
+            let d = direct(&url, &endpoint, &args, args.read_ahead).await;
+            for (path, f) in [("gateway", &gw), ("direct-0", &d0), ("direct", &d)] {
                 println!(
                     "{:<7} {:<8} {:<8} {:>9} {:>9.1} {:>10.0} {:>8.2}",
                     backend,

@@ -29,7 +29,9 @@ mod queues;
 
 pub use client::{from_wire, to_wire, Client, ClientBuilder, ProduceOptions, DEFAULT_TIMEOUT};
 pub use delayed::Delay;
-pub use direct::{DirectConsumer, DirectReader, DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS};
+pub use direct::{
+    DirectConsumer, DirectReader, DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, DEFAULT_READ_AHEAD,
+};
 pub use error::{ApiError, Error, ErrorCode, Result};
 pub use groups::{GroupBatch, TopicRecord};
 pub use producer::{
