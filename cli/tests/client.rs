@@ -598,3 +598,63 @@ async fn groups_queues_and_filters() {
         assert!(sluice(u, args, "").status.success(), "{args:?}");
     }
 }
+
+/// Run `sluice ARGS` on a terminal: a pseudo-terminal from util-linux `script` (stdin, stdout and
+/// stderr all on it); returns everything the terminal showed.
+fn on_a_terminal(url: &str, args: &[&str]) -> String {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let mut line = quote(env!("CARGO_BIN_EXE_sluice"));
+    for a in args {
+        line.push(' ');
+        line.push_str(&quote(a));
+    }
+    let o = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("SLUICE_URL", url)
+        .env_remove("SLUICE_OUTPUT")
+        .env_remove("SLUICE_TOKEN")
+        .env("SLUICE_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux script (gives the command a pseudo-terminal)");
+    assert!(o.status.success(), "{args:?}: {o:?}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_and_tables_on_a_terminal_plain_lines_when_piped() {
+    let d = dev().await;
+    let u = &d.url;
+    ok(u, &["topics", "create", "tty", "--partitions", "2"]);
+    let file = d.dir.path().join("lines.txt");
+    let lines: String = (0..3000).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(&file, &lines).unwrap();
+    let file = file.display().to_string();
+
+    // A terminal: the progress bar is drawn (on stderr), then the count.
+    let shown = on_a_terminal(u, &["produce", "tty", "--file", &file]);
+    assert!(shown.contains("records acked"), "{shown:?}");
+    assert!(shown.contains("acked 3000 records"), "{shown:?}");
+    // Piped: no bar, nothing on stderr, one plain line on stdout.
+    let o = sluice(u, &["produce", "tty", "--file", &file], "");
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        o.stderr.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), "acked 3000 records\n");
+
+    // Tables with a header row on a terminal; tab-separated lines when piped.
+    let shown = on_a_terminal(u, &["topics", "list"]);
+    assert!(
+        shown.contains("NAME") && shown.contains("PARTITIONS"),
+        "{shown:?}"
+    );
+    let piped = ok(u, &["topics", "list"]);
+    assert!(!piped.contains("NAME"), "{piped:?}");
+    assert!(
+        piped.lines().any(|l| l.starts_with("tty\t2\t")),
+        "{piped:?}"
+    );
+}
