@@ -335,6 +335,25 @@ async fn errors_are_one_line_with_the_documented_exit_codes() {
         !std::path::Path::new(&gone).exists(),
         "a reader never creates a bucket"
     );
+    // An S3 endpoint nobody listens on (the store client's retries give up within seconds).
+    let e = command(
+        u,
+        &[
+            "consume",
+            "t",
+            "--store",
+            "s3://bucket/prefix",
+            "--endpoint",
+            &format!("http://127.0.0.1:{}", free_port()),
+        ],
+    )
+    .env("AWS_ACCESS_KEY_ID", "test")
+    .env("AWS_SECRET_ACCESS_KEY", "test")
+    .output()
+    .unwrap();
+    let err = String::from_utf8(e.stderr).unwrap();
+    assert_eq!(e.status.code(), Some(3), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     // --help everywhere.
     for args in [
         &["--help"][..],
@@ -342,6 +361,10 @@ async fn errors_are_one_line_with_the_documented_exit_codes() {
         &["topics", "create", "--help"],
         &["produce", "--help"],
         &["consume", "--help"],
+        &["groups", "--help"],
+        &["groups", "reset", "--help"],
+        &["queues", "--help"],
+        &["queues", "create", "--help"],
         &["bench", "--help"],
     ] {
         let o = sluice(u, args, "");
