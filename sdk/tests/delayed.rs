@@ -14,26 +14,11 @@ use sluice_sdk::api::ProducedRecord;
 use sluice_sdk::{
     Client, Delay, Error, ErrorCode, ProduceOptions, Producer, ProducerConfig, Record, Start,
 };
-use std::sync::Arc;
+use sluice_tests::http::Gateway;
 use std::time::Duration;
 
 const T0: i64 = 1_800_000_000_000;
 const DAY_MS: i64 = 86_400_000;
-
-async fn serve(log: Arc<Log>) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(sluice_gateway::serve(
-        listener,
-        log,
-        GatewayConfig::default(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    (url, stop)
-}
 
 fn code(e: &Error) -> ErrorCode {
     e.code().unwrap_or_else(|| panic!("no problem code: {e}"))
@@ -59,7 +44,8 @@ async fn delayed_records_through_the_client_and_the_producer() {
     let store = sluice_core::store::open("memory://", &Default::default()).unwrap();
     let clock = ManualClock::new(T0);
     let log = Log::new(store, clock.clone(), LogConfig::default());
-    let (url, _stop) = serve(log.clone()).await;
+    let gw = Gateway::serve(log.clone(), GatewayConfig::default()).await;
+    let url = gw.url.clone();
     let delayed = Delayed::new(log.store().clone(), log.clock().clone(), log.writer());
     let mut mover = Mover::new(
         log.clone(),
