@@ -15,6 +15,36 @@ use sluice_api::{DelayedList, DelayedOut, ProduceRecord};
 use std::time::Duration;
 
 /// When a delayed record becomes visible: the contract allows up to 365 days ahead.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), sluice_sdk::Error> {
+/// # let store = sluice_core::store::open("memory://", &Default::default())?;
+/// # let gateway = sluice_tests::http::Gateway::start(store, Default::default()).await;
+/// # let url = gateway.url.clone();
+/// use sluice_sdk::{api::ProducedRecord, Client, Delay, ErrorCode, ProduceOptions, Record};
+/// use std::time::Duration;
+///
+/// let client = Client::new(&url)?;
+/// client.create_topic("reminders", 1, None).await?;
+/// let later = ProduceOptions {
+///     delay: Some(Delay::For(Duration::from_secs(3600))),
+///     ..Default::default()
+/// };
+/// let answer = client
+///     .produce("reminders", &[Record::new(Some(b"user-7"), "renew")], Some(&later))
+///     .await?;
+/// let ProducedRecord::Delayed(d) = &answer.offsets[0] else { panic!("not delayed") };
+///
+/// // Pending: listed (soonest first), invisible to reads until due, cancellable once.
+/// let pending = client.list_delayed("reminders", None).await?;
+/// assert_eq!(pending[0].delayed_id, d.delayed_id);
+/// client.cancel_delayed("reminders", &d.delayed_id).await?;
+/// let again = client.cancel_delayed("reminders", &d.delayed_id).await.unwrap_err();
+/// assert_eq!(again.code(), Some(ErrorCode::DelayedNotFound));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Delay {
     /// This long after the gateway receives it (`delay_ms`).
