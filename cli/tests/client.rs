@@ -681,3 +681,86 @@ async fn progress_and_tables_on_a_terminal_plain_lines_when_piped() {
         "{piped:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_records_produced_listed_cancelled_and_delivered() {
+    let d = dev().await;
+    let u = &d.url;
+    ok(u, &["topics", "create", "later", "--partitions", "2"]);
+    // Two records an hour ahead: answered with delayed ids, not offsets.
+    let o = sluice(
+        u,
+        &["produce", "later", "--delay", "1h", "--output", "json"],
+        "a\nb\n",
+    );
+    assert!(o.status.success(), "{o:?}");
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["acked"], 2, "{v}");
+    let first = v["first"]["delayed_id"]
+        .as_str()
+        .expect("a delayed id")
+        .to_string();
+    assert!(v["first"].get("offset").is_none(), "{v}");
+    assert!(v["last"]["deliver_at_ms"].as_i64().unwrap() > 0, "{v}");
+    // Listed, soonest first: one JSON document, or tab-separated lines when piped.
+    let l: Value =
+        serde_json::from_str(&ok(u, &["delayed", "list", "later", "--output", "json"])).unwrap();
+    let ids: Vec<&str> = l["delayed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["delayed_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{l}");
+    assert!(ids.contains(&first.as_str()), "{l}");
+    let text = ok(u, &["delayed", "list", "later", "--limit", "1"]);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert_eq!(text.split('\t').count(), 3, "{text}");
+    // Cancel once; a second time the server says no.
+    assert_eq!(
+        ok(u, &["delayed", "cancel", "later", &first]),
+        format!("cancelled {first}\n")
+    );
+    assert!(fails(u, &["delayed", "cancel", "later", &first], 1).contains("(delayed_not_found)"));
+    // Bad delays: past 365 days the server refuses (1); not a duration, or both flags (2).
+    let o = sluice(u, &["produce", "later", "--delay", "400d"], "x\n");
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("(invalid_request)"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    fails(u, &["produce", "later", "--delay", "soon"], 2);
+    fails(
+        u,
+        &["produce", "later", "--delay", "1s", "--deliver-at", "5"],
+        2,
+    );
+    fails(u, &["delayed", "list"], 2);
+    // Due soon: the mover of `sluice dev` delivers it; the hour-ahead record stays out.
+    let o = sluice(u, &["produce", "later", "--delay", "300ms"], "soon\n");
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        String::from_utf8(o.stdout).unwrap(),
+        "acked 1 delayed records (sluice delayed list later)\n"
+    );
+    let child = command(
+        u,
+        &[
+            "consume", "later", "--follow", "--limit", "1", "--output", "json",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap());
+    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .expect("the delayed record is delivered")
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let lines = json_lines(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["value"], "soon");
+    let o = sluice(u, &["delayed", "--help"], "");
+    assert!(String::from_utf8(o.stdout).unwrap().contains("Usage"));
+}
