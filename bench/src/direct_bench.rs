@@ -4,6 +4,8 @@
 //! at once (one reader per partition) with the same page limits, each measurement with cold
 //! caches (a fresh gateway / a fresh reader), twice: while the records are still in the journal
 //! tail (flush segments), and after the compactor folded them into indexed data objects.
+//! The direct path runs twice: with the consumer's read-ahead (`--read-ahead` pages) and without
+//! (`direct-0`), so the read-ahead's effect is measured in the same run.
 //! Nothing here passes or fails on a timing.
 
 use crate::stats::mib;
@@ -12,13 +14,15 @@ use sluice_compactor::{Compactor, CompactorConfig};
 use sluice_core::clock;
 use sluice_core::format::record::Record;
 use sluice_core::log::{Log, LogConfig, ProduceRequest, Start};
-use sluice_core::store::{self, DynStore, S3Options};
+use sluice_core::store::{self, DynStore, Instrumented, S3Options};
 use sluice_sdk::{Client, DirectReader};
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Clone)]
 pub struct Args {
-    /// Backends: `local` (a temp folder), `s3` (needs --endpoint; credentials from AWS_*).
+    /// Backends: `local` (a temp folder), `s3` (needs --endpoint; credentials from AWS_*),
+    /// `sim-s3` (memory behind S3 Standard's GET latency, as `sluice-bench hot`: where request
+    /// latency, not a server's CPU, bounds reads).
     #[arg(long, value_delimiter = ',', default_value = "local,s3")]
     backends: Vec<String>,
     /// Records written (and read back by each path).
@@ -31,6 +35,9 @@ pub struct Args {
     /// Records per page, both paths (the gateway's most is 10 000 and 4 MiB).
     #[arg(long, default_value_t = 10_000)]
     page: u64,
+    /// Pages the direct consumer reads ahead (its default; the `direct-0` row reads none).
+    #[arg(long, default_value_t = sluice_sdk::DEFAULT_READ_AHEAD)]
+    read_ahead: usize,
     #[arg(long, env = "SLUICE_TEST_S3_ENDPOINT")]
     endpoint: Option<String>,
     #[arg(long, env = "SLUICE_TEST_S3_BUCKET", default_value = "sluice-test")]
@@ -54,35 +61,57 @@ impl Figures {
     }
 }
 
-fn open(
-    backend: &str,
-    args: &Args,
-    dir: &std::path::Path,
-    prefix: &str,
-) -> (String, Option<String>) {
-    match backend {
-        "local" => (dir.display().to_string(), None),
-        "s3" => (
-            format!("s3://{}/{prefix}", args.bucket),
-            Some(
-                args.endpoint
-                    .clone()
-                    .expect("--endpoint (or SLUICE_TEST_S3_ENDPOINT) for s3"),
-            ),
-        ),
-        other => panic!("unknown backend {other} (local, s3)"),
-    }
+/// Where the records are: a bucket opened by URL, or memory behind simulated S3 latency.
+enum Bucket {
+    Url(String, Option<String>),
+    Simulated(DynStore),
 }
 
-fn client_of(url: &str, endpoint: &Option<String>) -> DynStore {
-    store::open(
-        url,
-        &S3Options {
-            endpoint: endpoint.clone(),
-            ..S3Options::default()
-        },
-    )
-    .expect("open store")
+impl Bucket {
+    fn open(backend: &str, args: &Args, dir: &std::path::Path, prefix: &str) -> Self {
+        match backend {
+            "local" => Bucket::Url(dir.display().to_string(), None),
+            "s3" => Bucket::Url(
+                format!("s3://{}/{prefix}", args.bucket),
+                Some(
+                    args.endpoint
+                        .clone()
+                        .expect("--endpoint (or SLUICE_TEST_S3_ENDPOINT) for s3"),
+                ),
+            ),
+            "sim-s3" => Bucket::Simulated(
+                store::open("memory://", &S3Options::default()).expect("memory store"),
+            ),
+            other => panic!("unknown backend {other} (local, s3, sim-s3)"),
+        }
+    }
+
+    /// A client for writing and compacting (no simulated latency).
+    fn writer(&self) -> DynStore {
+        match self {
+            Bucket::Url(url, endpoint) => store::open(
+                url,
+                &S3Options {
+                    endpoint: endpoint.clone(),
+                    ..S3Options::default()
+                },
+            )
+            .expect("open store"),
+            Bucket::Simulated(inner) => inner.clone(),
+        }
+    }
+
+    /// A fresh client for one reader (cold caches), with the simulated latency if any.
+    fn reader(&self) -> DynStore {
+        match self {
+            Bucket::Url(..) => self.writer(),
+            Bucket::Simulated(inner) => {
+                let s = Instrumented::new(inner.clone(), 1);
+                s.set_faults(crate::hot_bench::s3_standard());
+                s
+            }
+        }
+    }
 }
 
 /// Write the records straight through the log: many records per flush, as a busy gateway would.
@@ -175,8 +204,8 @@ async fn through_gateway(store: DynStore, args: &Args) -> Figures {
 }
 
 /// Every partition at once straight from the bucket, with a fresh reader.
-async fn direct(url: &str, endpoint: &Option<String>, args: &Args) -> Figures {
-    let reader = DirectReader::open(url, endpoint.as_deref()).expect("reader");
+async fn direct(store: DynStore, args: &Args, read_ahead: usize) -> Figures {
+    let reader = DirectReader::from_store(store);
     let start = Instant::now();
     let tasks: Vec<_> = (0..args.partitions)
         .map(|p| {
@@ -193,6 +222,7 @@ async fn direct(url: &str, endpoint: &Option<String>, args: &Args) -> Figures {
                     .await
                     .expect("consumer");
                 c.set_limits(page, 4 << 20);
+                c.set_read_ahead(read_ahead);
                 let (mut records, mut bytes) = (0u64, 0u64);
                 while c.position() < end {
                     let b = c.poll(Duration::ZERO).await.expect("direct read");
@@ -273,15 +303,16 @@ pub async fn run(args: Args) {
             "direct-bench-{}",
             sluice_core::ids::new_ulid(clock::system().now_ms())
         );
-        let (url, endpoint) = open(backend, &args, &tmp.path().join("bucket"), &prefix);
-        write(client_of(&url, &endpoint), &args).await;
+        let bucket = Bucket::open(backend, &args, &tmp.path().join("bucket"), &prefix);
+        write(bucket.writer(), &args).await;
         for stored in ["tail", "indexed"] {
             if stored == "indexed" {
-                compact(client_of(&url, &endpoint), &args).await;
+                compact(bucket.writer(), &args).await;
             }
-            let gw = through_gateway(client_of(&url, &endpoint), &args).await;
-            let d = direct(&url, &endpoint, &args).await;
-            for (path, f) in [("gateway", &gw), ("direct", &d)] {
+            let gw = through_gateway(bucket.reader(), &args).await;
+            let d0 = direct(bucket.reader(), &args, 0).await;
+            let d = direct(bucket.reader(), &args, args.read_ahead).await;
+            for (path, f) in [("gateway", &gw), ("direct-0", &d0), ("direct", &d)] {
                 println!(
                     "{:<7} {:<8} {:<8} {:>9} {:>9.1} {:>10.0} {:>8.2}",
                     backend,

@@ -52,7 +52,7 @@ pub struct Args {
 }
 
 /// S3 Standard as measured (published figures; see issue 9).
-fn s3_standard() -> FaultConfig {
+pub(crate) fn s3_standard() -> FaultConfig {
     FaultConfig {
         put_latency: Some(LatencyDist {
             p50: Duration::from_millis(60),

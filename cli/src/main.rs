@@ -46,6 +46,9 @@ enum Command {
     /// Queues: create, list, describe, redrive dead letters.
     #[command(subcommand)]
     Queues(client::queues::QueuesCmd),
+    /// Delayed records: list the pending ones of a topic, cancel one before it is due.
+    #[command(subcommand)]
+    Delayed(client::delayed::DelayedCmd),
     /// Produce and consume for a while; print throughput and latency percentiles.
     Bench(client::bench::BenchArgs),
     /// Gateway + compactor in one process on a local folder: no other service needed.
@@ -414,6 +417,7 @@ async fn run_client(global: client::Global, command: Command) -> Result<(), clie
         Command::Bench(args) => client::bench::run(&ctx, args).await,
         Command::Groups(cmd) => client::groups::run(&ctx, cmd).await,
         Command::Queues(cmd) => client::queues::run(&ctx, cmd).await,
+        Command::Delayed(cmd) => client::delayed::run(&ctx, cmd).await,
         _ => Ok(()),
     };
     match done {
@@ -524,7 +528,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         | Command::Consume(_)
         | Command::Bench(_)
         | Command::Groups(_)
-        | Command::Queues(_) => Err("not a server command".into()),
+        | Command::Queues(_)
+        | Command::Delayed(_) => Err("not a server command".into()),
     }
 }
 

@@ -335,6 +335,25 @@ async fn errors_are_one_line_with_the_documented_exit_codes() {
         !std::path::Path::new(&gone).exists(),
         "a reader never creates a bucket"
     );
+    // An S3 endpoint nobody listens on (the store client's retries give up within seconds).
+    let e = command(
+        u,
+        &[
+            "consume",
+            "t",
+            "--store",
+            "s3://bucket/prefix",
+            "--endpoint",
+            &format!("http://127.0.0.1:{}", free_port()),
+        ],
+    )
+    .env("AWS_ACCESS_KEY_ID", "test")
+    .env("AWS_SECRET_ACCESS_KEY", "test")
+    .output()
+    .unwrap();
+    let err = String::from_utf8(e.stderr).unwrap();
+    assert_eq!(e.status.code(), Some(3), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     // --help everywhere.
     for args in [
         &["--help"][..],
@@ -342,6 +361,10 @@ async fn errors_are_one_line_with_the_documented_exit_codes() {
         &["topics", "create", "--help"],
         &["produce", "--help"],
         &["consume", "--help"],
+        &["groups", "--help"],
+        &["groups", "reset", "--help"],
+        &["queues", "--help"],
+        &["queues", "create", "--help"],
         &["bench", "--help"],
     ] {
         let o = sluice(u, args, "");
@@ -597,4 +620,147 @@ async fn groups_queues_and_filters() {
     for args in [&["groups", "--help"][..], &["queues", "create", "--help"]] {
         assert!(sluice(u, args, "").status.success(), "{args:?}");
     }
+}
+
+/// Run `sluice ARGS` on a terminal: a pseudo-terminal from util-linux `script` (stdin, stdout and
+/// stderr all on it); returns everything the terminal showed.
+fn on_a_terminal(url: &str, args: &[&str]) -> String {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let mut line = quote(env!("CARGO_BIN_EXE_sluice"));
+    for a in args {
+        line.push(' ');
+        line.push_str(&quote(a));
+    }
+    let o = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("SLUICE_URL", url)
+        .env_remove("SLUICE_OUTPUT")
+        .env_remove("SLUICE_TOKEN")
+        .env("SLUICE_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux script (gives the command a pseudo-terminal)");
+    assert!(o.status.success(), "{args:?}: {o:?}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_and_tables_on_a_terminal_plain_lines_when_piped() {
+    let d = dev().await;
+    let u = &d.url;
+    ok(u, &["topics", "create", "tty", "--partitions", "2"]);
+    let file = d.dir.path().join("lines.txt");
+    let lines: String = (0..3000).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(&file, &lines).unwrap();
+    let file = file.display().to_string();
+
+    // A terminal: the progress bar is drawn (on stderr), then the count.
+    let shown = on_a_terminal(u, &["produce", "tty", "--file", &file]);
+    assert!(shown.contains("records acked"), "{shown:?}");
+    assert!(shown.contains("acked 3000 records"), "{shown:?}");
+    // Piped: no bar, nothing on stderr, one plain line on stdout.
+    let o = sluice(u, &["produce", "tty", "--file", &file], "");
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        o.stderr.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), "acked 3000 records\n");
+
+    // Tables with a header row on a terminal; tab-separated lines when piped.
+    let shown = on_a_terminal(u, &["topics", "list"]);
+    assert!(
+        shown.contains("NAME") && shown.contains("PARTITIONS"),
+        "{shown:?}"
+    );
+    let piped = ok(u, &["topics", "list"]);
+    assert!(!piped.contains("NAME"), "{piped:?}");
+    assert!(
+        piped.lines().any(|l| l.starts_with("tty\t2\t")),
+        "{piped:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_records_produced_listed_cancelled_and_delivered() {
+    let d = dev().await;
+    let u = &d.url;
+    ok(u, &["topics", "create", "later", "--partitions", "2"]);
+    // Two records an hour ahead: answered with delayed ids, not offsets.
+    let o = sluice(
+        u,
+        &["produce", "later", "--delay", "1h", "--output", "json"],
+        "a\nb\n",
+    );
+    assert!(o.status.success(), "{o:?}");
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["acked"], 2, "{v}");
+    let first = v["first"]["delayed_id"]
+        .as_str()
+        .expect("a delayed id")
+        .to_string();
+    assert!(v["first"].get("offset").is_none(), "{v}");
+    assert!(v["last"]["deliver_at_ms"].as_i64().unwrap() > 0, "{v}");
+    // Listed, soonest first: one JSON document, or tab-separated lines when piped.
+    let l: Value =
+        serde_json::from_str(&ok(u, &["delayed", "list", "later", "--output", "json"])).unwrap();
+    let ids: Vec<&str> = l["delayed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["delayed_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{l}");
+    assert!(ids.contains(&first.as_str()), "{l}");
+    let text = ok(u, &["delayed", "list", "later", "--limit", "1"]);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert_eq!(text.split('\t').count(), 3, "{text}");
+    // Cancel once; a second time the server says no.
+    assert_eq!(
+        ok(u, &["delayed", "cancel", "later", &first]),
+        format!("cancelled {first}\n")
+    );
+    assert!(fails(u, &["delayed", "cancel", "later", &first], 1).contains("(delayed_not_found)"));
+    // Bad delays: past 365 days the server refuses (1); not a duration, or both flags (2).
+    let o = sluice(u, &["produce", "later", "--delay", "400d"], "x\n");
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("(invalid_request)"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    fails(u, &["produce", "later", "--delay", "soon"], 2);
+    fails(
+        u,
+        &["produce", "later", "--delay", "1s", "--deliver-at", "5"],
+        2,
+    );
+    fails(u, &["delayed", "list"], 2);
+    // Due soon: the mover of `sluice dev` delivers it; the hour-ahead record stays out.
+    let o = sluice(u, &["produce", "later", "--delay", "300ms"], "soon\n");
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        String::from_utf8(o.stdout).unwrap(),
+        "acked 1 delayed records (sluice delayed list later)\n"
+    );
+    let child = command(
+        u,
+        &[
+            "consume", "later", "--follow", "--limit", "1", "--output", "json",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap());
+    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .expect("the delayed record is delivered")
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let lines = json_lines(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["value"], "soon");
+    let o = sluice(u, &["delayed", "--help"], "");
+    assert!(String::from_utf8(o.stdout).unwrap().contains("Usage"));
 }

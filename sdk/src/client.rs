@@ -184,6 +184,10 @@ pub struct ProduceOptions {
     pub idempotency_key: Option<String>,
     /// One partition for every record (else the key hash, or anywhere).
     pub partition: Option<u32>,
+    /// Deliver every record of the call later ([`Delay`](crate::Delay)): each is answered
+    /// with its `delayed_id` instead of an offset. Not with `idempotency_key` (the gateway
+    /// refuses the pair with 400).
+    pub delay: Option<crate::Delay>,
 }
 
 impl Client {
@@ -362,10 +366,17 @@ impl Client {
         opts: Option<&ProduceOptions>,
     ) -> Result<ProduceAnswer> {
         let partition = opts.and_then(|o| o.partition);
+        let delay = opts.and_then(|o| o.delay);
         let body = ProduceBody {
             records: records
                 .iter()
-                .map(|r| to_wire(r, partition))
+                .map(|r| {
+                    let mut w = to_wire(r, partition)?;
+                    if let Some(d) = delay {
+                        d.apply(&mut w);
+                    }
+                    Ok(w)
+                })
                 .collect::<Result<_>>()?,
         };
         let bytes = serde_json::to_vec(&body).map_err(|e| Error::Invalid(e.to_string()))?;

@@ -5,6 +5,15 @@
 //! This is the gateway's own read path, not a second one: [`sluice_core::log::Log`] resolves
 //! the start ([`Log::start_offset`]), reads ([`Log::read`]: the compactor's indexes, then the
 //! journal tail) and waits for new commits ([`Log::wait_for`], polling the journal head).
+//!
+//! Read-ahead: while the caller handles one page, a consumer already reads the next ones
+//! ([`DirectConsumer::set_read_ahead`], default [`DEFAULT_READ_AHEAD`] pages), each with
+//! [`Log::read`] in a task of its own, so several pages' GETs are in flight at once. Pages are
+//! planned `max_records` apart from the position and only below the high watermark last seen,
+//! so a read ahead never asks past the end; a page that ended early (its byte bound) is
+//! followed by a read of the gap, and whatever does not start at the position is dropped. At
+//! most `read_ahead` pages of at most (about) `max_bytes` each are held ahead. A consumer with a
+//! filter reads no page ahead (where a filtered page ends cannot be planned).
 
 use crate::error::{Error, Result};
 use sluice_core::clock::{self, Clock};
@@ -12,13 +21,17 @@ use sluice_core::filter::Filter;
 use sluice_core::log::{Log, LogConfig, PartitionInfo, ReadBatch, ScanBudget, Start};
 use sluice_core::store::{self, DynStore, S3Options};
 use sluice_core::topic::TopicConfig;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 
 /// Most records one [`DirectConsumer::poll`] returns (default), as a gateway answer.
 pub const DEFAULT_MAX_RECORDS: usize = 1000;
 /// Roughly the most record bytes one poll returns (default).
 pub const DEFAULT_MAX_BYTES: usize = 4 << 20;
+/// Pages a consumer reads ahead of its position (default).
+pub const DEFAULT_READ_AHEAD: usize = 2;
 
 /// A reader of one bucket. Cheap to clone; consumers made from it share its view of the
 /// journal (one GET of a shard's head serves all of them).
@@ -97,6 +110,8 @@ impl DirectReader {
             max_records: DEFAULT_MAX_RECORDS,
             max_bytes: DEFAULT_MAX_BYTES,
             filter: None,
+            read_ahead: DEFAULT_READ_AHEAD,
+            ahead: VecDeque::new(),
         })
     }
 }
@@ -142,6 +157,33 @@ pub struct DirectConsumer {
     max_records: usize,
     max_bytes: usize,
     filter: Option<Filter>,
+    read_ahead: usize,
+    /// Pages being read ahead, in offset order.
+    ahead: VecDeque<Ahead>,
+}
+
+/// A page read ahead: `limit` records from `start`. Dropping it stops the read.
+struct Ahead {
+    start: u64,
+    limit: usize,
+    task: JoinHandle<Result<ReadBatch>>,
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The start offsets of the pages to read ahead: pages of `limit` records from `from` (where the
+/// last page already planned ends, or the position), at most `free` of them, each starting below
+/// `high_watermark` (a page from there would read nothing, or fail as past the end).
+fn pages_to_plan(from: u64, limit: usize, free: usize, high_watermark: u64) -> Vec<u64> {
+    let limit = limit.max(1) as u64;
+    (0..free as u64)
+        .map(|i| from.saturating_add(i.saturating_mul(limit)))
+        .take_while(|&s| s < high_watermark)
+        .collect()
 }
 
 impl DirectConsumer {
@@ -162,18 +204,28 @@ impl DirectConsumer {
     pub fn set_limits(&mut self, max_records: usize, max_bytes: usize) {
         self.max_records = max_records.max(1);
         self.max_bytes = max_bytes.max(1);
+        self.ahead.clear();
+    }
+
+    /// How many pages to read ahead of the position while the caller handles one (0: none).
+    /// Memory held ahead is about `pages × max_bytes`.
+    pub fn set_read_ahead(&mut self, pages: usize) {
+        self.read_ahead = pages;
+        self.ahead.truncate(pages);
     }
 
     /// Only records that pass `filter` (parse one with `Filter::parse`, the same grammar and
     /// evaluation as the gateway's `filter=`); records it drops still advance the position.
     pub fn set_filter(&mut self, filter: Option<Filter>) {
         self.filter = filter;
+        self.ahead.clear();
     }
 
     /// Move to `start`.
     pub async fn seek(&mut self, start: Start) -> Result<()> {
         let t = self.log.topics().get(&self.name).await?;
         self.next = self.log.start_offset(&t, self.partition, start).await?;
+        self.ahead.clear();
         Ok(())
     }
 
@@ -185,21 +237,68 @@ impl DirectConsumer {
     pub async fn poll(&mut self, wait: Duration) -> Result<ReadBatch> {
         // Re-read the topic (cached briefly), so a deleted topic ends the consumer.
         let t = self.log.topics().get(&self.name).await?;
-        let mut batch = self.read(&t).await?;
+        let mut batch = self.next_page(&t).await?;
         if batch.records.is_empty() && !wait.is_zero() {
             // Past what a filter dropped, then wait for the next commit.
             self.next = batch.next_offset;
+            self.ahead.clear();
             self.log
                 .wait_for(&t, self.partition, self.next, wait)
                 .await?;
-            batch = self.read(&t).await?;
+            batch = self.read(&t, self.max_records).await?;
         }
         self.next = batch.next_offset;
+        self.plan_ahead(&t, batch.high_watermark);
         Ok(batch)
     }
 
-    async fn read(&self, t: &TopicConfig) -> Result<ReadBatch> {
-        let (p, at, n, bytes) = (self.partition, self.next, self.max_records, self.max_bytes);
+    /// The page at the position: read ahead already, or the gap before the next page read
+    /// ahead, or read now.
+    async fn next_page(&mut self, t: &Arc<TopicConfig>) -> Result<ReadBatch> {
+        while self.ahead.front().is_some_and(|a| a.start < self.next) {
+            self.ahead.pop_front();
+        }
+        if let Some(a) = self.ahead.front() {
+            if a.start > self.next {
+                // The page before ended early (its byte bound): read up to this one.
+                let gap = usize::try_from(a.start - self.next).unwrap_or(usize::MAX);
+                return self.read(t, gap.min(self.max_records)).await;
+            }
+        }
+        if let Some(mut a) = self.ahead.pop_front() {
+            match (&mut a.task).await {
+                Ok(Ok(batch)) => return Ok(batch),
+                // Read again now: an error that lasts is then this read's own.
+                _ => self.ahead.clear(),
+            }
+        }
+        self.read(t, self.max_records).await
+    }
+
+    /// Start reading the next pages (unfiltered consumers only).
+    fn plan_ahead(&mut self, t: &Arc<TopicConfig>, high_watermark: u64) {
+        if self.filter.is_some() || self.read_ahead == 0 {
+            return;
+        }
+        let from = self
+            .ahead
+            .back()
+            .map_or(self.next, |a| a.start.saturating_add(a.limit as u64));
+        let free = self.read_ahead.saturating_sub(self.ahead.len());
+        for start in pages_to_plan(from, self.max_records, free, high_watermark) {
+            let (log, t, p) = (self.log.clone(), t.clone(), self.partition);
+            let (limit, bytes) = (self.max_records, self.max_bytes);
+            let task = tokio::spawn(async move {
+                log.read(&t, p, start, limit, bytes)
+                    .await
+                    .map_err(Error::from)
+            });
+            self.ahead.push_back(Ahead { start, limit, task });
+        }
+    }
+
+    async fn read(&self, t: &TopicConfig, limit: usize) -> Result<ReadBatch> {
+        let (p, at, n, bytes) = (self.partition, self.next, limit, self.max_bytes);
         match &self.filter {
             None => self.log.read(t, p, at, n, bytes).await,
             Some(f) => {
@@ -209,5 +308,21 @@ impl DirectConsumer {
             }
         }
         .map_err(Error::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pages_to_plan;
+
+    #[test]
+    fn pages_ahead_are_planned_a_page_apart_and_below_the_high_watermark() {
+        assert_eq!(pages_to_plan(100, 10, 3, 1000), [100, 110, 120]);
+        // Only pages that start before the end.
+        assert_eq!(pages_to_plan(100, 10, 3, 115), [100, 110]);
+        assert_eq!(pages_to_plan(100, 10, 3, 100), Vec::<u64>::new());
+        assert_eq!(pages_to_plan(100, 10, 0, 1000), Vec::<u64>::new());
+        // No overflow at the top of the offset space.
+        assert_eq!(pages_to_plan(u64::MAX - 1, 10, 3, u64::MAX), [u64::MAX - 1]);
     }
 }

@@ -8,6 +8,8 @@
 //!   `Retry-After`), one future per record with its offset.
 //! - Consumer groups ([`Client::join_group`], [`Client::poll_group`], [`Client::commit_offsets`],
 //!   …) and queues ([`Client::receive`], [`Client::ack`], [`Client::nack`], …) over REST.
+//! - Delayed records: [`ProduceOptions::delay`], [`Producer::send_delayed`],
+//!   [`Client::list_delayed`], [`Client::cancel_delayed`].
 //! - [`DirectReader`] / [`DirectConsumer`]: read a partition straight from the bucket from an
 //!   offset, `earliest`, `latest` or a time, and follow it as records commit, through the same
 //!   read path as the gateway ([`sluice_core::log::Log`]).
@@ -18,6 +20,7 @@
 
 mod client;
 mod client_txn;
+mod delayed;
 mod direct;
 mod error;
 mod groups;
@@ -25,10 +28,15 @@ mod producer;
 mod queues;
 
 pub use client::{from_wire, to_wire, Client, ClientBuilder, ProduceOptions, DEFAULT_TIMEOUT};
-pub use direct::{DirectConsumer, DirectReader, DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS};
+pub use delayed::Delay;
+pub use direct::{
+    DirectConsumer, DirectReader, DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, DEFAULT_READ_AHEAD,
+};
 pub use error::{ApiError, Error, ErrorCode, Result};
 pub use groups::{GroupBatch, TopicRecord};
-pub use producer::{AckFuture, Producer, ProducerConfig, ProducerStats, RecordAck};
+pub use producer::{
+    AckFuture, DelayedAckFuture, Producer, ProducerConfig, ProducerStats, RecordAck,
+};
 pub use queues::QueueMessage;
 pub use sluice_api as api;
 pub use sluice_core::format::record::Record;

@@ -6,6 +6,11 @@
 //! Backpressure: [`Producer::send`] waits while `queue_records` records are queued; the queue
 //! drains only as fast as requests are acked, and a gateway that answers 429 slows the requests.
 //!
+//! Delayed records ([`Producer::send_delayed`]) travel in batches of their own, sent without an
+//! `Idempotency-Key` (the gateway refuses a delayed record with one): such a batch is retried only
+//! after an error that [had no side effects](Error::has_no_side_effects) (never sent, refused,
+//! 429), and a lost answer fails its records rather than risk delivering them twice.
+//!
 //! Order: with `max_in_flight = 1`, the records of one producer land in each partition in send
 //! order, retries included. With more requests in flight a retried batch may land after a
 //! later one (as Kafka without idempotent sequences); every record still lands exactly once.
@@ -13,7 +18,7 @@
 use crate::client::{to_wire, Client};
 use crate::error::{Error, Result};
 use bytes::Bytes;
-use sluice_api::ProduceBody;
+use sluice_api::{DelayedRef, ProduceBody, ProducedRecord};
 use sluice_core::clock::Clock;
 use sluice_core::format::record::Record;
 use std::future::Future;
@@ -73,15 +78,45 @@ pub struct RecordAck {
     pub timestamp_ms: i64,
 }
 
+/// What the gateway answered for one record, with the request's append timestamp.
+type Answered = Result<(ProducedRecord, i64)>;
+
 /// Resolves once the record's batch is acked (or has failed for good).
-pub struct AckFuture(oneshot::Receiver<Result<RecordAck>>);
+pub struct AckFuture(oneshot::Receiver<Answered>);
 
 impl Future for AckFuture {
     type Output = Result<RecordAck>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|r| r.unwrap_or(Err(Error::Closed)))
+        Pin::new(&mut self.0).poll(cx).map(|r| match r {
+            Ok(Ok((ProducedRecord::Offset(o), timestamp_ms))) => Ok(RecordAck {
+                partition: o.partition,
+                offset: o.offset,
+                timestamp_ms,
+            }),
+            Ok(Ok((ProducedRecord::Delayed(_), _))) => Err(Error::Decode(
+                "a delayed answer for a record sent without a delay".into(),
+            )),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Closed),
+        })
+    }
+}
+
+/// Resolves once a delayed record is stored, with its `delayed_id` (it gets an offset only
+/// when due), or with the error that failed its batch.
+pub struct DelayedAckFuture(oneshot::Receiver<Answered>);
+
+impl Future for DelayedAckFuture {
+    type Output = Result<DelayedRef>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|r| match r {
+            Ok(Ok((ProducedRecord::Delayed(d), _))) => Ok(d),
+            Ok(Ok((ProducedRecord::Offset(_), _))) => Err(Error::Decode(
+                "an offset for a record sent with a delay".into(),
+            )),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Closed),
+        })
     }
 }
 
@@ -89,7 +124,9 @@ enum Msg {
     Record {
         wire: sluice_api::ProduceRecord,
         size: usize,
-        ack: oneshot::Sender<Result<RecordAck>>,
+        /// Sent with a delay: batched apart, without an idempotency key.
+        delayed: bool,
+        ack: oneshot::Sender<Answered>,
     },
     Flush(oneshot::Sender<()>),
 }
@@ -178,13 +215,40 @@ impl Producer {
     /// [`send`](Self::send) to a given partition (else the key hash, or anywhere).
     pub async fn send_to(&self, partition: Option<u32>, record: Record) -> Result<AckFuture> {
         let wire = to_wire(&record, partition)?;
+        Ok(AckFuture(self.queue(wire, false).await?))
+    }
+
+    /// Queue a record to be delivered later ([`Delay`](crate::Delay), up to 365 days ahead;
+    /// `partition` as in [`send_to`](Self::send_to)). The future resolves with its
+    /// `delayed_id` once it is stored; see the module notes for how it is retried.
+    pub async fn send_delayed(
+        &self,
+        partition: Option<u32>,
+        record: Record,
+        delay: crate::Delay,
+    ) -> Result<DelayedAckFuture> {
+        let mut wire = to_wire(&record, partition)?;
+        delay.apply(&mut wire);
+        Ok(DelayedAckFuture(self.queue(wire, true).await?))
+    }
+
+    async fn queue(
+        &self,
+        wire: sluice_api::ProduceRecord,
+        delayed: bool,
+    ) -> Result<oneshot::Receiver<Answered>> {
         let size = json_size(&wire);
         let (ack, rx) = oneshot::channel();
         self.tx
-            .send(Msg::Record { wire, size, ack })
+            .send(Msg::Record {
+                wire,
+                size,
+                delayed,
+                ack,
+            })
             .await
             .map_err(|_| Error::Closed)?;
-        Ok(AckFuture(rx))
+        Ok(rx)
     }
 
     /// Send what is queued now and wait until every request sent so far has an answer.
@@ -212,7 +276,7 @@ impl Producer {
     }
 }
 
-type Acks = Vec<oneshot::Sender<Result<RecordAck>>>;
+type Acks = Vec<oneshot::Sender<Answered>>;
 
 /// The background task: gathers batches and runs their requests.
 struct Batcher {
@@ -230,11 +294,20 @@ struct Batch {
     records: Vec<sluice_api::ProduceRecord>,
     acks: Acks,
     bytes: usize,
+    /// Delayed records only (sent without an idempotency key).
+    delayed: bool,
 }
 
 impl Batcher {
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
-        let mut batch = Batch::default();
+        // [records sent now, delayed records]
+        let mut batches = [
+            Batch::default(),
+            Batch {
+                delayed: true,
+                ..Batch::default()
+            },
+        ];
         let mut deadline: Option<Instant> = None;
         let mut requests: JoinSet<()> = JoinSet::new();
         loop {
@@ -243,7 +316,7 @@ impl Batcher {
                 m = rx.recv() => m,
                 _ = sleep_until(deadline) => {
                     deadline = None;
-                    self.dispatch(&mut batch, &mut requests).await;
+                    self.dispatch_all(&mut batches, &mut requests).await;
                     continue;
                 }
             };
@@ -253,11 +326,17 @@ impl Batcher {
             // Take what is queued already: a batch grows while requests are in flight.
             while let Some(m) = next.take() {
                 match m {
-                    Msg::Record { wire, size, ack } => {
+                    Msg::Record {
+                        wire,
+                        size,
+                        delayed,
+                        ack,
+                    } => {
+                        let batch = &mut batches[usize::from(delayed)];
                         if !batch.records.is_empty()
                             && batch.bytes + size > self.cfg.max_batch_bytes
                         {
-                            self.dispatch(&mut batch, &mut requests).await;
+                            self.dispatch(batch, &mut requests).await;
                         }
                         batch.records.push(wire);
                         batch.acks.push(ack);
@@ -265,7 +344,7 @@ impl Batcher {
                         if batch.records.len() >= self.cfg.max_batch_records
                             || batch.bytes >= self.cfg.max_batch_bytes
                         {
-                            self.dispatch(&mut batch, &mut requests).await;
+                            self.dispatch(batch, &mut requests).await;
                         }
                     }
                     Msg::Flush(done) => flush.push(done),
@@ -280,8 +359,8 @@ impl Batcher {
             }
             if !flush.is_empty() || closed || self.cfg.linger.is_zero() {
                 deadline = None;
-                self.dispatch(&mut batch, &mut requests).await;
-            } else if !batch.records.is_empty() && deadline.is_none() {
+                self.dispatch_all(&mut batches, &mut requests).await;
+            } else if batches.iter().any(|b| !b.records.is_empty()) && deadline.is_none() {
                 deadline = Some(Instant::now() + self.cfg.linger);
             }
             if !flush.is_empty() || closed {
@@ -296,16 +375,24 @@ impl Batcher {
         }
     }
 
+    async fn dispatch_all(&mut self, batches: &mut [Batch], requests: &mut JoinSet<()>) {
+        for b in batches {
+            self.dispatch(b, requests).await;
+        }
+    }
+
     /// Send the batch as one request (waiting for a free slot among `max_in_flight`).
     async fn dispatch(&mut self, batch: &mut Batch, requests: &mut JoinSet<()>) {
         if batch.records.is_empty() {
             return;
         }
-        let Batch { records, acks, .. } = std::mem::take(batch);
+        let records = std::mem::take(&mut batch.records);
+        let acks = std::mem::take(&mut batch.acks);
+        batch.bytes = 0;
         while requests.len() >= self.cfg.max_in_flight.max(1) {
             requests.join_next().await;
         }
-        let key = format!("{}-{}", self.id, self.seq);
+        let key = (!batch.delayed).then(|| format!("{}-{}", self.id, self.seq));
         self.seq += 1;
         let body = match serde_json::to_vec(&ProduceBody { records }) {
             Ok(b) => Bytes::from(b),
@@ -349,7 +436,8 @@ async fn sleep_until(deadline: Option<Instant>) {
 struct Request {
     client: Client,
     topic: String,
-    key: String,
+    /// None for a batch of delayed records: retried only when the error had no side effects.
+    key: Option<String>,
     body: Bytes,
     cfg: ProducerConfig,
     stats: Arc<Stats>,
@@ -369,7 +457,7 @@ impl Request {
             attempt += 1;
             let r = self
                 .client
-                .produce_body(&self.topic, self.body.clone(), Some(&self.key))
+                .produce_body(&self.topic, self.body.clone(), self.key.as_deref())
                 .await;
             let e = match r {
                 Ok(answer) => break Ok(answer),
@@ -379,26 +467,19 @@ impl Request {
                 self.stats.throttled.fetch_add(1, Relaxed);
             }
             let now = Instant::now();
-            if !e.is_retryable() || now >= give_up {
+            let safe = self.key.is_some() || e.has_no_side_effects();
+            if !e.is_retryable() || !safe || now >= give_up {
                 break Err(e);
             }
             let pause = e.retry_after().unwrap_or(backoff).min(give_up - now);
-            tracing::debug!(key = %self.key, error = %e, ?pause, "produce failed; retrying");
+            tracing::debug!(key = ?self.key, error = %e, ?pause, "produce failed; retrying");
             tokio::time::sleep(pause).await;
             backoff = (backoff * 2).min(self.cfg.max_backoff);
         };
         match result {
             Ok(a) if a.offsets.len() == acks.len() => {
                 for (ack, o) in acks.into_iter().zip(a.offsets) {
-                    // The Producer sends no delayed records (see `client::to_wire`).
-                    let _ = ack.send(match o.offset() {
-                        Some((partition, offset)) => Ok(RecordAck {
-                            partition,
-                            offset,
-                            timestamp_ms: a.append_timestamp_ms,
-                        }),
-                        None => Err(Error::Decode("a delayed record in the answer".into())),
-                    });
+                    let _ = ack.send(Ok((o, a.append_timestamp_ms)));
                 }
             }
             Ok(a) => {

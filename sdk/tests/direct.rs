@@ -52,13 +52,46 @@ async fn rest_range(
     out
 }
 
+/// How a direct consumer pages: most bytes per page and pages read ahead.
+#[derive(Clone, Copy, Debug)]
+struct Paging {
+    max_bytes: usize,
+    read_ahead: usize,
+}
+
+const PAGINGS: [Paging; 3] = [
+    // Pages end at PAGE records, two read ahead (the default).
+    Paging {
+        max_bytes: 4 << 20,
+        read_ahead: sluice_sdk::DEFAULT_READ_AHEAD,
+    },
+    // Pages end at a few hundred bytes, before the PAGE records the read-ahead planned them
+    // for: every page is followed by a read of the gap to the next page read ahead.
+    Paging {
+        max_bytes: 700,
+        read_ahead: 4,
+    },
+    // No read-ahead.
+    Paging {
+        max_bytes: 4 << 20,
+        read_ahead: 0,
+    },
+];
+
 /// Direct: the records of `[from, to)` read from the bucket.
-async fn direct_range(reader: &DirectReader, p: u32, from: u64, to: u64) -> Vec<RecordOut> {
+async fn direct_range(
+    reader: &DirectReader,
+    p: u32,
+    from: u64,
+    to: u64,
+    paging: Paging,
+) -> Vec<RecordOut> {
     let mut c = reader
         .consumer(TOPIC, p, Start::Offset(from))
         .await
         .expect("direct consumer");
-    c.set_limits(PAGE as usize, 4 << 20);
+    c.set_limits(PAGE as usize, paging.max_bytes);
+    c.set_read_ahead(paging.read_ahead);
     let mut out = Vec::new();
     while c.position() < to {
         let at = c.position();
@@ -93,9 +126,11 @@ async fn compare_all(http: &reqwest::Client, url: &str, reader: &DirectReader) -
         assert!(direct_info.next_offset >= info.next_offset, "next of {p}");
         let (from, to) = (info.earliest_offset, info.next_offset);
         let rest = rest_range(http, url, p, from, to).await;
-        let direct = direct_range(reader, p, from, to).await;
         assert_eq!(rest.len() as u64, to - from, "REST {p}: dense offsets");
-        assert_eq!(direct, rest, "partition {p} [{from}, {to})");
+        for paging in PAGINGS {
+            let direct = direct_range(reader, p, from, to, paging).await;
+            assert_eq!(direct, rest, "partition {p} [{from}, {to}) {paging:?}");
+        }
         n += rest.len();
     }
     n

@@ -6,6 +6,7 @@ use sluice_core::store::DynStore;
 use sluice_gateway::GatewayConfig;
 use std::fmt::Debug;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -27,6 +28,15 @@ impl Gateway {
     /// that advertise it, such as a shard committer's).
     pub async fn start_with(store: DynStore, cfg: impl FnOnce(&str) -> GatewayConfig) -> Self {
         let log = Log::new(store, clock::system(), LogConfig::default());
+        Self::serve_with(log, cfg).await
+    }
+
+    /// Serve an existing log (its clock, e.g. a manual one, and its store) with `cfg`.
+    pub async fn serve(log: Arc<Log>, cfg: GatewayConfig) -> Self {
+        Self::serve_with(log, |_| cfg).await
+    }
+
+    async fn serve_with(log: Arc<Log>, cfg: impl FnOnce(&str) -> GatewayConfig) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");

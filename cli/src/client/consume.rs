@@ -51,7 +51,7 @@ fn parse_from(s: &str) -> Result<Start, String> {
 }
 
 /// RFC 3339 or milliseconds since the epoch.
-fn parse_time(s: &str) -> Result<i64, String> {
+pub fn parse_time(s: &str) -> Result<i64, String> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }

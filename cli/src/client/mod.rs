@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod consume;
+pub mod delayed;
 pub mod groups;
 pub mod produce;
 pub mod queues;

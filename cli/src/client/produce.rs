@@ -4,7 +4,8 @@
 use super::{Ctx, Failure, Outcome};
 use bytes::Bytes;
 use clap::Args;
-use sluice_sdk::{AckFuture, Producer, ProducerConfig, Record, RecordAck};
+use sluice_api::{ProducedRecord, RecordOffset};
+use sluice_sdk::{AckFuture, Delay, DelayedAckFuture, Producer, ProducerConfig, Record};
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,6 +29,44 @@ pub struct ProduceArgs {
     /// Read lines from this file instead of stdin.
     #[arg(long)]
     pub file: Option<PathBuf>,
+    /// Deliver every record this long from now (e.g. 30s, 2h, up to 365d): it gets its offset
+    /// only when due; `sluice delayed list` shows it meanwhile.
+    #[arg(long, value_parser = super::parse_duration, conflicts_with = "deliver_at")]
+    pub delay: Option<Duration>,
+    /// Deliver every record at this time: RFC 3339 or milliseconds since the epoch.
+    #[arg(long, value_parser = super::consume::parse_time)]
+    pub deliver_at: Option<i64>,
+}
+
+impl ProduceArgs {
+    fn delay(&self) -> Option<Delay> {
+        match (self.delay, self.deliver_at) {
+            (Some(d), _) => Some(Delay::For(d)),
+            (None, Some(t)) => Some(Delay::Until(t)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// A record's answer to come: an offset, or a delayed id.
+enum Pending {
+    Now(AckFuture),
+    Later(DelayedAckFuture),
+}
+
+impl Pending {
+    async fn answered(self) -> Result<ProducedRecord, sluice_sdk::Error> {
+        Ok(match self {
+            Pending::Now(f) => {
+                let a = f.await?;
+                ProducedRecord::Offset(RecordOffset {
+                    partition: a.partition,
+                    offset: a.offset,
+                })
+            }
+            Pending::Later(f) => ProducedRecord::Delayed(f.await?),
+        })
+    }
 }
 
 fn parse_header(s: &str) -> Result<(String, String), String> {
@@ -101,26 +140,13 @@ fn lines(
     Ok(rx)
 }
 
-#[derive(Default)]
-struct Acked {
-    n: u64,
-    first: Option<RecordAck>,
-    last: Option<RecordAck>,
-}
-
-fn offset_json(a: Option<RecordAck>) -> Option<sluice_api::RecordOffset> {
-    a.map(|a| sluice_api::RecordOffset {
-        partition: a.partition,
-        offset: a.offset,
-    })
-}
-
-/// `--output json`: `{"acked":N,"first":{…},"last":{…}}`.
-#[derive(serde::Serialize)]
+/// `--output json`: `{"acked":N,"first":{…},"last":{…}}` (`{"partition","offset"}`, or
+/// `{"delayed_id","deliver_at_ms"}` for delayed records).
+#[derive(Default, serde::Serialize)]
 struct Summary {
     acked: u64,
-    first: Option<sluice_api::RecordOffset>,
-    last: Option<sluice_api::RecordOffset>,
+    first: Option<ProducedRecord>,
+    last: Option<ProducedRecord>,
 }
 
 pub async fn run(ctx: &Ctx, args: ProduceArgs) -> Outcome {
@@ -138,15 +164,17 @@ pub async fn run(ctx: &Ctx, args: ProduceArgs) -> Outcome {
         b
     });
     // Acks are awaited in send order by a task of their own, so sending never waits for them.
-    let (ack_tx, mut ack_rx) = tokio::sync::mpsc::channel::<AckFuture>(100_000);
+    let (ack_tx, mut ack_rx) = tokio::sync::mpsc::channel::<Pending>(100_000);
     let counter = {
         let bar = bar.clone();
         tokio::spawn(async move {
-            let mut acked = Acked::default();
+            let mut acked = Summary::default();
             while let Some(f) = ack_rx.recv().await {
-                let a = f.await?;
-                acked.n += 1;
-                acked.first.get_or_insert(a);
+                let a = f.answered().await?;
+                acked.acked += 1;
+                if acked.first.is_none() {
+                    acked.first = Some(a.clone());
+                }
                 acked.last = Some(a);
                 if let Some(b) = &bar {
                     b.inc(1);
@@ -169,7 +197,14 @@ pub async fn run(ctx: &Ctx, args: ProduceArgs) -> Outcome {
             }
         };
         let r = record_of(&line, &args);
-        match producer.send_to(args.partition, r).await {
+        let sent_one = match args.delay() {
+            None => producer.send_to(args.partition, r).await.map(Pending::Now),
+            Some(d) => producer
+                .send_delayed(args.partition, r, d)
+                .await
+                .map(Pending::Later),
+        };
+        match sent_one {
             Ok(f) => {
                 sent += 1;
                 if ack_tx.send(f).await.is_err() {
@@ -196,15 +231,17 @@ pub async fn run(ctx: &Ctx, args: ProduceArgs) -> Outcome {
     }
     let acked = counted?;
     closed?;
-    debug_assert_eq!(acked.n, sent);
+    debug_assert_eq!(acked.acked, sent);
     if ctx.json() {
-        return ctx.print_json(&Summary {
-            acked: acked.n,
-            first: offset_json(acked.first),
-            last: offset_json(acked.last),
-        });
+        return ctx.print_json(&acked);
     }
-    ctx.print_line(&format!("acked {} records", acked.n))
+    if args.delay().is_some() {
+        return ctx.print_line(&format!(
+            "acked {} delayed records (sluice delayed list {})",
+            acked.acked, args.topic
+        ));
+    }
+    ctx.print_line(&format!("acked {} records", acked.acked))
 }
 
 #[cfg(test)]
@@ -219,6 +256,8 @@ mod tests {
             headers: vec![("h".into(), "1".into())],
             partition: None,
             file: None,
+            delay: None,
+            deliver_at: None,
         }
     }
 
