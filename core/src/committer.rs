@@ -301,11 +301,11 @@ async fn hand_over(
                     let _ = tail.await;
                 }
             }
-            let after = if remote_tail.as_mut().is_some_and(|t| !finished(t)) {
-                next.checked_sub(1)
-            } else {
-                None
-            };
+            // (A receiver seen finished must not be awaited again: drop it.)
+            if remote_tail.as_mut().is_some_and(finished) {
+                remote_tail = None;
+            }
+            let after = remote_tail.as_ref().and(next.checked_sub(1));
             let order = HandOverOrder {
                 session,
                 number: next,
