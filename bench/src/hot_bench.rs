@@ -5,7 +5,8 @@
 //! mode each also serves its HTTP router on a 127.0.0.1 port, takes part in the shard
 //! committer election and hands its commits to the elected committer over
 //! `POST /internal/v1/commit`. In the `direct` mode (the baseline, how Sluice committed before)
-//! every gateway commits to the journal itself and the gateways race.
+//! every gateway commits to the journal itself and the gateways race; `serial` is the committer
+//! with one hand-over in flight per follower at a time (the first round of issue 9).
 //!
 //! Producers call each gateway's batcher in process (no public HTTP: the point is the commit
 //! path, and the JSON parsing of this load would need more CPU than the machine has), each
@@ -31,8 +32,10 @@ pub struct Args {
     /// Gateway counts to measure.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
     gateways: Vec<usize>,
-    /// Modes: `direct` (every gateway commits itself: the baseline) and `committer`.
-    #[arg(long, value_delimiter = ',', default_value = "direct,committer")]
+    /// Modes: `direct` (every gateway commits itself: the baseline), `serial` (the shard
+    /// committer, each follower with one hand-over in flight at a time: the first round of
+    /// issue 9) and `committer` (several numbered hand-overs in flight per follower).
+    #[arg(long, value_delimiter = ',', default_value = "direct,serial,committer")]
     modes: Vec<String>,
     /// Producers per gateway, each sending one request at a time.
     #[arg(long, default_value_t = 8)]
@@ -85,20 +88,23 @@ struct Point {
 async fn start_gateway(
     inner: &DynStore,
     seed: u64,
-    committer: bool,
+    hand_overs: Option<usize>,
     linger: Duration,
 ) -> Result<Gateway, String> {
     let store = Instrumented::new(inner.clone(), seed);
     store.set_faults(s3_standard());
     let log = Log::new(store.clone(), clock::system(), LogConfig::default());
     let mut stop = None;
-    if committer {
+    if let Some(max_hand_overs) = hand_overs {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| format!("bind: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let cfg = GatewayConfig {
-            committer: Some(CommitterConfig::new(format!("http://{addr}"))),
+            committer: Some(CommitterConfig {
+                max_hand_overs,
+                ..CommitterConfig::new(format!("http://{addr}"))
+            }),
             ..Default::default()
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -144,7 +150,8 @@ async fn janitor(inner: DynStore, stop: tokio::sync::watch::Receiver<bool>) {
     }
 }
 
-async fn measure(args: &Args, g: usize, committer: bool) -> Result<Point, String> {
+/// `None`: direct commits; `Some(n)`: the shard committer with `n` hand-overs in flight.
+async fn measure(args: &Args, g: usize, hand_overs: Option<usize>) -> Result<Point, String> {
     let inner: DynStore = Arc::new(object_store::memory::InMemory::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let janitor = tokio::spawn(janitor(inner.clone(), stop_rx));
@@ -160,7 +167,7 @@ async fn measure(args: &Args, g: usize, committer: bool) -> Result<Point, String
             start_gateway(
                 &inner,
                 i as u64 + 1,
-                committer,
+                hand_overs,
                 Duration::from_millis(args.linger_ms),
             )
             .await?,
@@ -273,17 +280,18 @@ pub async fn run(args: Args) {
         "x of G=1"
     );
     for mode in &args.modes {
-        let committer = match mode.as_str() {
-            "direct" => false,
-            "committer" => true,
+        let hand_overs = match mode.as_str() {
+            "direct" => None,
+            "serial" => Some(1),
+            "committer" => Some(CommitterConfig::new(String::new()).max_hand_overs),
             other => {
-                println!("  unknown mode {other} (use direct or committer)");
+                println!("  unknown mode {other} (use direct, serial or committer)");
                 continue;
             }
         };
         let mut one = None;
         for &g in &args.gateways {
-            match measure(&args, g, committer).await {
+            match measure(&args, g, hand_overs).await {
                 Ok(mut p) => {
                     let secs = p.elapsed.as_secs_f64();
                     let rate = p.records as f64 / secs;

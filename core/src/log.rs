@@ -424,13 +424,8 @@ impl Log {
         Handed::Queued(hand_over.enqueue(pending))
     }
 
-    /// Commit appends in this process's group commit of `shard` (what the shard's elected
-    /// committer does with the appends other gateways hand it).
-    pub async fn commit_here(&self, shard: u32, pending: Vec<PendingAppend>) -> Result<Committed> {
-        self.group_committer(shard).await?.commit(pending).await
-    }
-
-    async fn group_committer(&self, shard: u32) -> Result<GroupCommitter> {
+    /// This process's group committer of `shard` (started on first use).
+    pub async fn group_committer(&self, shard: u32) -> Result<GroupCommitter> {
         let existing = self
             .committers
             .lock()

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use axum::extract::State;
 use axum::Json;
 use sluice_api::internal::{CommitAnswer, CommitOutcome};
-use sluice_core::committer::{CommitForwarder, Committed};
+use sluice_core::committer::{self, CommitForwarder, Committed, HandOverOrder, Sequencer};
 use sluice_core::format::checkpoint::DedupRecord;
 use sluice_core::format::journal::{Append, JournalEntry};
 use sluice_core::head::{route_key, Outcome, PendingAppend, SeqError};
@@ -47,6 +47,13 @@ pub struct CommitterConfig {
     /// is no longer renewed (nor, on a follower, read), so an idle gateway makes no requests.
     /// The next commit to the shard starts watching again (committing directly meanwhile).
     pub idle_release: Duration,
+    /// Hand-overs of one shard a follower keeps in flight at once (numbered so that the
+    /// committer queues them in the follower's order; 1 = one at a time, as before issue 9's
+    /// second round).
+    pub max_hand_overs: usize,
+    /// How long the committer holds a hand-over that arrived before the one it must follow,
+    /// before refusing it (retryable, not committed).
+    pub hold: Duration,
 }
 
 impl CommitterConfig {
@@ -57,6 +64,8 @@ impl CommitterConfig {
             token: None,
             timeout: Duration::from_secs(5),
             idle_release: Duration::from_secs(30),
+            max_hand_overs: 4,
+            hold: Duration::from_secs(2),
         }
     }
 }
@@ -81,11 +90,16 @@ pub struct CommitRouter {
     roles: Mutex<HashMap<u32, (Role, Instant)>>,
     /// Other gateways this one saw (as a shard's committer, or handing it commits): URL → when.
     seen: Mutex<HashMap<String, std::time::Instant>>,
+    /// The order of numbered hand-overs taken as a committer.
+    sequencer: Sequencer,
     me: Weak<CommitRouter>,
 }
 
 /// The header a gateway names itself with when it hands commits over (its advertised URL).
 pub const GATEWAY_HEADER: &str = "x-sluice-gateway";
+
+/// The header a numbered hand-over carries its [`HandOverOrder`] in.
+pub const ORDER_HEADER: &str = "x-sluice-hand-over";
 
 fn lease_name(shard: u32) -> String {
     format!("committer-{shard}")
@@ -100,6 +114,7 @@ impl CommitRouter {
             .build()
             .map_err(|e| Error::Invalid(format!("cannot build the committer client: {e}")))?;
         Ok(Arc::new_cyclic(|me| Self {
+            sequencer: Sequencer::new(cfg.hold),
             cfg,
             store,
             http,
@@ -324,7 +339,16 @@ impl CommitForwarder for CommitRouter {
         matches!(self.role(shard), Role::Follower(_))
     }
 
-    async fn forward(&self, shard: u32, pending: &[PendingAppend]) -> Option<Result<Committed>> {
+    fn max_in_flight(&self) -> usize {
+        self.cfg.max_hand_overs
+    }
+
+    async fn forward(
+        &self,
+        shard: u32,
+        pending: &[PendingAppend],
+        order: HandOverOrder,
+    ) -> Option<Result<Committed>> {
         let url = match self.role(shard) {
             Role::Follower(url) => url,
             Role::Unknown | Role::Committer => return None,
@@ -334,6 +358,7 @@ impl CommitForwarder for CommitRouter {
             .post(format!("{url}/internal/v1/commit?shard={shard}"))
             .header("content-type", "application/octet-stream")
             .header(GATEWAY_HEADER, &self.cfg.advertise_url)
+            .header(ORDER_HEADER, order.to_header())
             .timeout(self.cfg.timeout)
             .body(encode_request(shard, pending));
         if let Some(t) = &self.cfg.token {
@@ -407,19 +432,38 @@ pub async fn commit(
     ) {
         c.saw(from);
     }
-    let leads = st
-        .committer
-        .as_ref()
-        .is_some_and(|c| c.is_committer(q.shard));
-    if !leads {
+    let Some(router) = st.committer.as_ref().filter(|c| c.is_committer(q.shard)) else {
         return Err(ApiError::NotCommitter(format!(
             "this gateway is not the committer of shard {}",
             q.shard
         )));
-    }
+    };
+    let order = match headers.get(ORDER_HEADER) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(HandOverOrder::parse)
+                .ok_or_else(|| {
+                    ApiError::Invalid(format!(
+                        "{ORDER_HEADER} must be {{session:032x}}/{{number}}/{{after or -}}"
+                    ))
+                })?,
+        ),
+    };
     let pending = decode_request(q.shard, &body)?;
-    let committed = st.log.commit_here(q.shard, pending).await?;
-    Ok(Json(to_answer(committed)))
+    let local = st.log.group_committer(q.shard).await?;
+    let queued = match order {
+        // Unnumbered (one hand-over at a time): queued as it comes.
+        None => local.enqueue(pending),
+        Some(order) => {
+            router
+                .sequencer
+                .admit(q.shard, &order, || local.enqueue(pending))
+                .await?
+        }
+    };
+    Ok(Json(to_answer(committer::wait(queued).await?)))
 }
 
 #[cfg(test)]

@@ -152,6 +152,31 @@ async fn gateways_hand_their_commits_to_one_elected_committer() {
         let seen = metric::<u64>(&metrics_text(&gw.url).await, "sluice_gateways_seen");
         assert!((2..=3).contains(&seen), "{} saw {seen} gateways", gw.url);
     }
+    // A hand-over whose order header does not parse is refused by the committer with a 400
+    // (a non-committer answers 421 first); nothing is committed.
+    let mut refused = 0;
+    for gw in &gateways {
+        let r = http
+            .post(format!(
+                "{}/internal/v1/commit?shard={}",
+                gw.url, topic.shard
+            ))
+            .header("x-sluice-hand-over", "not/a/number")
+            .body("ignored")
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        assert!(status == 400 || status == 421, "{status}");
+        if status == 400 {
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["code"], "invalid_request", "{v}");
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 1, "exactly one gateway is the committer");
+    let after = store::list_names(&*bucket, &dir, None).await.unwrap();
+    assert_eq!(after.len(), names.len());
     for gw in gateways {
         gw.shutdown().await.unwrap();
     }
