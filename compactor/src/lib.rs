@@ -556,7 +556,8 @@ impl Compactor {
         // 3. Checkpoint.
         self.fence().await?;
         let cp = head.to_checkpoint();
-        store::put_create(&*self.store, &keys::checkpoint(shard, cp.seq), cp.encode()).await?;
+        store::put_create_output(&*self.store, &keys::checkpoint(shard, cp.seq), cp.encode())
+            .await?;
         self.cache
             .checkpoints
             .entry(shard)
@@ -660,8 +661,8 @@ impl Compactor {
             max_ts: index.max_ts(),
         };
         self.fence().await?;
-        store::put_create(&*self.store, &key.data_path(p.topic, p.partition), data).await?;
-        store::put_create(
+        store::put_create_output(&*self.store, &key.data_path(p.topic, p.partition), data).await?;
+        store::put_create_output(
             &*self.store,
             &key.path(p.topic, p.partition),
             index.encode(),

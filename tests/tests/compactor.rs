@@ -680,3 +680,38 @@ async fn lag_gauges_show_what_each_pass_left() {
     }
     verify(store, history).await;
 }
+
+/// A create-only PUT of an index object answered "already exists" with nothing written (the
+/// 1% conflict fault of `five_percent_store_faults_lose_and_duplicate_nothing` found it: a
+/// partition's first records were lost) must not let the checkpoint pass those records: the
+/// pass fails, and once the store answers truly every acked record is read back.
+#[tokio::test]
+async fn a_false_already_exists_on_an_index_put_never_lets_the_checkpoint_pass_its_records() {
+    let store = memory();
+    let log = setup(store.clone(), clock::system()).await;
+    let mut history = History::default();
+    produce(&log, 4, 21, 0, &mut history).await;
+    let lying = Instrumented::new(store.clone(), 7);
+    lying.set_faults(FaultConfig {
+        conflict_rate: 1.0,
+        only_prefix: Some("index/".into()),
+        ..Default::default()
+    });
+    let mut c = Compactor::new(lying.clone(), clock::system(), CompactorConfig::default());
+    for _ in 0..3 {
+        assert!(
+            c.run_once().await.is_err(),
+            "a pass on a lying store must fail"
+        );
+    }
+    let checkpoints = store::list_names(&*store, &"checkpoints".into(), None)
+        .await
+        .unwrap();
+    assert!(
+        checkpoints.is_empty(),
+        "checkpoint written: {checkpoints:?}"
+    );
+    lying.set_faults(FaultConfig::default());
+    compact_fully(&mut c).await;
+    verify(store, history).await;
+}

@@ -156,6 +156,26 @@ pub async fn put_create(
     }
 }
 
+/// A create-only PUT of a deterministic output (the same bytes whoever writes it, e.g. the
+/// compactor's data, index and checkpoint objects): done once created, or once something is
+/// at the key — which a HEAD confirms. "Already exists" is not taken on faith before work that
+/// depends on the object goes on (a checkpoint past records whose index object is not there
+/// loses them): a store or proxy answering 412/409 with nothing at the key is an error here.
+pub async fn put_create_output(
+    store: &dyn ObjectStore,
+    key: &Path,
+    payload: impl Into<PutPayload>,
+) -> Result<()> {
+    match put_create(store, key, payload).await? {
+        Created::Yes => Ok(()),
+        Created::AlreadyExists => store
+            .head(key)
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::store("head", key, e)),
+    }
+}
+
 /// A plain PUT that replaces what is at `key`: only for hints that readers verify or can do
 /// without (the checkpoint pointer), never for a compare-and-swap.
 pub async fn put_overwrite(
