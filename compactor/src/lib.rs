@@ -36,12 +36,12 @@ use sluice_core::format::journal::{BatchRef, JournalEntry};
 use sluice_core::format::record::Record;
 use sluice_core::format::segment::{decode_frame, segment_header, SEGMENT_HEADER_LEN};
 use sluice_core::head::HeadState;
-use sluice_core::ids::{new_ulid, ObjectId, PartitionId};
+use sluice_core::ids::{new_ulid, ObjectId, PartitionId, TopicId};
 use sluice_core::keys::{self, IndexKey};
 use sluice_core::store::{self, DynStore};
 use sluice_core::topic::{TopicConfig, Topics};
 use sluice_tables::{Tables, TablesConfig};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -147,6 +147,13 @@ pub struct Compactor {
     tables: Tables,
     /// The last table pass stopped with more to write.
     tables_backlog: bool,
+    /// The live topics as of the last listing (every retention pass), for the Parquet hook,
+    /// so a pass that folded something does not list every topic config.
+    topic_list: Option<Vec<Arc<TopicConfig>>>,
+    /// The ids of `topic_list`.
+    known_topics: HashSet<TopicId>,
+    /// The topics whose records this pass folded (to see whether `topic_list` knows them).
+    folded_topics: HashSet<TopicId>,
     metrics: CompactorMetrics,
 }
 
@@ -158,6 +165,9 @@ impl Compactor {
             topics: Topics::new(store.clone(), clock.clone(), Duration::ZERO),
             tables: Tables::new(store.clone(), clock.clone(), cfg.tables.clone()),
             tables_backlog: false,
+            topic_list: None,
+            known_topics: HashSet::new(),
+            folded_topics: HashSet::new(),
             store,
             clock,
             cfg,
@@ -165,6 +175,24 @@ impl Compactor {
             last_retention_ms: None,
             metrics: CompactorMetrics::new(),
         }
+    }
+
+    /// The topic list of the last listing, listed again only when this pass folded a topic
+    /// it does not know (created or re-created since). A change of an existing topic's
+    /// `parquet` flag is seen by the next retention pass (within `retention_interval`).
+    async fn cached_topics(&mut self) -> Result<Vec<Arc<TopicConfig>>> {
+        match &self.topic_list {
+            Some(list) if self.folded_topics.is_subset(&self.known_topics) => Ok(list.clone()),
+            _ => self.list_topics().await,
+        }
+    }
+
+    /// List every live topic and remember the list.
+    async fn list_topics(&mut self) -> Result<Vec<Arc<TopicConfig>>> {
+        let list = self.topics.list().await?;
+        self.known_topics = list.iter().filter_map(|t| t.topic_id().ok()).collect();
+        self.topic_list = Some(list.clone());
+        Ok(list)
     }
 
     /// This compactor's metrics (lag per shard, passes), in their own registry.
@@ -248,8 +276,9 @@ impl Compactor {
         let had_cache = !self.cache.checkpoint.is_empty() || !self.cache.dirs.is_empty();
         let shards = self.shards(retention_due).await?;
         let mut work = self.plan(&shards).await?;
+        self.folded_topics.clear();
         let topics = if retention_due {
-            self.topics.list().await?
+            self.list_topics().await?
         } else {
             Vec::new()
         };
@@ -307,10 +336,10 @@ impl Compactor {
         }
         let tables_due = report.entries_folded > 0 || self.tables_backlog || retention_due;
         if tables_due {
-            let topics = if topics.is_empty() {
-                self.topics.list().await?
-            } else {
+            let topics = if retention_due {
                 topics
+            } else {
+                self.cached_topics().await?
             };
             // The hook: the tables crate writes, the compactor only schedules. It takes the
             // lease through the fence when it has something to write.
@@ -530,6 +559,7 @@ impl Compactor {
         }
         let through = head.seq;
         for (p, batches) in by_partition {
+            self.folded_topics.insert(p.topic);
             let end = self.index_end(&p).await?;
             let todo: Vec<(BatchRef, i64)> = batches
                 .into_iter()

@@ -715,3 +715,63 @@ async fn a_false_already_exists_on_an_index_put_never_lets_the_checkpoint_pass_i
     compact_fully(&mut c).await;
     verify(store, history).await;
 }
+
+/// A pass that folds records between retention passes uses the topic list of the last
+/// retention pass for the Parquet hook instead of listing every topic config (a LIST and a GET
+/// per topic), and lists again when it folds a topic that list does not know.
+#[tokio::test]
+async fn a_folding_pass_does_not_list_every_topic() {
+    let store = memory();
+    let clock = ManualClock::new(1_000_000_000);
+    let log = Log::new(store.clone(), clock.clone(), LogConfig::default());
+    let many = 40u64;
+    for i in 0..many {
+        log.topics()
+            .create(&format!("t{i}"), 1, None, 0)
+            .await
+            .unwrap();
+    }
+    let send = |topic| {
+        let log = log.clone();
+        async move {
+            let acks = log
+                .flush(vec![ProduceRequest {
+                    topic,
+                    records: vec![(Some(0), Record::new(None, Bytes::from("x")))],
+                    dedup_key: None,
+                    producer: None,
+                }])
+                .await;
+            acks[0].as_ref().unwrap();
+        }
+    };
+    send(log.topics().get("t0").await.unwrap()).await;
+    let counted = Instrumented::new(store.clone(), 0);
+    let mut c = Compactor::new(counted.clone(), clock.clone(), CompactorConfig::default());
+    compact_fully(&mut c).await; // the first pass is a retention pass: it lists the topics
+    clock.advance(1_000);
+    send(log.topics().get("t1").await.unwrap()).await;
+    let before = counted.counts();
+    let r = c.run_once().await.unwrap();
+    let after = counted.counts();
+    assert_eq!(r.entries_folded, 1, "{r:?}");
+    let (lists, gets) = (after.list - before.list, after.get - before.get);
+    assert!(
+        lists + gets < many,
+        "a folding pass must not read every topic config: {lists} LISTs, {gets} GETs"
+    );
+    // A Parquet topic created after that listing is found by the pass that folds it.
+    let on = sluice_core::topic::TopicSettings {
+        parquet: true,
+        ..Default::default()
+    };
+    let new = log.topics().create_with("new", 1, on, 0).await.unwrap();
+    clock.advance(1_000);
+    send(new).await;
+    let r = c.run_once().await.unwrap();
+    assert_eq!(r.entries_folded, 1, "{r:?}");
+    assert!(
+        r.table_files >= 1,
+        "the new topic's table is written: {r:?}"
+    );
+}
