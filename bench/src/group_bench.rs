@@ -299,24 +299,8 @@ pub async fn run(args: Args) {
         "sluice-bench groups: {} members of one group poll {} records and commit, {} s per backend, topic of {} partitions",
         args.members, args.poll_limit, args.gw.seconds, args.gw.partitions
     );
-    let client = match reqwest::Client::builder()
-        .no_proxy()
-        .tcp_nodelay(true)
-        .timeout(Duration::from_secs(60))
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            println!("cannot build the HTTP client: {e}");
-            return;
-        }
-    };
-    let dir = match tempfile::tempdir() {
-        Ok(d) => d,
-        Err(e) => {
-            println!("no temp folder: {e}");
-            return;
-        }
+    let Some((client, dir)) = crate::stats::client_and_dir() else {
+        return;
     };
     let args = Arc::new(args);
     for backend in &args.gw.backends {

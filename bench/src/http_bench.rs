@@ -1053,26 +1053,10 @@ pub async fn run(args: Args) {
         "sluice-bench http: {} producers x {}-record JSON batches of {} B values (ack=durable), topic of {} partitions, {} s per run; fixed rate {} MiB/s with a long-poll reader per partition",
         args.producers, shape.batch, shape.record_bytes, args.partitions, args.seconds, args.rate_mib
     );
-    let client = match reqwest::Client::builder()
-        .no_proxy()
-        .tcp_nodelay(true)
-        .timeout(Duration::from_secs(60))
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            println!("cannot build the HTTP client: {e}");
-            return;
-        }
+    let Some((client, dir)) = crate::stats::client_and_dir() else {
+        return;
     };
     let start = Instant::now();
-    let dir = match tempfile::tempdir() {
-        Ok(d) => d,
-        Err(e) => {
-            println!("no temp folder: {e}");
-            return;
-        }
-    };
 
     println!("baseline: HTTP + JSON ceiling (in-process axum + serde_json parse of the same bodies, nothing stored):");
     let ceiling = match ceiling(&client, &args, &shape, start).await {

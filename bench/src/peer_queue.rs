@@ -70,6 +70,18 @@ impl Tally {
     }
 }
 
+/// Waits for every task and merges their tallies; a task that panicked counts as an error.
+async fn join_tallies(tasks: Vec<tokio::task::JoinHandle<Tally>>) -> Tally {
+    let mut t = Tally::default();
+    for x in tasks {
+        match x.await {
+            Ok(r) => t.merge(r),
+            Err(e) => t.error(e.to_string()),
+        }
+    }
+    t
+}
+
 fn line(system: &str, mut t: Tally, secs: f64, note: &str) -> String {
     format!(
         "  {system:<16} {:>9.0} rec/s received+acked   receive p50 {:>7.2} ms p99 {:>7.2} ms   ack p50 {:>7.2} ms p99 {:>7.2} ms   [{} errors{}] {note}",
@@ -202,13 +214,7 @@ async fn rabbitmq_queue(a: &QueueArgs, dir: &Path) -> Result<String, String> {
     let tasks: Vec<_> = (0..a.queue_receivers)
         .map(|_| tokio::spawn(rabbit_receiver(port, a.queue_batch, until)))
         .collect();
-    let mut t = Tally::default();
-    for x in tasks {
-        match x.await {
-            Ok(r) => t.merge(r),
-            Err(e) => t.error(e.to_string()),
-        }
-    }
+    let t = join_tallies(tasks).await;
     let secs = start.elapsed().as_secs_f64();
     Ok(line(
         "rabbitmq-queue",
@@ -313,13 +319,7 @@ async fn redis_groups(a: &QueueArgs, dir: &Path) -> Result<String, String> {
             ))
         })
         .collect();
-    let mut t = Tally::default();
-    for x in tasks {
-        match x.await {
-            Ok(r) => t.merge(r),
-            Err(e) => t.error(e.to_string()),
-        }
-    }
+    let t = join_tallies(tasks).await;
     let secs = start.elapsed().as_secs_f64();
     Ok(line(
         "redis-groups",

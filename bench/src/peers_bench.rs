@@ -198,30 +198,26 @@ pub fn format_ratios(rows: &[Row]) -> String {
     if sluice.is_empty() || peers.is_empty() {
         return o;
     }
-    let _ = write!(o, "{:<30}", "ratio: records/s, sluice ÷ peer");
-    for p in &peers {
-        let _ = write!(o, " {:>15}", p.system);
-    }
-    o.push('\n');
-    for s in &sluice {
-        let _ = write!(o, "{:<30}", s.system);
+    let mut block = |title: &str, ratio: &dyn Fn(&Row, &Row) -> f64| {
+        let _ = write!(o, "{title:<30}");
         for p in &peers {
-            let _ = write!(o, " {:>14}x", num(s.records_s / p.records_s, 2));
+            let _ = write!(o, " {:>15}", p.system);
         }
         o.push('\n');
-    }
-    let _ = write!(o, "{:<30}", "ratio: ack p99, peer ÷ sluice");
-    for p in &peers {
-        let _ = write!(o, " {:>15}", p.system);
-    }
-    o.push('\n');
-    for s in &sluice {
-        let _ = write!(o, "{:<30}", s.system);
-        for p in &peers {
-            let _ = write!(o, " {:>14}x", num(p.ack_p99 / s.ack_p99, 2));
+        for s in &sluice {
+            let _ = write!(o, "{:<30}", s.system);
+            for p in &peers {
+                let _ = write!(o, " {:>14}x", num(ratio(s, p), 2));
+            }
+            o.push('\n');
         }
-        o.push('\n');
-    }
+    };
+    block("ratio: records/s, sluice ÷ peer", &|s, p| {
+        s.records_s / p.records_s
+    });
+    block("ratio: ack p99, peer ÷ sluice", &|s, p| {
+        p.ack_p99 / s.ack_p99
+    });
     o
 }
 
@@ -452,24 +448,8 @@ pub async fn run(args: Args) {
         "sluice-bench peers: {} producers x {}-record batches of {} B values (send stamp + random symbols), one batch in flight per producer, {} s per system, one consumer reading while producing; only acked records count",
         args.producers, args.batch, args.record_bytes, args.seconds
     );
-    let client = match reqwest::Client::builder()
-        .no_proxy()
-        .tcp_nodelay(true)
-        .timeout(Duration::from_secs(60))
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            println!("cannot build the HTTP client: {e}");
-            return;
-        }
-    };
-    let dir = match tempfile::tempdir() {
-        Ok(d) => d,
-        Err(e) => {
-            println!("no temp folder: {e}");
-            return;
-        }
+    let Some((client, dir)) = crate::stats::client_and_dir() else {
+        return;
     };
     let bin = sluice_bin(args.sluice_bin.as_ref());
     let mut rows = Vec::new();

@@ -29,3 +29,27 @@ impl Latencies {
 pub fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
+
+/// What every HTTP benchmark starts with: a client (no proxy, `TCP_NODELAY`, 60 s timeout) and
+/// a temporary folder for gateway data and logs. `None` after printing why one could not be made.
+pub fn client_and_dir() -> Option<(reqwest::Client, tempfile::TempDir)> {
+    let client = match reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(60))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            println!("cannot build the HTTP client: {e}");
+            return None;
+        }
+    };
+    match tempfile::tempdir() {
+        Ok(d) => Some((client, d)),
+        Err(e) => {
+            println!("no temp folder: {e}");
+            None
+        }
+    }
+}
