@@ -558,6 +558,7 @@ impl Compactor {
             }
         }
         let through = head.seq;
+        let mut plan = Vec::new();
         for (p, batches) in by_partition {
             self.folded_topics.insert(p.topic);
             let end = self.index_end(&p).await?;
@@ -577,10 +578,12 @@ impl Compactor {
                         },
                     });
                 }
-            } else {
-                continue;
+                plan.push((p, todo));
             }
-            self.write_index(&p, &todo, through).await?;
+        }
+        let frames = self.fetch_frames(&plan).await?;
+        for ((p, todo), frames) in plan.iter().zip(frames) {
+            self.write_index(p, todo, frames, through).await?;
             report.index_objects += 1;
         }
         // 3. Checkpoint.
@@ -611,49 +614,83 @@ impl Compactor {
         Ok(())
     }
 
-    /// Copy `batches` (dense, starting at the partition's index end) into one data object and
-    /// write its index object.
+    /// Fetch the frames of every batch a pass folds: one `get_ranges` per flush segment for
+    /// all the partitions it holds (a flush segment holds every partition's frames of that
+    /// flush), several segments at once. `frames[i][j]` is the frame of `plan[i].1[j]`. The
+    /// pass's record bytes are bounded by `max_bytes_per_pass`.
+    async fn fetch_frames(
+        &self,
+        plan: &[(PartitionId, Vec<(BatchRef, i64)>)],
+    ) -> Result<Vec<Vec<Bytes>>> {
+        // Segments in the order the plan first names them, so a pass's calls are the same
+        // from run to run.
+        let mut by_segment: Vec<(ObjectId, Vec<(usize, usize)>)> = Vec::new();
+        let mut at: HashMap<ObjectId, usize> = HashMap::new();
+        for (i, (_, batches)) in plan.iter().enumerate() {
+            for (j, (b, _)) in batches.iter().enumerate() {
+                let k = *at.entry(b.segment).or_insert_with(|| {
+                    by_segment.push((b.segment, Vec::new()));
+                    by_segment.len() - 1
+                });
+                by_segment[k].1.push((i, j));
+            }
+        }
+        let store = &self.store;
+        let fetched: Vec<Vec<((usize, usize), Bytes)>> = futures::stream::iter(by_segment)
+            .map(|(segment, idx)| async move {
+                let key = keys::segment(segment);
+                let ranges: Vec<_> = idx
+                    .iter()
+                    .map(|&(i, j)| {
+                        let b = &plan[i].1[j].0;
+                        b.pos..b.pos + b.len as u64
+                    })
+                    .collect();
+                let got = store
+                    .get_ranges(&key, &ranges)
+                    .await
+                    .map_err(|e| Error::store("get", &key, e))?;
+                Ok::<_, Error>(idx.into_iter().zip(got).collect())
+            })
+            .buffered(8)
+            .try_collect()
+            .await?;
+        let mut frames: Vec<Vec<Bytes>> = plan
+            .iter()
+            .map(|(_, b)| vec![Bytes::new(); b.len()])
+            .collect();
+        for ((i, j), frame) in fetched.into_iter().flatten() {
+            frames[i][j] = frame;
+        }
+        Ok(frames)
+    }
+
+    /// Copy `batches` (dense, starting at the partition's index end; their `frames` fetched by
+    /// [`Self::fetch_frames`]) into one data object and write its index object.
     async fn write_index(
         &mut self,
         p: &PartitionId,
         batches: &[(BatchRef, i64)],
+        frames: Vec<Bytes>,
         through: u64,
     ) -> Result<()> {
-        // Fetch the frames, one request per flush segment.
-        let mut by_segment: HashMap<ObjectId, Vec<usize>> = HashMap::new();
-        for (i, (b, _)) in batches.iter().enumerate() {
-            by_segment.entry(b.segment).or_default().push(i);
-        }
-        let mut frames: Vec<Bytes> = vec![Bytes::new(); batches.len()];
         // The batches' records, for the object's summary (none if a batch does not decode).
         let mut decoded: Vec<Option<Vec<Record>>> = vec![None; batches.len()];
-        for (segment, idx) in by_segment {
-            let key = keys::segment(segment);
-            let ranges: Vec<_> = idx
-                .iter()
-                .map(|&i| batches[i].0.pos..batches[i].0.pos + batches[i].0.len as u64)
-                .collect();
-            let got = self
-                .store
-                .get_ranges(&key, &ranges)
-                .await
-                .map_err(|e| Error::store("get", &key, e))?;
-            for (&i, bytes) in idx.iter().zip(got) {
-                match decode_frame(&bytes) {
-                    Ok(records) if records.len() == batches[i].0.record_count as usize => {
-                        decoded[i] = Some(records);
-                    }
-                    Ok(records) => {
-                        let n = records.len();
-                        tracing::error!(%key, expected = batches[i].0.record_count, found = n, "batch record count differs from the journal; copied as is, readers will report it")
-                    }
-                    // Copy it anyway: readers report the corruption with the data object key
-                    // instead of the records silently disappearing.
-                    Err(e) => {
-                        tracing::error!(%key, error = %e, "corrupt batch; copied as is, readers will report it")
-                    }
+        for (i, bytes) in frames.iter().enumerate() {
+            let key = keys::segment(batches[i].0.segment);
+            match decode_frame(bytes) {
+                Ok(records) if records.len() == batches[i].0.record_count as usize => {
+                    decoded[i] = Some(records);
                 }
-                frames[i] = bytes;
+                Ok(records) => {
+                    let n = records.len();
+                    tracing::error!(%key, expected = batches[i].0.record_count, found = n, "batch record count differs from the journal; copied as is, readers will report it")
+                }
+                // Copy it anyway: readers report the corruption with the data object key
+                // instead of the records silently disappearing.
+                Err(e) => {
+                    tracing::error!(%key, error = %e, "corrupt batch; copied as is, readers will report it")
+                }
             }
         }
         // The data object is the header plus the frames as they are: no copy of the records.
