@@ -168,6 +168,21 @@ pub async fn read_partition(
     topic: &str,
     partition: u32,
 ) -> Vec<(u64, Vec<u8>)> {
+    read_partition_stamped(http, url, topic, partition)
+        .await
+        .into_iter()
+        .map(|(offset, value, _)| (offset, value))
+        .collect()
+}
+
+/// [`read_partition`] with each record's append timestamp. An answer without records whose
+/// `next_offset` moved on would skip records silently: it fails the test.
+pub async fn read_partition_stamped(
+    http: &reqwest::Client,
+    url: &str,
+    topic: &str,
+    partition: u32,
+) -> Vec<(u64, Vec<u8>, i64)> {
     let mut out = Vec::new();
     let mut offset = 0u64;
     loop {
@@ -186,9 +201,15 @@ pub async fn read_partition(
             out.push((
                 rec["offset"].as_u64().expect("offset"),
                 rec["value"].as_str().expect("value").as_bytes().to_vec(),
+                rec["timestamp_ms"].as_i64().expect("timestamp_ms"),
             ));
         }
-        offset = r["next_offset"].as_u64().expect("next_offset");
+        let next = r["next_offset"].as_u64().expect("next_offset");
+        assert!(
+            !records.is_empty() || next == offset,
+            "{topic}/{partition}: no records at offset {offset}, yet next_offset {next}: {r}"
+        );
+        offset = next;
         if records.is_empty() || offset >= r["high_watermark"].as_u64().expect("high_watermark") {
             return out;
         }
