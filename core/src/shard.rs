@@ -23,6 +23,7 @@ use crate::head::{HeadState, Outcome, PendingAppend};
 use crate::ids::{ObjectId, PartitionId};
 use crate::keys;
 use crate::store::{self, Created, DynStore};
+use futures::StreamExt;
 use object_store::ObjectStore;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
@@ -54,6 +55,12 @@ impl Default for ShardConfig {
         }
     }
 }
+
+/// An applied journal entry older than this means the reader is catching up: it reads the
+/// next entries several at once (see `ShardLog::read_forward`).
+pub const CATCH_UP_AGE_MS: i64 = 1_000;
+/// Most journal entry GETs in flight while catching up.
+pub const MAX_CATCH_UP_GETS: u64 = 16;
 
 /// A batch after the newest known checkpoint, readable from its segment.
 #[derive(Clone, Copy, Debug)]
@@ -290,24 +297,48 @@ impl ShardLog {
 
     /// GET and apply entries after the head until one is missing. Returns when the GET that
     /// found nothing was sent: the head is known current as of then.
+    ///
+    /// A reader that is behind (the last entry it applied is older than [`CATCH_UP_AGE_MS`]:
+    /// a cold open, a long pause) GETs the next entries several at once (the keys are
+    /// numbered), doubling up to [`MAX_CATCH_UP_GETS`] per round, instead of one round trip
+    /// per entry; entries are still applied in order and it still stops at the first missing
+    /// one (what lies beyond a missing key is not read). A reader at the head GETs one at a
+    /// time, so an idle poll stays one GET.
     async fn read_forward(&self) -> Result<Instant> {
+        let mut window = 1u64;
         loop {
-            let next = self.head_seq() + 1;
-            let key = keys::journal_entry(self.shard, next);
-            // The head is known current as of when the GET that finds nothing was *sent*.
+            let head = self.head_seq();
+            // Sent no earlier than this: a safe "known current as of" for a GET that misses.
             let asked = Instant::now();
-            let Some(bytes) = store::get_opt(&*self.store, &key).await? else {
-                return Ok(asked);
-            };
-            let entry = JournalEntry::decode(&bytes).map_err(|e| Error::corrupt(&key, e))?;
-            if entry.seq != next || entry.shard != self.shard {
-                return Err(Error::corrupt(
-                    &key,
-                    crate::codec::invalid("journal.seq", "does not match its key"),
-                ));
+            let got: Vec<_> = futures::stream::iter(head + 1..=head + window)
+                .map(|seq| {
+                    let key = keys::journal_entry(self.shard, seq);
+                    async move { (seq, store::get_opt(&*self.store, &key).await, key) }
+                })
+                .buffered(window as usize)
+                .collect()
+                .await;
+            let mut behind = false;
+            for (seq, bytes, key) in got {
+                let Some(bytes) = bytes? else {
+                    return Ok(asked);
+                };
+                let entry = JournalEntry::decode(&bytes).map_err(|e| Error::corrupt(&key, e))?;
+                if entry.seq != seq || entry.shard != self.shard {
+                    return Err(Error::corrupt(
+                        &key,
+                        crate::codec::invalid("journal.seq", "does not match its key"),
+                    ));
+                }
+                behind = self.clock.now_ms() - entry.append_ts > CATCH_UP_AGE_MS;
+                let mut st = self.write_state();
+                self.apply(&mut st, &entry)?;
             }
-            let mut st = self.write_state();
-            self.apply(&mut st, &entry)?;
+            window = if behind {
+                (window * 2).min(MAX_CATCH_UP_GETS)
+            } else {
+                1
+            };
         }
     }
 
@@ -595,5 +626,71 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(newest(false).await, Some(7));
+    }
+
+    #[tokio::test]
+    async fn a_reader_behind_reads_entries_several_at_once_and_stops_at_the_first_missing() {
+        use crate::clock::ManualClock;
+        use crate::format::record::Record;
+        use crate::log::{Log, LogConfig, ProduceRequest};
+        let mem = crate::store::open("memory://", &Default::default()).unwrap();
+        let clock = ManualClock::new(1_700_000_000_000);
+        let log = Log::new(mem.clone(), clock.clone(), LogConfig::default());
+        let t = log.topics().create("t", 1, None, 0).await.unwrap();
+        let append = |n: usize| {
+            let (log, t) = (log.clone(), t.clone());
+            async move {
+                for i in 0..n {
+                    let request = ProduceRequest {
+                        topic: t.clone(),
+                        records: vec![(None, Record::new(None, Bytes::from(format!("r{i}"))))],
+                        dedup_key: None,
+                        producer: None,
+                    };
+                    log.flush(vec![request]).await.pop().unwrap().unwrap();
+                }
+            }
+        };
+        append(1).await;
+        let counted = Instrumented::new(mem.clone(), 0);
+        let cfg = ShardConfig {
+            max_head_age: Duration::from_secs(3600),
+            ..Default::default()
+        };
+        let reader = ShardLog::open(counted.clone(), t.shard, clock.clone(), cfg, [0; 16])
+            .await
+            .unwrap();
+        let head = reader.head_seq();
+        let gets_of_a_sync = || async {
+            let before = counted.counts().get;
+            reader.sync().await.unwrap();
+            counted.counts().get - before
+        };
+        // At the head (entries just written): one GET per entry and the one that misses.
+        append(5).await;
+        assert_eq!(gets_of_a_sync().await, 6);
+        assert_eq!(reader.head_seq(), head + 5);
+        // Behind (entries a minute old): 1, 2, 4, 8, 16, 16 GETs at once for 40 entries; the
+        // round that finds the first missing one ignores what it fetched beyond (here garbage
+        // two past the head, never decoded).
+        append(40).await;
+        let end = head + 45;
+        store::put_create(
+            &*mem,
+            &keys::journal_entry(t.shard, end + 2),
+            Bytes::from_static(b"x"),
+        )
+        .await
+        .unwrap();
+        clock.advance(60_000);
+        assert_eq!(gets_of_a_sync().await, 1 + 2 + 4 + 8 + 16 + 16);
+        assert_eq!(reader.head_seq(), end);
+        assert_eq!(
+            reader.next_offset(&PartitionId {
+                topic: t.topic_id().unwrap(),
+                partition: 0
+            }),
+            46
+        );
     }
 }
