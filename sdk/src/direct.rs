@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use sluice_core::clock::{self, Clock};
 use sluice_core::filter::Filter;
 use sluice_core::log::{Log, LogConfig, PartitionInfo, ReadBatch, ScanBudget, Start};
-use sluice_core::store::{self, DynStore, S3Options};
+use sluice_core::store::{self, DynStore, StoreOptions};
 use sluice_core::topic::TopicConfig;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -56,9 +56,9 @@ impl DirectReader {
         }
         let store = store::open(
             url,
-            &S3Options {
+            &StoreOptions {
                 endpoint: endpoint.map(str::to_string),
-                ..S3Options::default()
+                ..StoreOptions::default()
             },
         )?;
         Ok(Self::from_store(store))

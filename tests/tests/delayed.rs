@@ -12,18 +12,19 @@ use sluice_core::delayed::Delayed;
 use sluice_core::format::delayed::DelayedItem;
 use sluice_core::format::record::Record;
 use sluice_core::log::{Log, LogConfig};
-use sluice_core::store::{self, DynStore, S3Options};
+use sluice_core::store::{self, DynStore, StoreOptions};
 use sluice_core::store::{FaultConfig, Instrumented};
 use sluice_gateway::GatewayConfig;
 use sluice_tests::checker::delayed::{check_delayed, DelayedAck};
 use sluice_tests::checker::{check, History};
+use sluice_tests::http::Gateway;
 use std::sync::Arc;
 use std::time::Duration;
 
 const T0: i64 = 1_800_000_000_000;
 
 fn memory() -> DynStore {
-    store::open("memory://", &S3Options::default()).unwrap()
+    store::open("memory://", &StoreOptions::default()).unwrap()
 }
 
 fn mover(log: &Arc<Log>) -> Mover {
@@ -33,21 +34,6 @@ fn mover(log: &Arc<Log>) -> Mover {
         ..Default::default()
     };
     Mover::new(log.clone(), delayed, cfg)
-}
-
-async fn serve(log: Arc<Log>) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(sluice_gateway::serve(
-        listener,
-        log,
-        GatewayConfig::default(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    (url, stop)
 }
 
 async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
@@ -129,7 +115,8 @@ async fn delayed_records_over_http() {
     let store = memory();
     let clock = ManualClock::new(T0);
     let log = Log::new(store.clone(), clock.clone(), LogConfig::default());
-    let (url, _stop) = serve(log.clone()).await;
+    let gateway = Gateway::serve(log.clone(), GatewayConfig::default()).await;
+    let url = gateway.url.clone();
     let mut mover = mover(&log);
     let (s, v) = post(&url, "/v1/topics", json!({"name": "t", "partitions": 2})).await;
     assert_eq!(s, 201, "{v}");

@@ -3,13 +3,13 @@
 //! of the contract, the reset addition, and the bad inputs.
 
 use serde_json::{json, Value};
-use sluice_core::store::{self, DynStore, S3Options};
+use sluice_core::store::{self, DynStore, StoreOptions};
 use sluice_gateway::GatewayConfig;
 use sluice_tests::http::{expect_problem, metrics_text, send, Gateway};
 use std::time::{Duration, Instant};
 
 fn memory() -> DynStore {
-    store::open("memory://", &S3Options::default()).unwrap()
+    store::open("memory://", &StoreOptions::default()).unwrap()
 }
 
 struct Api {

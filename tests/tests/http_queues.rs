@@ -3,7 +3,7 @@
 //! gateways checked by `sluice_tests::checker::queue`.
 
 use serde_json::{json, Value};
-use sluice_core::store::{self, DynStore, S3Options};
+use sluice_core::store::{self, DynStore, StoreOptions};
 use sluice_gateway::{AuthConfig, GatewayConfig};
 use sluice_tests::checker::queue::{check_queue, DeadLetter, FinalRecord, LeaseObs, QueueHistory};
 use sluice_tests::http::{metrics_text, Gateway};
@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn memory() -> DynStore {
-    store::open("memory://", &S3Options::default()).unwrap()
+    store::open("memory://", &StoreOptions::default()).unwrap()
 }
 
 fn client() -> reqwest::Client {
