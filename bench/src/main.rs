@@ -22,6 +22,8 @@
 //!   the mover's object requests per minute while idle, and RSS, against nothing pending.
 //! - `sluice-bench topics`: the compactor's object PUTs per minute and the objects in the
 //!   bucket for the same load over 10, 1,000 and 100,000 topics, against the 10-topic run.
+//! - `sluice-bench seek`: object requests, bytes and latency of a timestamp seek on partitions of
+//!   10^4, 10^6 and 10^7 records, cold and warm, against a read by offset of the same records.
 //! - `sluice-bench peers`: Sluice (`sluice dev`, gateways on LocalStack and SeaweedFS) against
 //!   NATS JetStream, Redis Streams and RabbitMQ quorum queues under one load, Sluice's ratio to
 //!   each, then the cost model from counted object requests (`scripts/bench.sh`).
@@ -40,6 +42,7 @@ mod peer_servers;
 mod peers_bench;
 mod procstat;
 mod queue_bench;
+mod seek_bench;
 mod stats;
 mod tables_bench;
 mod topics_bench;
@@ -76,6 +79,9 @@ enum Command {
     Delayed(delayed_bench::Args),
     /// Compactor PUTs per minute and objects for the same load over 10 … 100,000 topics.
     Topics(topics_bench::Args),
+    /// Time-travel cost: requests, bytes and latency of a timestamp seek, cold and warm, on
+    /// 10^4 … 10^7-record partitions against a read by offset of the same records.
+    Seek(seek_bench::Args),
     /// Sluice against NATS JetStream, Redis Streams and RabbitMQ under one load, then the
     /// object-store cost model (scripts/bench.sh installs and runs everything).
     Peers(peers_bench::Args),
@@ -98,6 +104,7 @@ fn main() {
         Command::Tables(args) => rt.block_on(tables_bench::run(args)),
         Command::Delayed(args) => rt.block_on(delayed_bench::run(args)),
         Command::Topics(args) => rt.block_on(topics_bench::run(args)),
+        Command::Seek(args) => rt.block_on(seek_bench::run(args)),
         Command::Peers(args) => rt.block_on(peers_bench::run(args)),
     }
 }

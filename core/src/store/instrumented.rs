@@ -91,6 +91,7 @@ struct Counters {
     delete: AtomicU64,
     put_bytes: AtomicU64,
     get_bytes: AtomicU64,
+    heads: AtomicU64,
     calls: AtomicU64,
 }
 
@@ -167,6 +168,12 @@ impl Instrumented {
             put_bytes: c.put_bytes.load(Ordering::Relaxed),
             get_bytes: c.get_bytes.load(Ordering::Relaxed),
         }
+    }
+
+    /// HEAD requests so far (`get_opts` with `head: true`). Each is counted in
+    /// [`Counts::get`] too, as before this counter existed.
+    pub fn heads(&self) -> u64 {
+        self.state.counters.heads.load(Ordering::Relaxed)
     }
 
     /// Number of store calls so far (what `crash_after_calls` counts).
@@ -287,9 +294,14 @@ impl ObjectStore for Instrumented {
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        let head = options.head;
+        if head {
+            self.state.counters.heads.fetch_add(1, Ordering::Relaxed);
+        }
         self.state.before(Kind::Get, location.as_ref()).await?;
         let r = self.inner.get_opts(location, options).await?;
-        let len = r.range.end - r.range.start;
+        // A HEAD answers the object's range but sends no body.
+        let len = if head { 0 } else { r.range.end - r.range.start };
         self.state
             .counters
             .get_bytes
@@ -401,5 +413,21 @@ mod tests {
         assert!((ms(2.3263) - 150.0).abs() < 0.1);
         assert!(ms(-1.0) < 60.0 && ms(1.0) > 60.0);
         assert!((ms(100.0) - 600.0).abs() < 0.01, "capped at 4 x p99");
+    }
+
+    #[tokio::test]
+    async fn heads_are_counted_apart_and_within_gets() {
+        use object_store::ObjectStoreExt;
+        let inner: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let s = Instrumented::new(inner, 1);
+        let key = Path::from("a/b");
+        s.put(&key, PutPayload::from_static(b"hello"))
+            .await
+            .unwrap();
+        s.head(&key).await.unwrap();
+        s.get(&key).await.unwrap().bytes().await.unwrap();
+        assert_eq!(s.heads(), 1);
+        assert_eq!(s.counts().get, 2);
+        assert_eq!(s.counts().get_bytes, 5, "a HEAD reads no bytes");
     }
 }
