@@ -47,6 +47,13 @@ pub struct Args {
     in_flight: u64,
     #[arg(long)]
     sluice_bin: Option<PathBuf>,
+    /// Another `sluice` binary (e.g. a build from before a change) measured in the same run,
+    /// alternating with the one under test, each figure printed next to the other.
+    #[arg(long)]
+    baseline_sluice_bin: Option<PathBuf>,
+    /// With --baseline-sluice-bin: how many times to alternate baseline and build under test.
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
     #[arg(long, env = "SLUICE_TEST_S3_ENDPOINT")]
     endpoint: Option<String>,
     #[arg(long, env = "SLUICE_TEST_S3_BUCKET", default_value = "sluice-test")]
@@ -263,6 +270,26 @@ fn in_flight(n: u64) {
     );
 }
 
+/// CPU seconds (user + system) a process has used so far, from `/proc/{pid}/stat`.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0) // USER_HZ is 100 on Linux
+}
+
+/// The figures of one throughput phase, for the side-by-side summary.
+struct Summary {
+    rate: f64,
+    receive_p99: f64,
+    ack_p99: f64,
+    /// Gateway and load generator CPU, µs per record received and acked.
+    gateway_us: f64,
+    bench_us: f64,
+}
+
 pub async fn run(args: Args) {
     if args.in_flight > 0 {
         in_flight(args.in_flight);
@@ -273,51 +300,93 @@ pub async fn run(args: Args) {
         Err(e) => return println!("no temp dir: {e}"),
     };
     let client = reqwest::Client::new();
+    let bin = match bin {
+        Ok(b) => b,
+        Err(e) => return println!("skipped, {e}"),
+    };
+    let mut binaries = vec![("this build", bin)];
+    if let Some(base) = &args.baseline_sluice_bin {
+        binaries = (0..args.rounds.max(1))
+            .flat_map(|_| [("baseline", base.clone()), binaries[0].clone()])
+            .collect();
+    }
     for backend in &args.backends {
         if backend == "s3" && args.endpoint.is_none() {
             println!("backend s3: skipped, no --endpoint / SLUICE_TEST_S3_ENDPOINT given");
             continue;
         }
-        let bin = match &bin {
-            Ok(b) => b,
-            Err(e) => {
-                println!("backend {backend}: skipped, {e}");
-                continue;
+        let mut summaries = Vec::new();
+        for (label, bin) in &binaries {
+            if args.baseline_sluice_bin.is_some() {
+                println!("[{label}: {}]", bin.display());
             }
-        };
-        let run_id = sluice_core::ids::new_ulid(clock::system().now_ms()).to_string();
-        let opts = GatewayOpts {
-            endpoint: args.endpoint.as_deref(),
-            bucket: &args.bucket,
-            linger_ms: None,
-            max_pending_mib: None,
-        };
-        let mut gw = match spawn_gateway(bin, backend, &opts, dir.path(), &run_id) {
-            Ok(g) => g,
-            Err(e) => {
-                println!("backend {backend}: {e}");
-                continue;
+            if let Some(s) = run_one(backend, bin, &args, dir.path(), &client).await {
+                summaries.push((*label, s));
             }
-        };
-        let store_url = match backend.as_str() {
-            "dev" => dir
-                .path()
-                .join(format!("dev-{run_id}"))
-                .display()
-                .to_string(),
-            _ => format!("s3://{}/bench-{run_id}", args.bucket),
-        };
-        let r = async {
-            wait_healthy(&mut gw, &client).await?;
-            measure(backend, &gw.base, gw.pid(), &args, &client, &store_url).await
         }
-        .await;
-        if let Err(e) = r {
+        if args.baseline_sluice_bin.is_some() {
+            println!(
+                "backend {backend}, side by side ({} receivers x max {}, load average {}):",
+                args.receivers,
+                args.batch,
+                load_average()
+            );
+            for (label, s) in &summaries {
+                println!(
+                    "  {label:<11} {:>8.0} records/s   receive p99 {:>5.1} ms   ack p99 {:>5.1} ms   CPU per record: gateway {:.1} µs, load generator {:.1} µs",
+                    s.rate, s.receive_p99, s.ack_p99, s.gateway_us, s.bench_us
+                );
+            }
+        }
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+async fn run_one(
+    backend: &str,
+    bin: &std::path::Path,
+    args: &Args,
+    dir: &std::path::Path,
+    client: &reqwest::Client,
+) -> Option<Summary> {
+    let run_id = sluice_core::ids::new_ulid(clock::system().now_ms()).to_string();
+    let opts = GatewayOpts {
+        endpoint: args.endpoint.as_deref(),
+        bucket: &args.bucket,
+        linger_ms: None,
+        max_pending_mib: None,
+    };
+    let mut gw = match spawn_gateway(bin, backend, &opts, dir, &run_id) {
+        Ok(g) => g,
+        Err(e) => {
+            println!("backend {backend}: {e}");
+            return None;
+        }
+    };
+    let store_url = match backend {
+        "dev" => dir.join(format!("dev-{run_id}")).display().to_string(),
+        _ => format!("s3://{}/bench-{run_id}", args.bucket),
+    };
+    let r = async {
+        wait_healthy(&mut gw, client).await?;
+        measure(backend, &gw.base, gw.pid(), args, client, &store_url).await
+    }
+    .await;
+    let log = gw.log.clone();
+    drop(gw);
+    print_log_summary(&log);
+    match r {
+        Ok(s) => Some(s),
+        Err(e) => {
             println!("backend {backend}: failed: {e}");
+            None
         }
-        let log = gw.log.clone();
-        drop(gw);
-        print_log_summary(&log);
     }
 }
 
@@ -328,7 +397,7 @@ async fn measure(
     args: &Args,
     client: &reqwest::Client,
     store_url: &str,
-) -> Result<(), String> {
+) -> Result<Summary, String> {
     println!("backend {backend} ({base}):");
     post(
         client,
@@ -357,6 +426,7 @@ async fn measure(
         .then_some(args.endpoint.as_deref())
         .flatten();
     let before = state_objects(store_url, endpoint).await?;
+    let cpu_before = (cpu_secs(pid), cpu_secs(std::process::id()));
     let start = Instant::now();
     let until = start + Duration::from_secs_f64(args.seconds);
     let tasks: Vec<_> = (0..args.receivers)
@@ -379,6 +449,7 @@ async fn measure(
         }
     }
     let secs = start.elapsed().as_secs_f64();
+    let cpu_after = (cpu_secs(pid), cpu_secs(std::process::id()));
     let after = state_objects(store_url, endpoint).await?;
     let writes = (after.0 - before.0) + (after.1 - before.1);
     println!(
@@ -404,8 +475,29 @@ async fn measure(
         1000.0 * writes as f64 / all.acked.max(1) as f64,
         writes as f64 / secs
     );
+    let per_record = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => 1e6 * (b - a) / all.acked.max(1) as f64,
+        _ => f64::NAN,
+    };
+    let summary = Summary {
+        rate: all.acked as f64 / secs,
+        receive_p99: all.receive.quantile_ms(0.99),
+        ack_p99: all.ack.quantile_ms(0.99),
+        gateway_us: per_record(cpu_before.0, cpu_after.0),
+        bench_us: per_record(cpu_before.1, cpu_after.1),
+    };
+    println!(
+        "  CPU per record received and acked: gateway {:.1} µs, load generator (this process) {:.1} µs; gateway used {:.2} cores   load average {}",
+        summary.gateway_us,
+        summary.bench_us,
+        summary.gateway_us * summary.rate / 1e6,
+        load_average()
+    );
     print_rss("after the throughput phase", pid);
-    redelivery(base, args, client).await
+    if args.redeliveries > 0 {
+        redelivery(base, args, client).await?;
+    }
+    Ok(summary)
 }
 
 /// Lease records with a short timeout, never ack them, and time how long after their deadline

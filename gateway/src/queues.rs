@@ -53,8 +53,38 @@ pub struct QueueRuntimes {
     metrics: Arc<Metrics>,
 }
 
-/// Records to answer with, by position.
-pub type Fetched = HashMap<Pos, ReadRecord>;
+/// Records to answer with, by position: runs read ahead of the frontier, shared with the
+/// read-ahead cache (no copy per record), plus records read one by one (redeliveries).
+#[derive(Default)]
+pub struct Fetched {
+    runs: HashMap<u32, (u64, Arc<Vec<ReadRecord>>)>,
+    more: HashMap<Pos, ReadRecord>,
+}
+
+impl Fetched {
+    pub fn get(&self, pos: &Pos) -> Option<&ReadRecord> {
+        let in_run = self.runs.get(&pos.0).and_then(|(from, recs)| {
+            let i = usize::try_from(pos.1.checked_sub(*from)?).ok()?;
+            recs.get(i).filter(|r| r.offset == pos.1)
+        });
+        in_run.or_else(|| self.more.get(pos))
+    }
+
+    pub fn contains_key(&self, pos: &Pos) -> bool {
+        self.get(pos).is_some()
+    }
+
+    pub fn insert(&mut self, pos: Pos, rec: ReadRecord) {
+        self.more.insert(pos, rec);
+    }
+
+    pub fn extend(&mut self, other: Fetched) {
+        self.more.extend(other.more);
+        for (p, run) in other.runs {
+            self.runs.entry(p).or_insert(run);
+        }
+    }
+}
 
 impl QueueRuntimes {
     pub fn new(log: Arc<Log>, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> Arc<Self> {
@@ -393,7 +423,7 @@ impl QueueRuntimes {
             .buffer_unordered(16)
             .collect()
             .await;
-        let mut out = Fetched::new();
+        let mut out = Fetched::default();
         for r in results {
             for (p, rec) in r? {
                 out.insert((p, rec.offset), rec);
@@ -422,7 +452,7 @@ impl QueueRuntimes {
         let ends = self.partition_ends(topic).await?;
         let mut ahead = rt.ahead.lock().await;
         let mut windows = Vec::new();
-        let mut fetched = Fetched::new();
+        let mut fetched = Fetched::default();
         let mut total = 0usize;
         for i in 0..n {
             if total >= want {
@@ -491,9 +521,7 @@ impl QueueRuntimes {
                     })
                     .collect(),
             });
-            for r in recs {
-                fetched.insert((p, r.offset), r.clone());
-            }
+            fetched.runs.insert(p, (a.from, a.records.clone()));
         }
         Ok((windows, fetched))
     }
@@ -573,6 +601,11 @@ impl QueueRuntime {
     /// `{tag}-{partition}-{offset}-{lease}`; the tag ties it to this queue incarnation.
     pub fn receipt(&self, p: u32, o: u64, lease: u64) -> String {
         format!("{}-{p}-{o}-{lease}", receipt_tag(&self.config().id))
+    }
+
+    /// The tag of this incarnation's receipts (see [`receipt`](Self::receipt)).
+    pub fn receipt_tag(&self) -> String {
+        receipt_tag(&self.config().id).to_string()
     }
 
     pub fn parse_receipt(&self, s: &str) -> Option<state::ReceiptRef> {

@@ -17,6 +17,7 @@ use crate::statelog::{restore_json, snapshot_json, StateMachine};
 use imbl::{OrdMap, OrdSet, Vector};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// Most recent finished records whose history is kept.
 pub const DONE_KEEP: usize = 10_000;
@@ -153,14 +154,16 @@ pub enum QueueOp {
 pub struct QueueState {
     pub started: bool,
     pub next: OrdMap<u32, u64>,
-    pub recs: OrdMap<Pos, Rec>,
+    /// Values are shared (`Arc`): planning works on a clone of the state, and a change then
+    /// copies a B-tree leaf of 16 pointers, not 16 records with their histories.
+    pub recs: OrdMap<Pos, Arc<Rec>>,
     /// (due, partition, offset) of every Ready (due = at) and Leased (due = until) record.
     pub timers: OrdSet<(i64, u32, u64)>,
     /// Pending offsets per (partition, key hash), for per-key order.
     pub keys: OrdMap<(u32, u64), OrdSet<u64>>,
     pub dying: OrdSet<Pos>,
-    pub dead: OrdMap<Pos, Finished>,
-    pub done: OrdMap<Pos, Finished>,
+    pub dead: OrdMap<Pos, Arc<Finished>>,
+    pub done: OrdMap<Pos, Arc<Finished>>,
     pub done_order: Vector<Pos>,
     pub lease_seq: u64,
     pub acked: u64,
@@ -212,7 +215,7 @@ impl QueueState {
 
     /// Remove a record from `recs` and every index.
     fn take(&mut self, pos: Pos) -> Option<Rec> {
-        let rec = self.recs.remove(&pos)?;
+        let rec = Arc::unwrap_or_clone(self.recs.remove(&pos)?);
         if let Some(d) = Self::due(&rec) {
             self.timers.remove(&(d, pos.0, pos.1));
         }
@@ -248,11 +251,11 @@ impl QueueState {
         if let Some(k) = rec.key {
             self.keys.entry((pos.0, k)).or_default().insert(pos.1);
         }
-        self.recs.insert(pos, rec);
+        self.recs.insert(pos, Arc::new(rec));
     }
 
     fn finish(&mut self, pos: Pos, f: Finished) {
-        if self.done.insert(pos, f).is_none() {
+        if self.done.insert(pos, Arc::new(f)).is_none() {
             self.done_order.push_back(pos);
         }
         while self.done_order.len() > DONE_KEEP {
@@ -264,7 +267,7 @@ impl QueueState {
 
     /// The record's current lease if it is `lease` and still valid at `time`.
     fn valid_lease(&self, pos: Pos, lease: u64, time: i64) -> bool {
-        matches!(self.recs.get(&pos), Some(Rec { phase: Phase::Leased { lease: l, until }, .. })
+        matches!(self.recs.get(&pos).map(|r| &r.phase), Some(Phase::Leased { lease: l, until })
             if *l == lease && *until > time)
     }
 
@@ -467,13 +470,13 @@ impl StateMachine for QueueState {
                     let last_lease = 0;
                     self.dead.insert(
                         pos,
-                        Finished {
+                        Arc::new(Finished {
                             deliveries: rec.deliveries,
                             last_lease,
                             acked: false,
                             reason,
                             history: rec.history,
-                        },
+                        }),
                     );
                 }
             }
@@ -482,7 +485,7 @@ impl StateMachine for QueueState {
                     if self.recs.contains_key(pos) {
                         continue;
                     }
-                    let Some(f) = self.dead.remove(pos) else {
+                    let Some(f) = self.dead.remove(pos).map(Arc::unwrap_or_clone) else {
                         continue;
                     };
                     self.dead_lettered = self.dead_lettered.saturating_sub(1);
@@ -506,12 +509,12 @@ impl StateMachine for QueueState {
         snapshot_json(&Snapshot {
             started: self.started,
             next: self.next.iter().map(|(p, o)| (*p, *o)).collect(),
-            recs: self.recs.iter().map(|(k, v)| (*k, v.clone())).collect(),
-            dead: self.dead.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            recs: self.recs.iter().map(|(k, v)| (*k, (**v).clone())).collect(),
+            dead: self.dead.iter().map(|(k, v)| (*k, (**v).clone())).collect(),
             done: self
                 .done_order
                 .iter()
-                .filter_map(|k| self.done.get(k).map(|v| (*k, v.clone())))
+                .filter_map(|k| self.done.get(k).map(|v| (*k, (**v).clone())))
                 .collect(),
             lease_seq: self.lease_seq,
             acked: self.acked,
@@ -527,7 +530,7 @@ impl StateMachine for QueueState {
             lease_seq: s.lease_seq,
             acked: s.acked,
             dead_lettered: s.dead_lettered,
-            dead: s.dead.into_iter().collect(),
+            dead: s.dead.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
             ..Default::default()
         };
         for (pos, rec) in s.recs {

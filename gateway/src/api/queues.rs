@@ -234,9 +234,10 @@ async fn messages(
     if !missing.is_empty() {
         fetched.extend(st.queues.read_many(topic, missing).await?);
     }
+    let tag = rt.receipt_tag();
     let mut out = Vec::with_capacity(grants.len());
     for g in grants {
-        let Some(rec) = fetched.remove(&(g.p, g.o)) else {
+        let Some(rec) = fetched.get(&(g.p, g.o)) else {
             tracing::warn!(
                 partition = g.p,
                 offset = g.o,
@@ -245,10 +246,10 @@ async fn messages(
             continue;
         };
         out.push(Message {
-            receipt: rt.receipt(g.p, g.o, g.lease),
+            receipt: format!("{tag}-{}-{}-{}", g.p, g.o, g.lease),
             topic: topic.name.clone(),
             partition: g.p,
-            record: RecordOut::from(&rec),
+            record: RecordOut::from(rec),
             delivery_count: g.deliveries,
         });
     }
@@ -273,7 +274,11 @@ async fn settle(
     known(name)?;
     check_receipts(&receipts)?;
     let rt = st.queues.get(name).await?;
-    let refs: Vec<_> = receipts.iter().map(|r| rt.parse_receipt(r)).collect();
+    let tag = rt.receipt_tag();
+    let refs: Vec<_> = receipts
+        .iter()
+        .map(|r| crate::queues::parse_receipt(&tag, r))
+        .collect();
     let rules = rt.config().rules();
     let c = rt
         .state
