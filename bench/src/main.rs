@@ -22,11 +22,14 @@
 //!   the mover's object requests per minute while idle, and RSS, against nothing pending.
 //! - `sluice-bench topics`: the compactor's object PUTs per minute and the objects in the
 //!   bucket for the same load over 10, 1,000 and 100,000 topics, against the 10-topic run.
+//! - `sluice-bench curves`: scaling curves of `sluice dev` as producers (1 … 64), partitions
+//!   (1 … 1,000) and topics (10 … 100,000) grow, as tables and PNG plots (`docs/bench/`).
 //! - `sluice-bench peers`: Sluice (`sluice dev`, gateways on LocalStack and SeaweedFS) against
 //!   NATS JetStream, Redis Streams and RabbitMQ quorum queues under one load, Sluice's ratio to
 //!   each, then the cost model from counted object requests (`scripts/bench.sh`).
 
 mod cost;
+mod curves;
 mod delayed_bench;
 mod direct_bench;
 mod filter_bench;
@@ -76,6 +79,8 @@ enum Command {
     Delayed(delayed_bench::Args),
     /// Compactor PUTs per minute and objects for the same load over 10 … 100,000 topics.
     Topics(topics_bench::Args),
+    /// Scaling curves (producers, partitions, topics) as tables and PNG plots.
+    Curves(curves::Args),
     /// Sluice against NATS JetStream, Redis Streams and RabbitMQ under one load, then the
     /// object-store cost model (scripts/bench.sh installs and runs everything).
     Peers(peers_bench::Args),
@@ -98,6 +103,7 @@ fn main() {
         Command::Tables(args) => rt.block_on(tables_bench::run(args)),
         Command::Delayed(args) => rt.block_on(delayed_bench::run(args)),
         Command::Topics(args) => rt.block_on(topics_bench::run(args)),
+        Command::Curves(args) => rt.block_on(curves::run(args)),
         Command::Peers(args) => rt.block_on(peers_bench::run(args)),
     }
 }
