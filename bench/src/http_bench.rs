@@ -394,6 +394,9 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 pub(crate) struct Shape {
     pub batch: usize,
     pub record_bytes: usize,
+    /// Keys are drawn among this many (more than the partitions, for every partition to get
+    /// records).
+    pub keys: u64,
     filler: String,
     /// Every record gets its own random filler (incompressible but for the alphabet's 6 bits
     /// per byte) instead of the shared `x…x`, so no store gains from compressing the load.
@@ -409,9 +412,15 @@ impl Shape {
         Self {
             batch: batch.max(1),
             record_bytes,
+            keys: KEYS,
             filler: "x".repeat(record_bytes - STAMP),
             random,
         }
+    }
+    /// The same shape with keys drawn among `keys` (at least [`KEYS`]).
+    pub(crate) fn with_keys(mut self, keys: u64) -> Self {
+        self.keys = keys.max(KEYS);
+        self
     }
     pub(crate) fn request_bytes(&self) -> u64 {
         (self.batch * self.record_bytes) as u64
@@ -456,7 +465,7 @@ fn produce_body(shape: &Shape, rng: &mut u64, sent_ns: u128) -> String {
         if i > 0 {
             b.push(',');
         }
-        let key = xorshift(rng) % KEYS;
+        let key = xorshift(rng) % shape.keys;
         if shape.random {
             let _ = write!(b, "{{\"key\":\"k{key}\",\"value\":\"");
             push_value(&mut b, sent_ns, shape.record_bytes, rng);
@@ -479,7 +488,7 @@ fn produce_body(shape: &Shape, rng: &mut u64, sent_ns: u128) -> String {
 /// bursting; the achieved rate is printed).
 async fn producer(
     client: reqwest::Client,
-    url: Arc<str>,
+    urls: Arc<[String]>,
     shape: Arc<Shape>,
     start: Instant,
     deadline: Instant,
@@ -488,6 +497,9 @@ async fn producer(
 ) -> Tally {
     let mut t = Tally::default();
     let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    // Picks the target of each request when there are several (its own sequence, so that a
+    // single target sends the same bodies as before).
+    let mut pick = seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1;
     let mut next = pace.map(|(_, phase)| tokio::time::Instant::now() + phase);
     loop {
         if let (Some(n), Some((interval, _))) = (next.as_mut(), pace) {
@@ -503,9 +515,13 @@ async fn producer(
         }
         let sent = start.elapsed().as_nanos();
         let body = produce_body(&shape, &mut rng, sent);
+        let url = match urls.len() {
+            1 => &urls[0],
+            n => &urls[(xorshift(&mut pick) % n as u64) as usize],
+        };
         let t0 = Instant::now();
         let r = client
-            .post(&*url)
+            .post(url)
             .header("content-type", "application/json")
             .body(body)
             .send()
@@ -560,6 +576,35 @@ pub(crate) struct Phase {
     pub elapsed: Duration,
 }
 
+/// What a produce phase measured, as numbers (the curves plot them).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Figures {
+    pub records_per_s: f64,
+    pub mib_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub requests: u64,
+    pub errors: u64,
+}
+
+impl Phase {
+    /// Acknowledged records per second, MiB/s of values, ack latency quantiles.
+    pub(crate) fn figures(&mut self, record_bytes: usize) -> Figures {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let t = &mut self.tally;
+        Figures {
+            records_per_s: t.records as f64 / secs,
+            mib_per_s: mib(t.records * record_bytes as u64) / secs,
+            p50_ms: t.acks.quantile_ms(0.5),
+            p99_ms: t.acks.quantile_ms(0.99),
+            max_ms: t.acks.quantile_ms(1.0),
+            requests: t.requests,
+            errors: t.errors,
+        }
+    }
+}
+
 /// `producers` producers against `url` for `seconds`; `rate` (bytes/s over all) paces them.
 pub(crate) async fn run_producers(
     client: &reqwest::Client,
@@ -570,9 +615,22 @@ pub(crate) async fn run_producers(
     rate: Option<f64>,
     start: Instant,
 ) -> Phase {
+    let urls: Arc<[String]> = Arc::from(vec![url.to_string()]);
+    run_producers_to(client, urls, shape, producers, seconds, rate, start).await
+}
+
+/// [`run_producers`] over several targets: each request goes to one of `urls` at random.
+pub(crate) async fn run_producers_to(
+    client: &reqwest::Client,
+    urls: Arc<[String]>,
+    shape: &Arc<Shape>,
+    producers: usize,
+    seconds: f64,
+    rate: Option<f64>,
+    start: Instant,
+) -> Phase {
     let began = Instant::now();
     let deadline = began + Duration::from_secs_f64(seconds);
-    let url: Arc<str> = url.into();
     let interval = rate.map(|r| {
         Duration::from_secs_f64(shape.request_bytes() as f64 * producers as f64 / r.max(1.0))
     });
@@ -582,7 +640,7 @@ pub(crate) async fn run_producers(
             let pace = interval.map(|iv| (iv, iv.mul_f64(i as f64 / producers as f64)));
             tokio::spawn(producer(
                 client.clone(),
-                url.clone(),
+                urls.clone(),
                 shape.clone(),
                 start,
                 deadline,
@@ -605,19 +663,12 @@ pub(crate) async fn run_producers(
 }
 
 fn print_produce(label: &str, p: &mut Phase, record_bytes: usize) {
-    let secs = p.elapsed.as_secs_f64();
-    let t = &mut p.tally;
+    let f = p.figures(record_bytes);
     println!(
         "  {label:<30} {:>9.0} rec/s {:>7.1} MiB/s   ack p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.1} ms   [{} requests, {} errors]",
-        t.records as f64 / secs,
-        mib(t.records * record_bytes as u64) / secs,
-        t.acks.quantile_ms(0.5),
-        t.acks.quantile_ms(0.99),
-        t.acks.quantile_ms(1.0),
-        t.requests,
-        t.errors,
+        f.records_per_s, f.mib_per_s, f.p50_ms, f.p99_ms, f.max_ms, f.requests, f.errors,
     );
-    for m in &t.error_samples {
+    for m in &p.tally.error_samples {
         println!("    error: {m}");
     }
 }
@@ -815,6 +866,18 @@ async fn ceiling(
     shape: &Arc<Shape>,
     start: Instant,
 ) -> Result<Phase, String> {
+    ceiling_at(client, shape, args.producers, args.seconds, start).await
+}
+
+/// The HTTP + JSON ceiling (an in-process server that parses the bodies and stores nothing)
+/// driven by `producers` producers for `seconds`.
+pub(crate) async fn ceiling_at(
+    client: &reqwest::Client,
+    shape: &Arc<Shape>,
+    producers: usize,
+    seconds: f64,
+    start: Instant,
+) -> Result<Phase, String> {
     let app = axum::Router::new()
         .route(
             "/v1/topics/bench/records",
@@ -830,8 +893,8 @@ async fn ceiling(
         client,
         &format!("http://{addr}/v1/topics/bench/records"),
         shape,
-        args.producers,
-        args.seconds,
+        producers,
+        seconds,
         None,
         start,
     )
@@ -848,9 +911,19 @@ pub(crate) async fn create_topic(
     base: &str,
     partitions: u32,
 ) -> Result<(), String> {
+    create_named_topic(client, base, "bench", partitions).await
+}
+
+/// `POST /v1/topics` of `name` (an existing one is fine).
+pub(crate) async fn create_named_topic(
+    client: &reqwest::Client,
+    base: &str,
+    name: &str,
+    partitions: u32,
+) -> Result<(), String> {
     let resp = client
         .post(format!("{base}/v1/topics"))
-        .json(&serde_json::json!({"name": "bench", "partitions": partitions}))
+        .json(&serde_json::json!({"name": name, "partitions": partitions}))
         .send()
         .await
         .map_err(|e| error_chain(&e))?;

@@ -24,11 +24,14 @@
 //!   bucket for the same load over 10, 1,000 and 100,000 topics, against the 10-topic run.
 //! - `sluice-bench seek`: object requests, bytes and latency of a timestamp seek on partitions of
 //!   10^4, 10^6 and 10^7 records, cold and warm, against a read by offset of the same records.
+//! - `sluice-bench curves`: scaling curves of `sluice dev` as producers (1 … 64), partitions
+//!   (1 … 1,000) and topics (10 … 100,000) grow, as tables and PNG plots (`docs/bench/`).
 //! - `sluice-bench peers`: Sluice (`sluice dev`, gateways on LocalStack and SeaweedFS) against
 //!   NATS JetStream, Redis Streams and RabbitMQ quorum queues under one load, Sluice's ratio to
 //!   each, then the cost model from counted object requests (`scripts/bench.sh`).
 
 mod cost;
+mod curves;
 mod delayed_bench;
 mod direct_bench;
 mod filter_bench;
@@ -82,6 +85,8 @@ enum Command {
     /// Time-travel cost: requests, bytes and latency of a timestamp seek, cold and warm, on
     /// 10^4 … 10^7-record partitions against a read by offset of the same records.
     Seek(seek_bench::Args),
+    /// Scaling curves (producers, partitions, topics) as tables and PNG plots.
+    Curves(curves::Args),
     /// Sluice against NATS JetStream, Redis Streams and RabbitMQ under one load, then the
     /// object-store cost model (scripts/bench.sh installs and runs everything).
     Peers(peers_bench::Args),
@@ -105,6 +110,7 @@ fn main() {
         Command::Delayed(args) => rt.block_on(delayed_bench::run(args)),
         Command::Topics(args) => rt.block_on(topics_bench::run(args)),
         Command::Seek(args) => rt.block_on(seek_bench::run(args)),
+        Command::Curves(args) => rt.block_on(curves::run(args)),
         Command::Peers(args) => rt.block_on(peers_bench::run(args)),
     }
 }

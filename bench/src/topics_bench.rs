@@ -35,14 +35,29 @@ pub struct Args {
     shards: u32,
 }
 
-struct Figures {
-    topics: usize,
-    records: u64,
-    puts_per_min: f64,
-    data_objects: usize,
-    index_objects: usize,
-    lists: u64,
-    gets: u64,
+impl Args {
+    /// The defaults of the command line with `seconds` simulated seconds of load.
+    pub(crate) fn simulated(seconds: u64) -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            args: Args,
+        }
+        let mut args = <Defaults as clap::Parser>::parse_from(["topics"]).args;
+        args.seconds = seconds;
+        args
+    }
+}
+
+/// What one topic count cost the compactor.
+pub(crate) struct Figures {
+    pub topics: usize,
+    pub records: u64,
+    pub puts_per_min: f64,
+    pub data_objects: usize,
+    pub index_objects: usize,
+    pub lists: u64,
+    pub gets: u64,
 }
 
 async fn count_under(store: &DynStore, prefix: &str) -> usize {
@@ -54,7 +69,8 @@ async fn count_under(store: &DynStore, prefix: &str) -> usize {
         .map_or(0, |v| v.len())
 }
 
-async fn run_one(args: &Args, n: usize) -> Figures {
+/// The load of `args` over `n` single-partition topics: what the compactor wrote and read.
+pub(crate) async fn run_one(args: &Args, n: usize) -> Figures {
     let bucket: DynStore = store::open("memory://", &Default::default()).expect("memory");
     let clock = ManualClock::new(1_764_633_600_000);
     let log = Log::new(bucket.clone(), clock.clone(), LogConfig::default());
