@@ -217,7 +217,10 @@ cmd_start() {
         # weed and anything it spawns without touching anything else, and so
         # it outlives this script. All fds are redirected so nothing waits on
         # our stdout/stderr. The -dir must stay the first argument after
-        # `mini` (cmdline_matches matches on it).
+        # `mini` (cmdline_matches matches on it). 64 MiB volumes: `mini` makes
+        # as many volumes as fit in the free disk space, and with its default
+        # 1 GiB volumes a disk with ~2 GiB free gets none, so every PUT then
+        # times out ("no volume server capacity registered yet").
         setsid "$WEED" mini -dir="$DATADIR/data" \
             -ip="$HOST" -ip.bind="$HOST" \
             -master.telemetry=false -webdav=false -admin.ui=false \
@@ -225,6 +228,7 @@ cmd_start() {
             -s3.config="$DATADIR/s3.json" \
             -master.port="$MASTER_PORT" -volume.port="$VOLUME_PORT" \
             -filer.port="$FILER_PORT" -admin.port="$ADMIN_PORT" \
+            -master.volumeSizeLimitMB=64 \
             </dev/null >>"$LOGFILE" 2>&1 9>&- &
         pid=$!
         echo "$pid" >"$PIDFILE"
