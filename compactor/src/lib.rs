@@ -677,18 +677,19 @@ impl Compactor {
         // The batches' records, for the object's summary (none if a batch does not decode).
         let mut decoded: Vec<Option<Vec<Record>>> = vec![None; batches.len()];
         for (i, bytes) in frames.iter().enumerate() {
-            let key = keys::segment(batches[i].0.segment);
+            let b = &batches[i].0;
             match decode_frame(bytes) {
-                Ok(records) if records.len() == batches[i].0.record_count as usize => {
+                Ok(records) if records.len() == b.record_count as usize => {
                     decoded[i] = Some(records);
                 }
                 Ok(records) => {
-                    let n = records.len();
-                    tracing::error!(%key, expected = batches[i].0.record_count, found = n, "batch record count differs from the journal; copied as is, readers will report it")
+                    let (key, n) = (keys::segment(b.segment), records.len());
+                    tracing::error!(%key, expected = b.record_count, found = n, "batch record count differs from the journal; copied as is, readers will report it")
                 }
                 // Copy it anyway: readers report the corruption with the data object key
                 // instead of the records silently disappearing.
                 Err(e) => {
+                    let key = keys::segment(b.segment);
                     tracing::error!(%key, error = %e, "corrupt batch; copied as is, readers will report it")
                 }
             }

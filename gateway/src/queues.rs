@@ -598,23 +598,19 @@ impl QueueRuntime {
         self.lock_cfg().0.clone()
     }
 
-    /// `{tag}-{partition}-{offset}-{lease}`; the tag ties it to this queue incarnation.
-    pub fn receipt(&self, p: u32, o: u64, lease: u64) -> String {
-        format!("{}-{p}-{o}-{lease}", receipt_tag(&self.config().id))
-    }
-
-    /// The tag of this incarnation's receipts (see [`receipt`](Self::receipt)).
+    /// The tag of this incarnation's receipts (see [`receipt`]).
     pub fn receipt_tag(&self) -> String {
         receipt_tag(&self.config().id).to_string()
-    }
-
-    pub fn parse_receipt(&self, s: &str) -> Option<state::ReceiptRef> {
-        parse_receipt(receipt_tag(&self.config().id), s)
     }
 }
 
 fn receipt_tag(id: &str) -> &str {
     &id[id.len().saturating_sub(8)..]
+}
+
+/// `{tag}-{partition}-{offset}-{lease}`; the tag ties it to one queue incarnation.
+pub fn receipt(tag: &str, p: u32, o: u64, lease: u64) -> String {
+    format!("{tag}-{p}-{o}-{lease}")
 }
 
 /// Parse a receipt of the queue whose tag is `tag`; `None` for anything else.
@@ -637,7 +633,8 @@ mod tests {
 
     #[test]
     fn receipts_round_trip_and_reject_garbage() {
-        let r = parse_receipt("ABCDEFGH", "ABCDEFGH-2-17-9").unwrap();
+        assert_eq!(receipt("ABCDEFGH", 2, 17, 9), "ABCDEFGH-2-17-9");
+        let r = parse_receipt("ABCDEFGH", &receipt("ABCDEFGH", 2, 17, 9)).unwrap();
         assert_eq!((r.p, r.o, r.lease), (2, 17, 9));
         for bad in [
             "",

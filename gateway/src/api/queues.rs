@@ -246,7 +246,7 @@ async fn messages(
             continue;
         };
         out.push(Message {
-            receipt: format!("{tag}-{}-{}-{}", g.p, g.o, g.lease),
+            receipt: crate::queues::receipt(&tag, g.p, g.o, g.lease),
             topic: topic.name.clone(),
             partition: g.p,
             record: RecordOut::from(rec),
