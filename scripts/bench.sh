@@ -28,6 +28,8 @@
 #   SLUICE_BENCH_LOCALSTACK_PORT  (default 4576)   SLUICE_BENCH_SEAWEEDFS_PORT (default 8433)
 #   SLUICE_BENCH_QUEUES         1 (default): also `sluice-bench queue` and `groups` on
 #                               `sluice dev`, Sluice's side of the consuming figures
+#   SLUICE_BENCH_CURVES         1 (default): also `sluice-bench curves` (scaling curves as tables
+#                               and PNG plots into docs/bench/; ~3 min)
 #   SLUICE_BENCH_OUT            where the output is kept (default: target/bench-peers.txt
 #                               under CARGO_TARGET_DIR)
 #   CARGO_TARGET_DIR            build dir (default: $HOME/.cache/sluice-target)
@@ -139,6 +141,12 @@ section "sluice-bench peers ${args[*]} $*"
         echo
         echo "--- sluice-bench groups --backends dev --members 8 (beside redis-groups)"
         "$BENCH" groups --backends dev --members 8 --records 100000 --record-bytes 100
+    fi
+    if [[ "${SLUICE_BENCH_CURVES:-1}" == 1 ]]; then
+        # Scaling curves (producers, partitions, topics) on `sluice dev`, PNGs into docs/bench/.
+        echo
+        echo "--- sluice-bench curves --out $ROOT/docs/bench"
+        "$BENCH" curves --out "$ROOT/docs/bench"
     fi
 } 2>&1 | tee "$OUT"
 echo

@@ -284,6 +284,21 @@ fn print_row(p: &Point, rec_ratio: f64, p99_ratio: f64, extra: &str) {
 }
 
 /// Ratios of a point to the sweep's first: back-to-back records/s and fixed-rate p99.
+/// A sweep's table: the header, then one row per point with its ratios to the first point and
+/// `extra(i, point)` appended.
+fn print_table(
+    x_name: &str,
+    extra_header: &str,
+    points: &[Point],
+    extra: impl Fn(usize, &Point) -> String,
+) {
+    print_header(x_name, extra_header);
+    let (rec, p99) = ratios(points);
+    for (i, p) in points.iter().enumerate() {
+        print_row(p, rec[i], p99[i], &extra(i, p));
+    }
+}
+
 fn ratios(points: &[Point]) -> (Vec<f64>, Vec<f64>) {
     let rec: Vec<f64> = points.iter().map(|p| p.saturated.records_per_s).collect();
     let p99: Vec<f64> = points.iter().map(|p| p.fixed.p99_ms).collect();
@@ -323,17 +338,19 @@ async fn sweep_producers(ctx: &Ctx<'_>) -> Result<Vec<Point>, String> {
         "producers (one topic of {} partitions; back to back | at {} MiB/s offered | ceiling = HTTP + JSON, nothing stored):",
         a.base_partitions, a.rate_mib
     );
-    print_header("producers", " | ceiling rec/s  sluice/ceiling");
-    let (rec, p99) = ratios(&points);
-    for (i, p) in points.iter().enumerate() {
-        let c = p.ceiling.unwrap_or_default();
-        let extra = format!(
-            " | {:>13.0} {:>14.0}%",
-            c.records_per_s,
-            100.0 * p.saturated.records_per_s / c.records_per_s.max(1e-9)
-        );
-        print_row(p, rec[i], p99[i], &extra);
-    }
+    print_table(
+        "producers",
+        " | ceiling rec/s  sluice/ceiling",
+        &points,
+        |_, p| {
+            let c = p.ceiling.unwrap_or_default();
+            format!(
+                " | {:>13.0} {:>14.0}%",
+                c.records_per_s,
+                100.0 * p.saturated.records_per_s / c.records_per_s.max(1e-9)
+            )
+        },
+    );
     Ok(points)
 }
 
@@ -364,11 +381,7 @@ async fn sweep_partitions(ctx: &Ctx<'_>) -> Result<Vec<Point>, String> {
         "partitions (one topic, {} producers; back to back | at {} MiB/s offered):",
         a.sweep_producers, a.rate_mib
     );
-    print_header("partitions", "");
-    let (rec, p99) = ratios(&points);
-    for (i, p) in points.iter().enumerate() {
-        print_row(p, rec[i], p99[i], "");
-    }
+    print_table("partitions", "", &points, |_, _| String::new());
     Ok(points)
 }
 
@@ -457,17 +470,17 @@ async fn sweep_topics(ctx: &Ctx<'_>) -> Result<Vec<Point>, String> {
         "topics (one partition each, {} producers, each request to a random topic; back to back | at {} MiB/s offered, the same total load | compactor model: `sluice-bench topics --seconds {}`, in memory):",
         a.sweep_producers, a.rate_mib, a.model_seconds
     );
-    print_header("topics", " | compactor PUT/min  × first");
-    let (rec, p99) = ratios(&points);
     let puts: Vec<f64> = points
         .iter()
         .map(|p| p.model_puts_per_min.unwrap_or(f64::NAN))
         .collect();
     let puts_ratio = ratio_to_first(&puts);
-    for (i, p) in points.iter().enumerate() {
-        let extra = format!(" | {:>17.0} {:>8.1}", puts[i], puts_ratio[i]);
-        print_row(p, rec[i], p99[i], &extra);
-    }
+    print_table(
+        "topics",
+        " | compactor PUT/min  × first",
+        &points,
+        |i, _| format!(" | {:>17.0} {:>8.1}", puts[i], puts_ratio[i]),
+    );
     let p99s: Vec<f64> = points.iter().map(|p| p.fixed.p99_ms).collect();
     if let (Some(first), Some(last), Some(r)) =
         (points.first(), points.last(), last_over_first(&p99s))

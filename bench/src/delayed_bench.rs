@@ -16,7 +16,7 @@ use sluice_core::delayed::Delayed;
 use sluice_core::format::delayed::DelayedItem;
 use sluice_core::format::record::Record;
 use sluice_core::log::{Log, LogConfig};
-use sluice_core::store::{self, DynStore, Instrumented, S3Options};
+use sluice_core::store::{self, DynStore, Instrumented, StoreOptions};
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Clone)]
@@ -58,7 +58,7 @@ struct Figures {
 
 async fn run_one(args: &Args, pending: u64) -> Figures {
     let dir = tempfile::tempdir().expect("tempdir");
-    let raw: DynStore = store::open(&dir.path().display().to_string(), &S3Options::default())
+    let raw: DynStore = store::open(&dir.path().display().to_string(), &StoreOptions::default())
         .expect("local folder store");
     let counted = Instrumented::new(raw, 0);
     let store: DynStore = counted.clone();

@@ -14,7 +14,7 @@ use sluice_compactor::{Compactor, CompactorConfig};
 use sluice_core::clock;
 use sluice_core::format::record::Record;
 use sluice_core::log::{Log, LogConfig, ProduceRequest, Start};
-use sluice_core::store::{self, DynStore, Instrumented, S3Options};
+use sluice_core::store::{self, DynStore, Instrumented, StoreOptions};
 use sluice_sdk::{Client, DirectReader};
 use std::time::{Duration, Instant};
 
@@ -80,7 +80,7 @@ impl Bucket {
                 ),
             ),
             "sim-s3" => Bucket::Simulated(
-                store::open("memory://", &S3Options::default()).expect("memory store"),
+                store::open("memory://", &StoreOptions::default()).expect("memory store"),
             ),
             other => panic!("unknown backend {other} (local, s3, sim-s3)"),
         }
@@ -91,9 +91,9 @@ impl Bucket {
         match self {
             Bucket::Url(url, endpoint) => store::open(
                 url,
-                &S3Options {
+                &StoreOptions {
                     endpoint: endpoint.clone(),
-                    ..S3Options::default()
+                    ..StoreOptions::default()
                 },
             )
             .expect("open store"),

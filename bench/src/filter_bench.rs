@@ -13,7 +13,7 @@ use sluice_core::clock;
 use sluice_core::filter::Filter;
 use sluice_core::format::record::Record;
 use sluice_core::log::{Log, LogConfig, ProduceRequest, ScanBudget};
-use sluice_core::store::{self, DynStore, Instrumented, S3Options};
+use sluice_core::store::{self, DynStore, Instrumented, StoreOptions};
 use sluice_core::topic::TopicConfig;
 use std::sync::Arc;
 use std::time::Instant;
@@ -125,7 +125,7 @@ pub async fn run(args: Args) {
     );
     for layout in &args.layouts {
         let counted = Instrumented::new(
-            store::open("memory://", &S3Options::default()).expect("memory store"),
+            store::open("memory://", &StoreOptions::default()).expect("memory store"),
             1,
         );
         let store: DynStore = counted.clone();

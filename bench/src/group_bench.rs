@@ -11,7 +11,7 @@ use crate::http_bench::{self, print_log_summary, sluice_bin, spawn_gateway, wait
 use crate::stats::Latencies;
 use serde_json::{json, Value};
 use sluice_core::clock;
-use sluice_core::store::{self, S3Options};
+use sluice_core::store::{self, StoreOptions};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -196,13 +196,13 @@ async fn state_objects(
             dir.join(format!("dev-{run_id}"))
                 .to_str()
                 .unwrap_or_default(),
-            &S3Options::default(),
+            &StoreOptions::default(),
         ),
         _ => store::open(
             &format!("s3://{}/bench-{run_id}", args.gw.bucket),
-            &S3Options {
+            &StoreOptions {
                 endpoint: args.gw.endpoint.clone(),
-                ..S3Options::default()
+                ..StoreOptions::default()
             },
         ),
     }

@@ -10,7 +10,7 @@ use crate::stats::Latencies;
 use futures::TryStreamExt;
 use serde_json::{json, Value};
 use sluice_core::clock;
-use sluice_core::store::{self, S3Options};
+use sluice_core::store::{self, StoreOptions};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -79,9 +79,9 @@ async fn post(client: &reqwest::Client, url: String, body: Value) -> Result<Valu
 async fn state_objects(store_url: &str, endpoint: Option<&str>) -> Result<(u64, u64), String> {
     let s = store::open(
         store_url,
-        &S3Options {
+        &StoreOptions {
             endpoint: endpoint.map(str::to_string),
-            ..S3Options::default()
+            ..StoreOptions::default()
         },
     )
     .map_err(|e| e.to_string())?;
@@ -100,10 +100,16 @@ async fn state_objects(store_url: &str, endpoint: Option<&str>) -> Result<(u64, 
     Ok((count("/log/"), count("/snap/")))
 }
 
-async fn fill(client: &reqwest::Client, base: &str, args: &Args) -> Result<(), String> {
-    let value = "x".repeat(args.record_bytes);
-    let per = 1000;
-    let batches = args.records.div_ceil(per);
+/// Produce `records` records of `record_bytes` bytes to `qbench`, 1,000 per request, 8 at once.
+async fn fill(
+    client: &reqwest::Client,
+    base: &str,
+    records: usize,
+    record_bytes: usize,
+) -> Result<(), String> {
+    let value = "x".repeat(record_bytes);
+    let per = 1000.min(records.max(1));
+    let batches = records.div_ceil(per);
     let next = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..8)
         .map(|_| {
@@ -119,7 +125,8 @@ async fn fill(client: &reqwest::Client, base: &str, args: &Args) -> Result<(), S
                     if b >= batches {
                         return Ok::<(), String>(());
                     }
-                    let records: Vec<Value> = (0..per).map(|_| json!({"value": value})).collect();
+                    let n = per.min(records - b * per);
+                    let records: Vec<Value> = (0..n).map(|_| json!({"value": value})).collect();
                     post(
                         &client,
                         format!("{base}/v1/topics/qbench/records?ack=durable"),
@@ -406,7 +413,7 @@ async fn measure(
     )
     .await?;
     let t = Instant::now();
-    fill(client, base, args).await?;
+    fill(client, base, args.records, args.record_bytes).await?;
     println!(
         "  produced {} records of {} B in {:.1} s",
         args.records,
@@ -504,6 +511,8 @@ async fn measure(
 /// a long-polling receiver gets them again.
 async fn redelivery(base: &str, args: &Args, client: &reqwest::Client) -> Result<(), String> {
     let vt = 500i64;
+    // The throughput phase may have drained the queue: give this phase records of its own.
+    fill(client, base, args.redeliveries, args.record_bytes).await?;
     let mut deadlines = std::collections::HashMap::new();
     while deadlines.len() < args.redeliveries {
         let sent = clock::system().now_ms();

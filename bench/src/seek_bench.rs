@@ -32,7 +32,7 @@ use sluice_core::format::record::Record;
 use sluice_core::ids::PartitionId;
 use sluice_core::keys;
 use sluice_core::log::{Log, LogConfig, ProduceRequest};
-use sluice_core::store::{self, DynStore, Instrumented, S3Options};
+use sluice_core::store::{self, DynStore, Instrumented, StoreOptions};
 use sluice_gateway::txn::TxnSettings;
 use sluice_gateway::GatewayConfig;
 use std::sync::Arc;
@@ -115,7 +115,8 @@ async fn objects_under(store: &DynStore, prefix: &str) -> Vec<object_store::Obje
 
 async fn build(args: &Args, records: u64) -> Partition {
     let started = Instant::now();
-    let bucket: DynStore = store::open("memory://", &S3Options::default()).expect("memory store");
+    let bucket: DynStore =
+        store::open("memory://", &StoreOptions::default()).expect("memory store");
     let flushes = records.div_ceil(args.batch);
     // Simulated time ends a minute before now, so nothing is in the future for a reader.
     let start = clock::system().now_ms() - flushes as i64 * args.flush_ms - 60_000;
@@ -202,7 +203,8 @@ async fn build(args: &Args, records: u64) -> Partition {
 /// A copy of every object of `from` in a local folder.
 async fn copy_to_folder(from: &DynStore, dir: &std::path::Path) -> DynStore {
     std::fs::create_dir_all(dir).expect("bucket folder");
-    let to = store::open(&dir.display().to_string(), &S3Options::default()).expect("local store");
+    let to =
+        store::open(&dir.display().to_string(), &StoreOptions::default()).expect("local store");
     for m in objects_under(from, "").await {
         let bytes = from
             .get(&m.location)

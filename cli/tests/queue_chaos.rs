@@ -64,7 +64,7 @@ async fn receiver(
     urls: Arc<Vec<String>>,
     leases: Arc<Mutex<Vec<LeaseObs>>>,
     done: Arc<AtomicBool>,
-    holding: Arc<AtomicBool>,
+    doom: Arc<Doom>,
 ) {
     let client = reqwest::Client::new();
     let start = id as usize % urls.len();
@@ -81,23 +81,35 @@ async fn receiver(
         if msgs.is_empty() {
             continue;
         }
-        holding.store(true, Ordering::SeqCst);
         // Observed when the receive answered; given up when the ack / nack is sent, after the
         // work.
         tokio::time::sleep(WORK).await;
-        let released = now_ms();
-        leases.lock().unwrap().extend(msgs.iter().map(|m| LeaseObs {
-            receiver: id,
-            pos: (
-                m["partition"].as_u64().unwrap() as u32,
-                m["offset"].as_u64().unwrap(),
-            ),
-            delivery_count: m["delivery_count"].as_u64().unwrap() as u32,
-            sent_ms: sent,
-            answered_ms: answered,
-            visibility_timeout_ms: VT_MS,
-            released_ms: Some(released),
-        }));
+        let doomed = doom.doomed.load(Ordering::SeqCst);
+        let released = (!doomed).then(now_ms);
+        let obs: Vec<LeaseObs> = msgs
+            .iter()
+            .map(|m| LeaseObs {
+                receiver: id,
+                pos: (
+                    m["partition"].as_u64().unwrap() as u32,
+                    m["offset"].as_u64().unwrap(),
+                ),
+                delivery_count: m["delivery_count"].as_u64().unwrap() as u32,
+                sent_ms: sent,
+                answered_ms: answered,
+                visibility_timeout_ms: VT_MS,
+                released_ms: released,
+            })
+            .collect();
+        if doomed {
+            // Die holding these leases, before any ack or nack for them is sent: the test
+            // aborts this task once `held` is filled.
+            *doom.held.lock().unwrap() = obs.iter().map(|l| (l.pos, l.delivery_count)).collect();
+            leases.lock().unwrap().extend(obs);
+            doom.dead.store(true, Ordering::SeqCst);
+            return std::future::pending::<()>().await;
+        }
+        leases.lock().unwrap().extend(obs);
         let (bad, ok): (Vec<&Value>, Vec<&Value>) = msgs
             .iter()
             .partition(|m| m["value"].as_str().unwrap_or("").starts_with("poison"));
@@ -119,8 +131,17 @@ async fn receiver(
             Some(&json!({"receipts": bad, "reason": "poison"})),
         )
         .await;
-        holding.store(false, Ordering::SeqCst);
     }
+}
+
+/// How the test kills a receiver at a known point: once `doomed` is set, the receiver's next
+/// batch is held, recorded in `held` (position, delivery count) and never acked or nacked;
+/// `dead` tells the test it may abort the task.
+#[derive(Default)]
+struct Doom {
+    doomed: AtomicBool,
+    dead: AtomicBool,
+    held: Mutex<Vec<((u32, u64), u32)>>,
 }
 
 async fn run(backend: Backend) {
@@ -176,17 +197,20 @@ async fn run(backend: Backend) {
 
     let leases = Arc::new(Mutex::new(Vec::new()));
     let done = Arc::new(AtomicBool::new(false));
-    let holding: Vec<Arc<AtomicBool>> = (0..6).map(|_| Arc::default()).collect();
+    let dooms: Vec<Arc<Doom>> = (0..6).map(|_| Arc::default()).collect();
     let receivers: Vec<_> = (0..6u32)
         .map(|id| {
-            let h = holding[id as usize].clone();
-            tokio::spawn(receiver(id, urls.clone(), leases.clone(), done.clone(), h))
+            let d = dooms[id as usize].clone();
+            tokio::spawn(receiver(id, urls.clone(), leases.clone(), done.clone(), d))
         })
         .collect();
     // Mid-run: two receivers die holding their leases, and gateway 2 is SIGKILLed.
     tokio::time::sleep(Duration::from_millis(300)).await;
     for r in [4, 5] {
-        while !holding[r].load(Ordering::SeqCst) {
+        dooms[r].doomed.store(true, Ordering::SeqCst);
+    }
+    for r in [4, 5] {
+        while !dooms[r].dead.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         receivers[r].abort();
@@ -302,13 +326,23 @@ async fn run(backend: Backend) {
     let violations = check_queue(&h);
     assert!(violations.is_empty(), "{}: {violations:#?}", backend.name());
     let redelivered = h.leases.iter().filter(|l| l.delivery_count > 1).count();
-    // The dead receivers' leases expired and were delivered again.
-    assert!(
-        h.leases
-            .iter()
-            .any(|l| l.delivery_count > 1 && !h.poison.contains_key(&l.pos)),
-        "no record of a killed receiver was redelivered"
-    );
+    // Every lease the dead receivers held expired: the record was delivered again with a higher
+    // count, or (its last delivery used up) dead-lettered.
+    for d in [&dooms[4], &dooms[5]] {
+        let held = d.held.lock().unwrap().clone();
+        assert!(!held.is_empty(), "a doomed receiver died holding nothing");
+        for (pos, count) in held {
+            let again = h
+                .leases
+                .iter()
+                .any(|l| l.pos == pos && l.delivery_count > count);
+            let dead = h.dead_letters.iter().any(|dl| dl.pos == pos);
+            assert!(
+                again || dead,
+                "{pos:?} (delivery {count}) held by a killed receiver was neither redelivered nor dead-lettered"
+            );
+        }
+    }
     eprintln!(
         "{}: {} leases observed, {redelivered} redeliveries, {} dead letters",
         backend.name(),

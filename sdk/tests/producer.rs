@@ -7,7 +7,7 @@
 
 use sluice_core::clock;
 use sluice_core::log::{Log, LogConfig};
-use sluice_core::store::{self, FaultConfig, Instrumented, S3Options};
+use sluice_core::store::{self, FaultConfig, Instrumented, StoreOptions};
 use sluice_gateway::GatewayConfig;
 use sluice_sdk::{Client, Producer, ProducerConfig, Record};
 use sluice_tests::checker::{check, Acked, History};
@@ -39,7 +39,7 @@ async fn send_all(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn producer_acks_every_record_exactly_once_under_faults() {
-    let inner = store::open("memory://", &S3Options::default()).unwrap();
+    let inner = store::open("memory://", &StoreOptions::default()).unwrap();
     let faulty = Instrumented::new(inner.clone(), 7);
     let gw = Gateway::start(
         faulty.clone(),
@@ -127,7 +127,7 @@ async fn producer_acks_every_record_exactly_once_under_faults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permanent_errors_fail_the_records_without_retrying() {
-    let inner = store::open("memory://", &S3Options::default()).unwrap();
+    let inner = store::open("memory://", &StoreOptions::default()).unwrap();
     let gw = Gateway::start(inner, GatewayConfig::default()).await;
     let client = Client::new(&gw.url).unwrap();
     let producer = Producer::new(client, "missing", ProducerConfig::default());

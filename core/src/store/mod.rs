@@ -41,9 +41,6 @@ impl Default for StoreOptions {
     }
 }
 
-/// The former name of [`StoreOptions`] (when it held only the S3 endpoint).
-pub type S3Options = StoreOptions;
-
 /// Open a store from a URL: `memory://`, `file:///abs/dir` (or a plain directory path), or
 /// `s3://bucket[/prefix]`.
 ///
