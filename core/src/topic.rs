@@ -8,6 +8,7 @@ use crate::ids::{new_ulid, TopicId};
 use crate::keys;
 use crate::store::{self, Created, DynStore};
 use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -115,6 +116,10 @@ pub struct Topics {
     clock: Arc<dyn Clock>,
     ttl: Duration,
     cache: Mutex<HashMap<String, CachedTopic>>,
+    /// The newest version read of each topic. A version is written once and never changes, so
+    /// a look-up that lists the same newest version again needs no GET: a refresh or a
+    /// listing of every topic reads only the configs that changed.
+    read: Mutex<HashMap<String, Arc<TopicConfig>>>,
 }
 
 /// What to change on a topic.
@@ -139,22 +144,46 @@ impl Topics {
             clock,
             ttl,
             cache: Mutex::new(HashMap::new()),
+            read: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The newest version of a topic's config, deleted or not; `None` if never created.
-    async fn load_latest(&self, name: &str) -> Result<Option<TopicConfig>> {
+    /// The config at `topics/{name}/{version}`: from the versions already read, else one GET.
+    async fn load_version(&self, name: &str, version: u64) -> Result<Arc<TopicConfig>> {
+        let known = {
+            let read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+            read.get(name).filter(|c| c.version == version).cloned()
+        };
+        if let Some(c) = known {
+            return Ok(c);
+        }
+        let key = keys::topic_version(name, version);
+        let cfg = match store::get_opt(&*self.store, &key).await? {
+            Some(b) => Arc::new(TopicConfig::decode(&key, &b)?),
+            None => {
+                return Err(Error::Conflict(format!(
+                    "topic {name} changed while reading"
+                )))
+            }
+        };
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        match read.get(name) {
+            Some(newer) if newer.version > cfg.version => {}
+            _ => {
+                read.insert(name.to_string(), cfg.clone());
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The newest version of a topic's config, deleted or not; `None` if never created. One
+    /// LIST, and a GET only if that version was not read before.
+    async fn load_latest(&self, name: &str) -> Result<Option<Arc<TopicConfig>>> {
         let names = store::list_names(&*self.store, &keys::topic_dir(name), None).await?;
         let Some(version) = names.iter().rev().find_map(|n| keys::parse_seq(n)) else {
             return Ok(None);
         };
-        let key = keys::topic_version(name, version);
-        match store::get_opt(&*self.store, &key).await? {
-            Some(b) => TopicConfig::decode(&key, &b).map(Some),
-            None => Err(Error::Conflict(format!(
-                "topic {name} changed while reading"
-            ))),
-        }
+        self.load_version(name, version).await.map(Some)
     }
 
     fn remember(&self, name: &str, cfg: Option<Arc<TopicConfig>>) {
@@ -192,7 +221,7 @@ impl Topics {
         };
         match self.load_latest(name).await {
             Ok(v) => {
-                let v = v.filter(|c| !c.deleted).map(Arc::new);
+                let v = v.filter(|c| !c.deleted);
                 self.remember(name, v.clone());
                 v.ok_or_else(|| Error::TopicNotFound(name.to_string()))
             }
@@ -223,6 +252,10 @@ impl Topics {
         match store::put_create(&*self.store, &key, bytes).await? {
             Created::Yes => {
                 let cfg = Arc::new(cfg);
+                self.read
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(cfg.name.clone(), cfg.clone());
                 self.remember(&cfg.name, (!cfg.deleted).then(|| cfg.clone()));
                 Ok(cfg)
             }
@@ -287,11 +320,13 @@ impl Topics {
 
     pub async fn update(&self, name: &str, patch: TopicPatch) -> Result<Arc<TopicConfig>> {
         validate_name(name).map_err(|_| Error::TopicNotFound(name.to_string()))?;
-        let mut cfg = self
-            .load_latest(name)
-            .await?
-            .filter(|c| !c.deleted)
-            .ok_or_else(|| Error::TopicNotFound(name.to_string()))?;
+        let mut cfg = TopicConfig::clone(
+            &*self
+                .load_latest(name)
+                .await?
+                .filter(|c| !c.deleted)
+                .ok_or_else(|| Error::TopicNotFound(name.to_string()))?,
+        );
         if let Some(p) = patch.partitions {
             check_partitions(p)?;
             if p < cfg.partitions {
@@ -315,25 +350,43 @@ impl Topics {
 
     pub async fn delete(&self, name: &str) -> Result<()> {
         validate_name(name).map_err(|_| Error::TopicNotFound(name.to_string()))?;
-        let mut cfg = self
-            .load_latest(name)
-            .await?
-            .filter(|c| !c.deleted)
-            .ok_or_else(|| Error::TopicNotFound(name.to_string()))?;
+        let mut cfg = TopicConfig::clone(
+            &*self
+                .load_latest(name)
+                .await?
+                .filter(|c| !c.deleted)
+                .ok_or_else(|| Error::TopicNotFound(name.to_string()))?,
+        );
         cfg.version += 1;
         cfg.deleted = true;
         self.write(cfg).await.map(|_| ())
     }
 
-    /// Every live topic, sorted by name. Reads from the store (not the cache).
+    /// Every live topic, sorted by name. Reads from the store (not the TTL cache): one
+    /// recursive LIST of `topics/` (a page per 1,000 versions on S3), then a GET only for the
+    /// topics whose newest version was not read before, at most 16 at once. So the compactor's
+    /// listing every retention pass costs LIST pages, not a LIST and a GET per topic.
     pub async fn list(&self) -> Result<Vec<Arc<TopicConfig>>> {
-        let names =
-            store::list_dirs(&*self.store, &object_store::path::Path::from(keys::TOPICS)).await?;
-        let loaded = futures::future::join_all(names.iter().map(|n| self.load_latest(n))).await;
+        let root = object_store::path::Path::from(keys::TOPICS);
+        let metas: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&root))
+            .try_collect()
+            .await
+            .map_err(|e| Error::store("list", &root, e))?;
+        let newest = newest_versions(metas.iter().map(|m| &m.location));
+        let loaded: Vec<(String, Result<Arc<TopicConfig>>)> =
+            futures::stream::iter(newest.into_iter().map(|(name, version)| async move {
+                let r = self.load_version(&name, version).await;
+                (name, r)
+            }))
+            .buffered(16)
+            .collect()
+            .await;
         let mut out = Vec::new();
-        for (name, r) in names.iter().zip(loaded) {
+        for (name, r) in loaded {
             match r {
-                Ok(Some(c)) if !c.deleted => out.push(Arc::new(c)),
+                Ok(c) if !c.deleted => out.push(c),
                 Ok(_) => {}
                 Err(e @ Error::Corrupt { .. }) => {
                     tracing::error!(topic = %name, error = %e, "skipping corrupt topic config")
@@ -343,6 +396,29 @@ impl Topics {
         }
         Ok(out)
     }
+}
+
+/// The newest version of each topic among config keys `topics/{name}/{version:020}`, sorted by
+/// name; other keys (foreign objects, a name that is not a valid topic name) are skipped.
+fn newest_versions<'a>(
+    keys: impl IntoIterator<Item = &'a object_store::path::Path>,
+) -> std::collections::BTreeMap<String, u64> {
+    let mut newest = std::collections::BTreeMap::new();
+    for key in keys {
+        let parts: Vec<_> = key.parts().collect();
+        let [root, name, version] = parts.as_slice() else {
+            continue;
+        };
+        if root.as_ref() != keys::TOPICS || validate_name(name.as_ref()).is_err() {
+            continue;
+        }
+        let Some(v) = keys::parse_seq(version.as_ref()) else {
+            continue;
+        };
+        let e = newest.entry(name.as_ref().to_string()).or_insert(v);
+        *e = (*e).max(v);
+    }
+    newest
 }
 
 fn check_partitions(p: u32) -> Result<()> {
@@ -366,6 +442,71 @@ fn check_retention(r: Option<i64>) -> Result<()> {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+
+    #[test]
+    fn newest_versions_per_topic_and_foreign_keys_skipped() {
+        use object_store::path::Path;
+        let keys: Vec<Path> = [
+            "topics/a/00000000000000000001",
+            "topics/a/00000000000000000003",
+            "topics/a/00000000000000000002",
+            "topics/b/00000000000000000001",
+            "topics/b/not-a-version",
+            "topics/c",
+            "topics/d/00000000000000000001/deeper",
+            "other/e/00000000000000000001",
+        ]
+        .iter()
+        .map(|k| Path::from(*k))
+        .collect();
+        let got: Vec<(String, u64)> = newest_versions(&keys).into_iter().collect();
+        assert_eq!(got, vec![("a".to_string(), 3), ("b".to_string(), 1)]);
+    }
+
+    /// Listing every topic costs one LIST plus a GET per changed topic: a second listing with
+    /// nothing changed makes no GET, and one topic changed (by another instance) one GET.
+    #[tokio::test]
+    async fn listing_reads_only_changed_configs() {
+        let mem = store::open("memory://", &Default::default()).unwrap();
+        let counted = store::Instrumented::new(mem.clone(), 0);
+        let writer = Topics::new(mem, ManualClock::new(1), Duration::ZERO);
+        for i in 0..50 {
+            writer
+                .create(&format!("t{i:02}"), 1, None, 0)
+                .await
+                .unwrap();
+        }
+        let t = Topics::new(counted.clone(), ManualClock::new(1), Duration::ZERO);
+        assert_eq!(t.list().await.unwrap().len(), 50);
+        let first = counted.counts();
+        assert_eq!((first.list, first.get), (1, 50));
+        assert_eq!(t.list().await.unwrap().len(), 50);
+        let second = counted.counts();
+        assert_eq!((second.list - first.list, second.get - first.get), (1, 0));
+        writer
+            .update(
+                "t07",
+                TopicPatch {
+                    partitions: Some(4),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        writer.delete("t08").await.unwrap();
+        let listed = t.list().await.unwrap();
+        let third = counted.counts();
+        assert_eq!((third.list - second.list, third.get - second.get), (1, 2));
+        assert_eq!(listed.len(), 49);
+        assert_eq!(
+            listed.iter().find(|c| c.name == "t07").unwrap().partitions,
+            4
+        );
+        // A look-up whose newest version was read by the listing needs only its LIST.
+        assert_eq!(t.get("t07").await.unwrap().partitions, 4);
+        let fourth = counted.counts();
+        assert_eq!((fourth.list - third.list, fourth.get - third.get), (1, 0));
+    }
 
     #[tokio::test]
     async fn create_update_delete_recreate() {
