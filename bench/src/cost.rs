@@ -489,7 +489,9 @@ async fn idle_on(
             return Err(format!("creating topic idle-{i}: HTTP {}", r.status()));
         }
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Settle for a window too: the retention pass in it reads each new topic's config once
+    // (a one-time cost of creating a topic, not a cost of an idle one).
+    tokio::time::sleep(window.max(Duration::from_secs(3))).await;
     let b = gw.store.counts();
     tokio::time::sleep(window).await;
     let many = delta(&b, &gw.store.counts());

@@ -65,8 +65,10 @@ pub struct Args {
     /// Seconds of ingest for the cost model (0: no cost model).
     #[arg(long, env = "SLUICE_BENCH_COST_SECONDS", default_value_t = 10.0)]
     cost_seconds: f64,
-    /// Seconds of each idle window (one topic, then `idle_topics`).
-    #[arg(long, env = "SLUICE_BENCH_IDLE_SECONDS", default_value_t = 10.0)]
+    /// Seconds of each idle window (one topic, then `idle_topics`). The default spans one
+    /// compactor retention pass (every 60 s), which lists every topic: a shorter window misses
+    /// what that costs per idle topic.
+    #[arg(long, env = "SLUICE_BENCH_IDLE_SECONDS", default_value_t = 60.0)]
     idle_seconds: f64,
     #[arg(long, default_value_t = 100)]
     idle_topics: usize,
