@@ -74,6 +74,13 @@ const KEEP_ERRORS: usize = 3;
 // ---------------------------------------------------------------------------------------------
 // The gateway process
 
+/// `sync(1)`: write every dirty page of the machine back before a measurement.
+pub(crate) fn flush_page_cache() {
+    if let Err(e) = std::process::Command::new("sync").status() {
+        println!("  (sync failed: {e}; the next figures may include the last run's writeback)");
+    }
+}
+
 /// A `sluice` process on a loopback port; killed (by its pid) when dropped.
 pub(crate) struct Gateway {
     pub child: Child,
@@ -1160,6 +1167,9 @@ pub async fn run(args: Args) {
                 continue;
             }
         };
+        // The run before (`--no-fsync` above all) may have left gigabytes of dirty pages whose
+        // writeback would slow this run's fsyncs: start each backend with them written.
+        flush_page_cache();
         if let Err(e) = run_backend(
             backend,
             bin,

@@ -456,6 +456,8 @@ pub async fn run(args: Args) {
     let bin = sluice_bin(args.sluice_bin.as_ref());
     let mut rows = Vec::new();
     for system in &args.systems {
+        // Every system starts with the page cache written back (durable peers fsync too).
+        http_bench::flush_page_cache();
         let t0 = Instant::now();
         let r = match system.as_str() {
             "sluice-dev" | "sluice-localstack" | "sluice-seaweedfs" => {
