@@ -318,15 +318,18 @@ impl Topics {
         }
     }
 
-    pub async fn update(&self, name: &str, patch: TopicPatch) -> Result<Arc<TopicConfig>> {
+    /// A copy of the live config of `name`, read from the store (to change and write back).
+    async fn live_for_change(&self, name: &str) -> Result<TopicConfig> {
         validate_name(name).map_err(|_| Error::TopicNotFound(name.to_string()))?;
-        let mut cfg = TopicConfig::clone(
-            &*self
-                .load_latest(name)
-                .await?
-                .filter(|c| !c.deleted)
-                .ok_or_else(|| Error::TopicNotFound(name.to_string()))?,
-        );
+        self.load_latest(name)
+            .await?
+            .filter(|c| !c.deleted)
+            .map(|c| TopicConfig::clone(&c))
+            .ok_or_else(|| Error::TopicNotFound(name.to_string()))
+    }
+
+    pub async fn update(&self, name: &str, patch: TopicPatch) -> Result<Arc<TopicConfig>> {
+        let mut cfg = self.live_for_change(name).await?;
         if let Some(p) = patch.partitions {
             check_partitions(p)?;
             if p < cfg.partitions {
@@ -349,14 +352,7 @@ impl Topics {
     }
 
     pub async fn delete(&self, name: &str) -> Result<()> {
-        validate_name(name).map_err(|_| Error::TopicNotFound(name.to_string()))?;
-        let mut cfg = TopicConfig::clone(
-            &*self
-                .load_latest(name)
-                .await?
-                .filter(|c| !c.deleted)
-                .ok_or_else(|| Error::TopicNotFound(name.to_string()))?,
-        );
+        let mut cfg = self.live_for_change(name).await?;
         cfg.version += 1;
         cfg.deleted = true;
         self.write(cfg).await.map(|_| ())
@@ -443,6 +439,13 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
 
+    fn partitions(p: u32) -> TopicPatch {
+        TopicPatch {
+            partitions: Some(p),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn newest_versions_per_topic_and_foreign_keys_skipped() {
         use object_store::path::Path;
@@ -483,16 +486,7 @@ mod tests {
         assert_eq!(t.list().await.unwrap().len(), 50);
         let second = counted.counts();
         assert_eq!((second.list - first.list, second.get - first.get), (1, 0));
-        writer
-            .update(
-                "t07",
-                TopicPatch {
-                    partitions: Some(4),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        writer.update("t07", partitions(4)).await.unwrap();
         writer.delete("t08").await.unwrap();
         let listed = t.list().await.unwrap();
         let third = counted.counts();
@@ -521,27 +515,9 @@ mod tests {
             t.create("bad/name", 3, None, 0).await,
             Err(Error::Invalid(_))
         ));
-        let b = t
-            .update(
-                "orders",
-                TopicPatch {
-                    partitions: Some(5),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let b = t.update("orders", partitions(5)).await.unwrap();
         assert_eq!((b.partitions, b.id.clone()), (5, a.id.clone()));
-        assert!(t
-            .update(
-                "orders",
-                TopicPatch {
-                    partitions: Some(2),
-                    ..Default::default()
-                }
-            )
-            .await
-            .is_err());
+        assert!(t.update("orders", partitions(2)).await.is_err());
         t.delete("orders").await.unwrap();
         assert!(matches!(
             t.get("orders").await,
