@@ -283,7 +283,6 @@ fn print_row(p: &Point, rec_ratio: f64, p99_ratio: f64, extra: &str) {
     );
 }
 
-/// Ratios of a point to the sweep's first: back-to-back records/s and fixed-rate p99.
 /// A sweep's table: the header, then one row per point with its ratios to the first point and
 /// `extra(i, point)` appended.
 fn print_table(
@@ -299,6 +298,7 @@ fn print_table(
     }
 }
 
+/// Ratios of a point to the sweep's first: back-to-back records/s and fixed-rate p99.
 fn ratios(points: &[Point]) -> (Vec<f64>, Vec<f64>) {
     let rec: Vec<f64> = points.iter().map(|p| p.saturated.records_per_s).collect();
     let p99: Vec<f64> = points.iter().map(|p| p.fixed.p99_ms).collect();

@@ -166,14 +166,20 @@ impl Topics {
                 )))
             }
         };
-        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
-        match read.get(name) {
-            Some(newer) if newer.version > cfg.version => {}
-            _ => {
-                read.insert(name.to_string(), cfg.clone());
-            }
-        }
+        self.keep_read(name, &cfg);
         Ok(cfg)
+    }
+
+    /// Remember `cfg` (read or written at `topics/{name}/…`) as the newest version known of
+    /// the topic, unless a newer one is.
+    fn keep_read(&self, name: &str, cfg: &Arc<TopicConfig>) {
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        if read
+            .get(name)
+            .is_none_or(|known| known.version <= cfg.version)
+        {
+            read.insert(name.to_string(), cfg.clone());
+        }
     }
 
     /// The newest version of a topic's config, deleted or not; `None` if never created. One
@@ -252,10 +258,7 @@ impl Topics {
         match store::put_create(&*self.store, &key, bytes).await? {
             Created::Yes => {
                 let cfg = Arc::new(cfg);
-                self.read
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(cfg.name.clone(), cfg.clone());
+                self.keep_read(&cfg.name, &cfg);
                 self.remember(&cfg.name, (!cfg.deleted).then(|| cfg.clone()));
                 Ok(cfg)
             }
@@ -397,10 +400,10 @@ impl Topics {
 /// The newest version of each topic among config keys `topics/{name}/{version:020}`, sorted by
 /// name; other keys (foreign objects, a name that is not a valid topic name) are skipped.
 fn newest_versions<'a>(
-    keys: impl IntoIterator<Item = &'a object_store::path::Path>,
+    locations: impl IntoIterator<Item = &'a object_store::path::Path>,
 ) -> std::collections::BTreeMap<String, u64> {
     let mut newest = std::collections::BTreeMap::new();
-    for key in keys {
+    for key in locations {
         let parts: Vec<_> = key.parts().collect();
         let [root, name, version] = parts.as_slice() else {
             continue;
