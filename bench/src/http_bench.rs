@@ -1044,47 +1044,25 @@ async fn measure(
     }
 
     // Fixed rate, with a long-polling reader per partition.
-    let (tx, rx) = watch::channel(None);
-    let base_arc: Arc<str> = base.as_str().into();
-    let hard_deadline = Instant::now() + Duration::from_secs_f64(args.seconds) + DRAIN;
-    let readers: Vec<_> = ends
-        .iter()
-        .enumerate()
-        .map(|(p, &from)| {
-            tokio::spawn(reader(
-                client.clone(),
-                base_arc.clone(),
-                p as u32,
-                from,
-                start,
-                rx.clone(),
-                hard_deadline,
-            ))
-        })
-        .collect();
-    let rate = args.rate_mib * 1024.0 * 1024.0;
-    let mut fr = run_producers(
+    let FixedRate {
+        phase: mut fr,
+        mut e2e,
+        targets,
+        drained,
+    } = fixed_rate(
         client,
+        &base,
         &url,
         shape,
         args.producers,
         args.seconds,
-        Some(rate),
+        args.rate_mib * 1024.0 * 1024.0,
         start,
+        &ends,
+        DRAIN,
     )
-    .await;
-    let drain_start = Instant::now();
+    .await?;
     let m2 = flush_counters(client, &base).await;
-    let targets = end_offsets(client, &base).await?;
-    let _ = tx.send(Some(targets.clone()));
-    let mut e2e = Tally::default();
-    for r in readers {
-        match r.await {
-            Ok(t) => e2e.merge(t),
-            Err(e) => e2e.error(format!("reader task: {e}")),
-        }
-    }
-    let drained = drain_start.elapsed();
     print_produce(
         &format!("sluice: offered {} MiB/s", args.rate_mib),
         &mut fr,
@@ -1125,6 +1103,70 @@ async fn measure(
     }
     print_rss("after the fixed-rate phase", pid);
     Ok(())
+}
+
+/// What [`fixed_rate`] measured.
+pub(crate) struct FixedRate {
+    pub phase: Phase,
+    /// Send → receipt per record read.
+    pub e2e: Tally,
+    /// The partitions' end offsets once the producers had stopped.
+    pub targets: Vec<u64>,
+    /// How long the readers took after the producers stopped.
+    pub drained: Duration,
+}
+
+/// Producers paced to `rate` bytes/s of values for `seconds`, and a long-poll reader per
+/// partition from `ends` until it has read to the end offsets after the producers stopped (or
+/// `drain` after that).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn fixed_rate(
+    client: &reqwest::Client,
+    base: &str,
+    url: &str,
+    shape: &Arc<Shape>,
+    producers: usize,
+    seconds: f64,
+    rate: f64,
+    start: Instant,
+    ends: &[u64],
+    drain: Duration,
+) -> Result<FixedRate, String> {
+    let (tx, rx) = watch::channel(None);
+    let base_arc: Arc<str> = base.into();
+    let hard_deadline = Instant::now() + Duration::from_secs_f64(seconds) + drain;
+    let readers: Vec<_> = ends
+        .iter()
+        .enumerate()
+        .map(|(p, &from)| {
+            tokio::spawn(reader(
+                client.clone(),
+                base_arc.clone(),
+                p as u32,
+                from,
+                start,
+                rx.clone(),
+                hard_deadline,
+            ))
+        })
+        .collect();
+    let phase = run_producers(client, url, shape, producers, seconds, Some(rate), start).await;
+    let drain_start = Instant::now();
+    let targets = end_offsets(client, base).await?;
+    let _ = tx.send(Some(targets.clone()));
+    let mut e2e = Tally::default();
+    for r in readers {
+        match r.await {
+            Ok(t) => e2e.merge(t),
+            Err(e) => e2e.error(format!("reader task: {e}")),
+        }
+    }
+    Ok(FixedRate {
+        phase,
+        e2e,
+        targets,
+        drained: drain_start.elapsed(),
+    })
 }
 
 pub async fn run(args: Args) {

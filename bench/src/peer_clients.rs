@@ -1,8 +1,15 @@
-//! One load for every peer of `sluice-bench peers`: `producers` producers, each sending a batch
-//! of `batch` values (made by [`push_value`], the same bytes as Sluice's) and waiting until the
-//! peer acknowledged every one of them before sending the next, for a fixed time; only
-//! acknowledged values count. One consumer reads while they produce; its end-to-end latency is
-//! send time (inside the value) to receipt.
+//! One load for every peer of `sluice-bench peers`, in two phases (as `sluice-bench http`):
+//! 1. **throughput**: `producers` producers, each sending a batch of `batch` values (made by
+//!    [`push_value`], the same bytes as Sluice's) and waiting until the peer acknowledged every
+//!    one of them before sending the next, for a fixed time, with nobody reading; only
+//!    acknowledged values count;
+//! 2. **end to end**: the same producers paced to one offered rate (the same for every system),
+//!    on a fresh stream or queue, with one consumer reading while they produce; its end-to-end
+//!    latency is send time (inside the value) to receipt.
+//!
+//! A consumer beside saturated producers measures neither: it takes CPU from the producers of a
+//! system that keeps up with it (on 2 cores, about half of Sluice's) and little from one it falls
+//! behind, and its latency is then the backlog's age.
 //!
 //! Clients: async-nats (JetStream publish acks), redis (pipelined `XADD`, `XREAD BLOCK`),
 //! lapin (publisher confirms on a quorum queue, `basic.consume` with automatic ack).
@@ -21,8 +28,19 @@ pub struct Load {
     pub batch: usize,
     pub record_bytes: usize,
     pub seconds: f64,
+    /// Offered bytes/s of record values over all producers in the end-to-end phase.
+    pub rate: f64,
     /// How long the consumer may take, after the producers stop, to read every acked value.
     pub drain: Duration,
+}
+
+impl Load {
+    /// The pause between one producer's batches that offers `rate` over `producers`.
+    pub fn interval(&self, producers: usize) -> Duration {
+        Duration::from_secs_f64(
+            (self.batch * self.record_bytes) as f64 * producers as f64 / self.rate.max(1.0),
+        )
+    }
 }
 
 /// A producer's connection: sends values and returns once all are acknowledged.
@@ -33,24 +51,39 @@ pub trait Sender: Send + 'static {
 /// The consumer: batches of values as they arrive.
 pub type Values = BoxStream<'static, Result<Vec<Vec<u8>>, String>>;
 
-/// What one run measured.
-pub struct Outcome {
+/// What the end-to-end phase measured.
+pub struct E2e {
     pub produce: Phase,
     pub e2e: Tally,
     /// Acked values the consumer had not read when the drain time ran out.
     pub unread: u64,
 }
 
+/// One producer until `deadline`: back to back, or paced at one batch per `pace.0` starting
+/// `pace.1` from now (a producer more than one interval behind skips ahead, never bursts).
 async fn produce<S: Sender>(
     mut s: S,
     load: Load,
     start: Instant,
     deadline: Instant,
+    pace: Option<(Duration, Duration)>,
     seed: u64,
 ) -> Tally {
     let mut t = Tally::default();
     let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    while Instant::now() < deadline {
+    let mut next = pace.map(|(_, phase)| tokio::time::Instant::now() + phase);
+    loop {
+        if let (Some(n), Some((interval, _))) = (next.as_mut(), pace) {
+            tokio::time::sleep_until(*n).await;
+            let now = tokio::time::Instant::now();
+            *n += interval;
+            if *n + interval < now {
+                *n = now;
+            }
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
         let sent = start.elapsed().as_nanos();
         let values: Vec<Vec<u8>> = (0..load.batch)
             .map(|_| {
@@ -69,7 +102,9 @@ async fn produce<S: Sender>(
             }
             Err(e) => {
                 t.error(e);
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                if pace.is_none() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
             }
         }
     }
@@ -122,9 +157,43 @@ async fn consume(
     t
 }
 
-/// Runs the load: the producers for `load.seconds`, the consumer from the start until it has
-/// read every acknowledged value (or `load.drain` after the producers stop).
-pub async fn drive<S: Sender>(senders: Vec<S>, values: Values, load: Load) -> Outcome {
+/// The producers, all at once, for `load.seconds`: back to back (`paced` false) or at
+/// `load.rate` over all of them, their sends spread over one interval.
+async fn run_senders<S: Sender>(senders: Vec<S>, load: Load, start: Instant, paced: bool) -> Phase {
+    let began = Instant::now();
+    let deadline = began + Duration::from_secs_f64(load.seconds);
+    let n = senders.len().max(1);
+    let interval = load.interval(n);
+    let tasks: Vec<_> = senders
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let pace = paced.then(|| (interval, interval.mul_f64(i as f64 / n as f64)));
+            tokio::spawn(produce(s, load, start, deadline, pace, i as u64 + 1))
+        })
+        .collect();
+    let mut tally = Tally::default();
+    for t in tasks {
+        match t.await {
+            Ok(p) => tally.merge(p),
+            Err(e) => tally.error(format!("producer task: {e}")),
+        }
+    }
+    Phase {
+        tally,
+        elapsed: began.elapsed(),
+    }
+}
+
+/// The throughput phase: the producers back to back for `load.seconds`, nobody reading.
+pub async fn throughput<S: Sender>(senders: Vec<S>, load: Load) -> Phase {
+    run_senders(senders, load, Instant::now(), false).await
+}
+
+/// The end-to-end phase: the producers at `load.rate` for `load.seconds`, the consumer from
+/// the start until it has read every acknowledged value (or `load.drain` after the producers
+/// stop). `values` must start at the end of what was sent before (a fresh stream or queue).
+pub async fn end_to_end<S: Sender>(senders: Vec<S>, values: Values, load: Load) -> E2e {
     let start = Instant::now();
     let done = Arc::new(AtomicBool::new(false));
     let target = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -136,20 +205,8 @@ pub async fn drive<S: Sender>(senders: Vec<S>, values: Values, load: Load) -> Ou
         target.clone(),
         deadline + load.drain,
     ));
-    let tasks: Vec<_> = senders
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| tokio::spawn(produce(s, load, start, deadline, i as u64 + 1)))
-        .collect();
-    let mut tally = Tally::default();
-    for t in tasks {
-        match t.await {
-            Ok(p) => tally.merge(p),
-            Err(e) => tally.error(format!("producer task: {e}")),
-        }
-    }
-    let elapsed = start.elapsed();
-    target.store(tally.records, Ordering::Release);
+    let produce = run_senders(senders, load, start, true).await;
+    target.store(produce.tally.records, Ordering::Release);
     done.store(true, Ordering::Release);
     let e2e = match consumer.await {
         Ok(t) => t,
@@ -159,9 +216,9 @@ pub async fn drive<S: Sender>(senders: Vec<S>, values: Values, load: Load) -> Ou
             t
         }
     };
-    Outcome {
-        unread: tally.records.saturating_sub(e2e.records),
-        produce: Phase { tally, elapsed },
+    E2e {
+        unread: produce.tally.records.saturating_sub(e2e.records),
+        produce,
         e2e,
     }
 }
@@ -173,6 +230,7 @@ use async_nats::jetstream;
 
 pub struct NatsSender {
     js: jetstream::Context,
+    subject: String,
 }
 
 impl Sender for NatsSender {
@@ -181,7 +239,7 @@ impl Sender for NatsSender {
         for v in values {
             let ack = self
                 .js
-                .publish("bench", v.into())
+                .publish(self.subject.clone(), v.into())
                 .await
                 .map_err(|e| format!("publish: {e}"))?;
             acks.push(ack);
@@ -193,25 +251,49 @@ impl Sender for NatsSender {
     }
 }
 
-/// A file-storage stream `bench` on subject `bench`, one connection per producer and an
-/// ephemeral pull consumer without acks.
-pub async fn nats(port: u16, producers: usize) -> Result<(Vec<NatsSender>, Values), String> {
+async fn nats_js(port: u16) -> Result<jetstream::Context, String> {
     let url = format!("nats://127.0.0.1:{port}");
-    let connect = || async {
-        async_nats::connect(&url)
-            .await
-            .map_err(|e| format!("connect {url}: {e}"))
-    };
-    let js = jetstream::new(connect().await?);
-    let stream = js
-        .create_stream(jetstream::stream::Config {
-            name: "bench".into(),
-            subjects: vec!["bench".into()],
-            storage: jetstream::stream::StorageType::File,
-            ..Default::default()
-        })
+    let client = async_nats::connect(&url)
         .await
-        .map_err(|e| format!("create stream: {e}"))?;
+        .map_err(|e| format!("connect {url}: {e}"))?;
+    Ok(jetstream::new(client))
+}
+
+/// The file-storage stream `name` on subject `name` (created if missing).
+async fn nats_stream(
+    js: &jetstream::Context,
+    name: &str,
+) -> Result<jetstream::stream::Stream, String> {
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: name.into(),
+        subjects: vec![name.into()],
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| format!("create stream: {e}"))
+}
+
+/// Publishers to stream `name` (created here), one connection each.
+pub async fn nats_senders(
+    port: u16,
+    producers: usize,
+    name: &str,
+) -> Result<Vec<NatsSender>, String> {
+    nats_stream(&nats_js(port).await?, name).await?;
+    let mut senders = Vec::with_capacity(producers);
+    for _ in 0..producers {
+        senders.push(NatsSender {
+            js: nats_js(port).await?,
+            subject: name.to_string(),
+        });
+    }
+    Ok(senders)
+}
+
+/// An ephemeral pull consumer without acks of stream `name` (created here), from its start.
+pub async fn nats_consumer(port: u16, name: &str) -> Result<Values, String> {
+    let stream = nats_stream(&nats_js(port).await?, name).await?;
     let consumer = stream
         .create_consumer(jetstream::consumer::pull::Config {
             ack_policy: jetstream::consumer::AckPolicy::None,
@@ -223,7 +305,7 @@ pub async fn nats(port: u16, producers: usize) -> Result<(Vec<NatsSender>, Value
         .messages()
         .await
         .map_err(|e| format!("consume: {e}"))?;
-    let values = messages
+    Ok(messages
         .ready_chunks(1000)
         .map(|chunk| {
             chunk
@@ -231,14 +313,7 @@ pub async fn nats(port: u16, producers: usize) -> Result<(Vec<NatsSender>, Value
                 .map(|m| m.map(|m| m.payload.to_vec()).map_err(|e| e.to_string()))
                 .collect::<Result<Vec<_>, _>>()
         })
-        .boxed();
-    let mut senders = Vec::with_capacity(producers);
-    for _ in 0..producers {
-        senders.push(NatsSender {
-            js: jetstream::new(connect().await?),
-        });
-    }
-    Ok((senders, values))
+        .boxed())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -275,24 +350,33 @@ async fn redis_connection(client: &redis::Client) -> Result<MultiplexedConnectio
         .map_err(|e| format!("connect: {e}"))
 }
 
-/// Stream `bench`: pipelined `XADD`s per batch on one connection per producer; the consumer
-/// follows with `XREAD COUNT 1000 BLOCK 200`.
-pub async fn redis(port: u16, producers: usize) -> Result<(Vec<RedisSender>, Values), String> {
-    redis_stream(port, producers, "bench").await
+fn redis_client(port: u16) -> Result<redis::Client, String> {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .map_err(|e| format!("redis client: {e}"))
 }
 
-/// [`redis`] on stream `stream`.
-pub async fn redis_stream(
+/// Producers to stream `stream`: pipelined `XADD`s per batch, one connection each.
+pub async fn redis_senders(
     port: u16,
     producers: usize,
     stream: &str,
-) -> Result<(Vec<RedisSender>, Values), String> {
-    let name = stream.to_string();
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-        .map_err(|e| format!("redis client: {e}"))?;
-    let reader = redis_connection(&client).await?;
-    let values = futures::stream::unfold(
-        (reader, "0-0".to_string(), name),
+) -> Result<Vec<RedisSender>, String> {
+    let client = redis_client(port)?;
+    let mut senders = Vec::with_capacity(producers);
+    for _ in 0..producers {
+        senders.push(RedisSender {
+            con: redis_connection(&client).await?,
+            stream: stream.to_string(),
+        });
+    }
+    Ok(senders)
+}
+
+/// A consumer of stream `stream` from its start: `XREAD COUNT 1000 BLOCK 200`.
+pub async fn redis_consumer(port: u16, stream: &str) -> Result<Values, String> {
+    let reader = redis_connection(&redis_client(port)?).await?;
+    Ok(futures::stream::unfold(
+        (reader, "0-0".to_string(), stream.to_string()),
         |(mut con, last, name)| async move {
             let opts = StreamReadOptions::default().count(1000).block(200);
             let r: redis::RedisResult<Option<StreamReadReply>> =
@@ -322,15 +406,7 @@ pub async fn redis_stream(
             Some((out, (con, next, name)))
         },
     )
-    .boxed();
-    let mut senders = Vec::with_capacity(producers);
-    for _ in 0..producers {
-        senders.push(RedisSender {
-            con: redis_connection(&client).await?,
-            stream: stream.to_string(),
-        });
-    }
-    Ok((senders, values))
+    .boxed())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -413,21 +489,21 @@ pub async fn rabbit_quorum_queue(ch: &Channel, name: &str) -> Result<(), String>
     Ok(())
 }
 
-/// Quorum queue `bench`: persistent publishes with publisher confirms, one connection and
-/// channel per producer; the consumer uses `basic.consume` with automatic ack (prefetch 2000).
-pub async fn rabbitmq(port: u16, producers: usize) -> Result<(Vec<RabbitSender>, Values), String> {
+/// A consumer of quorum queue `queue` (declared here): `basic.consume` with automatic ack
+/// (prefetch 2000).
+pub async fn rabbit_consumer(port: u16, queue: &str) -> Result<Values, String> {
     let conn = rabbit_connection(port).await?;
     let ch = conn
         .create_channel()
         .await
         .map_err(|e| format!("channel: {e}"))?;
-    rabbit_quorum_queue(&ch, "bench").await?;
+    rabbit_quorum_queue(&ch, queue).await?;
     ch.basic_qos(2000, BasicQosOptions::default())
         .await
         .map_err(|e| format!("basic.qos: {e}"))?;
     let consumer = ch
         .basic_consume(
-            "bench".into(),
+            queue.into(),
             "bench-consumer".into(),
             BasicConsumeOptions {
                 no_ack: true,
@@ -439,7 +515,7 @@ pub async fn rabbitmq(port: u16, producers: usize) -> Result<(Vec<RabbitSender>,
         .map_err(|e| format!("basic.consume: {e}"))?;
     // The consumer's connection and channel live as long as its stream.
     let keep = (conn, ch);
-    let values = consumer
+    Ok(consumer
         .ready_chunks(1000)
         .map(move |chunk| {
             let _ = &keep;
@@ -448,8 +524,7 @@ pub async fn rabbitmq(port: u16, producers: usize) -> Result<(Vec<RabbitSender>,
                 .map(|d| d.map(|d| d.data).map_err(|e| e.to_string()))
                 .collect::<Result<Vec<_>, _>>()
         })
-        .boxed();
-    Ok((rabbit_senders(port, producers, "bench").await?, values))
+        .boxed())
 }
 
 /// `producers` publishers with confirms, a connection and channel each, to quorum queue

@@ -283,7 +283,7 @@ async fn redis_member(client: redis::Client, name: String, batch: usize, until: 
 async fn redis_groups(a: &QueueArgs, dir: &Path) -> Result<String, String> {
     let mut s = peer_servers::redis(dir, "always")?;
     peer_servers::wait_port(&mut s, Duration::from_secs(30)).await?;
-    let (senders, _values) = peer_clients::redis_stream(s.port, 4, "qbench").await?;
+    let senders = peer_clients::redis_senders(s.port, 4, "qbench").await?;
     let t0 = Instant::now();
     fill(
         senders,

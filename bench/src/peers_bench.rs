@@ -2,8 +2,11 @@
 //! generator (issue 17). Every system gets `producers` producers, each sending a batch of
 //! `batch` values of `record_bytes` (the same bytes: a send stamp then random symbols, so no
 //! system gains from compression) and waiting for the acknowledgement of all of them before the
-//! next, for `seconds`; only acknowledged records count. Acknowledgements are durable where the
-//! peer offers it. One consumer reads while they produce (end-to-end latency: send → receipt).
+//! next, for `seconds`, with nobody reading; only acknowledged records count (records/s, ack
+//! latency, CPU per GiB). Acknowledgements are durable where the peer offers it. Then the same
+//! producers paced to `rate_mib` (the same offered load for every system) for `seconds` more,
+//! with a consumer reading while they produce, from the end of what was written before:
+//! end-to-end latency, send → receipt (see `peer_clients` for why the phases are apart).
 //!
 //! Systems: `sluice-dev` (`sluice dev`, fsync on), `sluice-localstack` and `sluice-seaweedfs`
 //! (`sluice gateway --with-compactor` on those S3 servers), `nats` (JetStream, file storage;
@@ -18,7 +21,7 @@ use crate::http_bench::{
     self, create_topic, end_offsets, print_log_summary, run_producers, sluice_bin, spawn_gateway,
     wait_healthy, GatewayOpts, Phase, Shape, Tally,
 };
-use crate::peer_clients::{self, Load, Outcome, Sender, Values};
+use crate::peer_clients::{self, E2e, Load, Sender, Values};
 use crate::peer_queue;
 use crate::peer_servers::{self, Server};
 use crate::procstat::{self, Usage};
@@ -26,7 +29,6 @@ use crate::stats::mib;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 pub const ALL: &str =
     "sluice-dev,sluice-localstack,sluice-seaweedfs,nats,redis-always,redis-everysec,rabbitmq";
@@ -48,6 +50,9 @@ pub struct Args {
     /// Seconds of load per system.
     #[arg(long, env = "SLUICE_BENCH_SECONDS", default_value_t = 10.0)]
     seconds: f64,
+    /// Offered load of the end-to-end phase, MiB/s of record values over all producers.
+    #[arg(long, default_value_t = 10.0)]
+    rate_mib: f64,
     /// Seconds the consumer may take after the producers stop to read every acked record.
     #[arg(long, default_value_t = 15.0)]
     drain_seconds: f64,
@@ -113,9 +118,17 @@ impl Row {
         }
     }
 
-    fn usage(&mut self, before: Option<Usage>, after: Option<Usage>, bytes: u64) {
+    /// CPU per GiB of the throughput phase (`before` → `after`, `bytes` acked in it) and the
+    /// peak RSS over both phases (`end`, after the end-to-end phase).
+    fn usage(
+        &mut self,
+        before: Option<Usage>,
+        after: Option<Usage>,
+        end: Option<Usage>,
+        bytes: u64,
+    ) {
         if let (Some(b), Some(a)) = (before, after) {
-            self.peak_rss_mib = a.peak_rss_mib;
+            self.peak_rss_mib = end.unwrap_or(a).peak_rss_mib;
             let gib = bytes as f64 / (1024.0 * 1024.0 * 1024.0);
             self.cpu_s_per_gib = if gib > 0.0 {
                 (a.cpu_s - b.cpu_s) / gib
@@ -286,24 +299,9 @@ async fn sluice_measure(
     create_topic(client, &base, args.partitions).await?;
     let shape = Arc::new(Shape::with(args.batch, args.record_bytes, true));
     let start = Instant::now();
-    let (tx, rx) = watch::channel(None);
-    let base_arc: Arc<str> = base.as_str().into();
-    let hard = Instant::now() + Duration::from_secs_f64(args.seconds + args.drain_seconds);
-    let readers: Vec<_> = (0..args.partitions)
-        .map(|p| {
-            tokio::spawn(http_bench::reader(
-                client.clone(),
-                base_arc.clone(),
-                p,
-                0,
-                start,
-                rx.clone(),
-                hard,
-            ))
-        })
-        .collect();
-    let before = procstat::tree_usage(pid);
     let url = format!("{base}/v1/topics/bench/records?ack=durable");
+    // 1. Throughput, nobody reading.
+    let before = procstat::tree_usage(pid);
     let phase = run_producers(
         client,
         &url,
@@ -314,25 +312,36 @@ async fn sluice_measure(
         start,
     )
     .await;
-    let targets = end_offsets(client, &base).await?;
-    let _ = tx.send(Some(targets.clone()));
-    let mut e2e = Tally::default();
-    for r in readers {
-        match r.await {
-            Ok(t) => e2e.merge(t),
-            Err(e) => e2e.error(format!("reader task: {e}")),
-        }
-    }
     let after = procstat::tree_usage(pid);
+    let ends = end_offsets(client, &base).await?;
+    // 2. End to end at the offered rate, a long-poll reader per partition from the end.
+    let fixed = http_bench::fixed_rate(
+        client,
+        &base,
+        &url,
+        &shape,
+        args.producers,
+        args.seconds,
+        args.rate_mib * 1024.0 * 1024.0,
+        start,
+        &ends,
+        Duration::from_secs_f64(args.drain_seconds),
+    )
+    .await?;
+    let e2e = fixed.e2e;
+    let after_e2e = procstat::tree_usage(pid);
+    let targets = fixed.targets;
+    let acked_e2e = fixed.phase.tally.records;
     let stored: u64 = targets.iter().sum();
+    let paced_errors = fixed.phase.tally.errors;
     let mut note = match system {
         "sluice-dev" => "sluice dev on a temp folder, fsync on, ack=durable".to_string(),
         _ => "sluice gateway --with-compactor, ack=durable (the S3 server's own CPU and memory not counted)".to_string(),
     };
-    if stored < phase.tally.records {
+    if stored < phase.tally.records + acked_e2e {
         note.push_str(&format!(
             "; FEWER records stored ({stored}) than acked ({})",
-            phase.tally.records
+            phase.tally.records + acked_e2e
         ));
     }
     for m in phase
@@ -345,31 +354,46 @@ async fn sluice_measure(
         note.push_str(&format!("; error: {}", http_bench::truncate(m, 160)));
     }
     let bytes = phase.tally.bytes;
-    let unread = phase.tally.records.saturating_sub(e2e.records);
+    let unread = acked_e2e.saturating_sub(e2e.records);
     let mut row = Row::new(system, note, phase, e2e, unread);
-    row.usage(before, after, bytes);
+    row.errors += paced_errors;
+    row.usage(before, after, after_e2e, bytes);
     Ok(row)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Peers
 
-async fn peer_run<S: Sender>(
+/// Both phases on a peer: `senders(name)` connects producers to stream or queue `name`,
+/// `consumer(name)` a consumer of it from its start. The end-to-end phase uses a fresh one.
+async fn peer_run<S, FS, FSF, FC, FCF>(
     system: &str,
     server: &mut Server,
-    connect: Result<(Vec<S>, Values), String>,
+    senders: FS,
+    consumer: FC,
     load: Load,
     note: &str,
-) -> Result<Row, String> {
-    let (senders, values) = connect?;
+) -> Result<Row, String>
+where
+    S: Sender,
+    FS: Fn(&'static str) -> FSF,
+    FSF: std::future::Future<Output = Result<Vec<S>, String>>,
+    FC: Fn(&'static str) -> FCF,
+    FCF: std::future::Future<Output = Result<Values, String>>,
+{
     let pid = server.pid();
+    let producers = senders("bench").await?;
     let before = procstat::tree_usage(pid);
-    let Outcome {
-        produce,
+    let produce = peer_clients::throughput(producers, load).await;
+    let after = procstat::tree_usage(pid);
+    let values = consumer("bench-e2e").await?;
+    let producers = senders("bench-e2e").await?;
+    let E2e {
+        produce: paced,
         e2e,
         unread,
-    } = peer_clients::drive(senders, values, load).await;
-    let after = procstat::tree_usage(pid);
+    } = peer_clients::end_to_end(producers, values, load).await;
+    let after_e2e = procstat::tree_usage(pid);
     let mut note = format!("{}; {note}", server.version);
     if let Some(e) = server.exited() {
         note.push_str(&format!("; the server EXITED: {e}"));
@@ -378,6 +402,7 @@ async fn peer_run<S: Sender>(
         .tally
         .error_samples
         .iter()
+        .chain(&paced.tally.error_samples)
         .chain(&e2e.error_samples)
         .take(3)
     {
@@ -385,7 +410,8 @@ async fn peer_run<S: Sender>(
     }
     let bytes = produce.tally.bytes;
     let mut row = Row::new(system, note, produce, e2e, unread);
-    row.usage(before, after, bytes);
+    row.errors += paced.tally.errors;
+    row.usage(before, after, after_e2e, bytes);
     Ok(row)
 }
 
@@ -394,20 +420,23 @@ async fn peer_system(system: &str, args: &Args, dir: &Path) -> Result<Row, Strin
         batch: args.batch,
         record_bytes: args.record_bytes,
         seconds: args.seconds,
+        rate: args.rate_mib * 1024.0 * 1024.0,
         drain: Duration::from_secs_f64(args.drain_seconds),
     };
     let sub = dir.join(system);
     std::fs::create_dir_all(&sub).map_err(|e| e.to_string())?;
     let limit = Duration::from_secs(90);
+    let n = args.producers;
     match system {
         "nats" => {
             let mut s = peer_servers::nats(&sub)?;
             peer_servers::wait_port(&mut s, limit).await?;
-            let c = peer_clients::nats(s.port, args.producers).await;
+            let port = s.port;
             peer_run(
                 system,
                 &mut s,
-                c,
+                |name| peer_clients::nats_senders(port, n, name),
+                |name| peer_clients::nats_consumer(port, name),
                 load,
                 "JetStream, file storage; acks BEFORE fsync (sync_interval default 2 min)",
             )
@@ -417,13 +446,21 @@ async fn peer_system(system: &str, args: &Args, dir: &Path) -> Result<Row, Strin
             let fsync = system.trim_start_matches("redis-");
             let mut s = peer_servers::redis(&sub, fsync)?;
             peer_servers::wait_port(&mut s, limit).await?;
-            let c = peer_clients::redis(s.port, args.producers).await;
+            let port = s.port;
             let note = if fsync == "always" {
                 "Streams XADD, AOF appendfsync always (fsync before the reply)"
             } else {
                 "Streams XADD, AOF appendfsync everysec (acks before fsync; up to 1 s lost)"
             };
-            peer_run(system, &mut s, c, load, note).await
+            peer_run(
+                system,
+                &mut s,
+                |name| peer_clients::redis_senders(port, n, name),
+                |name| peer_clients::redis_consumer(port, name),
+                load,
+                note,
+            )
+            .await
         }
         "rabbitmq" => {
             let mut s = peer_servers::rabbitmq(&sub)?;
@@ -431,11 +468,11 @@ async fn peer_system(system: &str, args: &Args, dir: &Path) -> Result<Row, Strin
             let port = s.port;
             peer_clients::ready(Duration::from_secs(60), || peer_clients::rabbit_ping(port))
                 .await?;
-            let c = peer_clients::rabbitmq(port, args.producers).await;
             peer_run(
                 system,
                 &mut s,
-                c,
+                |name| peer_clients::rabbit_senders(port, n, name),
+                |name| peer_clients::rabbit_consumer(port, name),
                 load,
                 "quorum queue (1 node), persistent messages, publisher confirms",
             )
@@ -447,8 +484,8 @@ async fn peer_system(system: &str, args: &Args, dir: &Path) -> Result<Row, Strin
 
 pub async fn run(args: Args) {
     println!(
-        "sluice-bench peers: {} producers x {}-record batches of {} B values (send stamp + random symbols), one batch in flight per producer, {} s per system, one consumer reading while producing; only acked records count",
-        args.producers, args.batch, args.record_bytes, args.seconds
+        "sluice-bench peers: {} producers x {}-record batches of {} B values (send stamp + random symbols), one batch in flight per producer, {} s per system back to back with nobody reading (records/s, ack, CPU; only acked records count), then {} s at {} MiB/s with a consumer reading while producing (e2e)",
+        args.producers, args.batch, args.record_bytes, args.seconds, args.seconds, args.rate_mib
     );
     let Some((client, dir)) = crate::stats::client_and_dir() else {
         return;
@@ -635,8 +672,16 @@ mod tests {
             peak_rss_mib: 50.0,
             processes: 1,
         };
-        r.usage(Some(b), Some(a), 1 << 29);
+        let end = Usage {
+            cpu_s: 9.0,
+            peak_rss_mib: 70.0,
+            processes: 1,
+        };
+        // CPU of the throughput phase only; the peak over both phases.
+        r.usage(Some(b), Some(a), Some(end), 1 << 29);
         assert_eq!(r.cpu_s_per_gib, 4.0);
+        assert_eq!(r.peak_rss_mib, 70.0);
+        r.usage(Some(b), Some(a), None, 1 << 29);
         assert_eq!(r.peak_rss_mib, 50.0);
     }
 }
