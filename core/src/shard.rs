@@ -504,12 +504,24 @@ impl ShardLog {
                     others_committed || failures > 0,
                     std::sync::atomic::Ordering::Relaxed,
                 );
-                let mut st = self.write_state();
-                self.apply(&mut st, &entry)?;
-                // Creating head+1 proves the head was current when the PUT was sent (and no
-                // later: others may have committed since, so readers still sync after this).
-                st.last_sync = st.last_sync.max(asked);
-                return Ok((outcomes, entry.append_ts));
+                {
+                    let mut st = self.write_state();
+                    self.apply(&mut st, &entry)?;
+                    // Creating head+1 proves the head was current when the PUT was sent (and
+                    // no later: others may have committed since, so readers still sync after
+                    // this).
+                    st.last_sync = st.last_sync.max(asked);
+                }
+                return match outcome {
+                    Ok(_) => Ok((outcomes, entry.append_ts)),
+                    // Our entry is there, but its PUT answered an error. On S3 visible means
+                    // stored; on a local folder the error may be the directory fsync after the
+                    // link, so the entry may not survive a power loss. Never ack what may not
+                    // be durable: the entry stays (the head moved on, every reader sees it) and
+                    // its appends are answered retryable. A retry with the same idempotency key
+                    // is answered from the head with these offsets.
+                    Err(e) => Err(e),
+                };
             }
             failures += 1;
             if failures >= self.cfg.max_attempts {
@@ -692,5 +704,51 @@ mod tests {
             }),
             46
         );
+    }
+
+    /// A journal PUT whose answer is an error although the entry landed (on a local folder:
+    /// the directory fsync after the link failed) is never acked: the appends are answered
+    /// retryable, the entry stays, and the retry is answered from the head, written once.
+    #[tokio::test]
+    async fn an_entry_that_landed_but_answered_an_error_is_not_acked() {
+        use crate::format::record::Record;
+        use crate::log::{Log, LogConfig, ProduceRequest};
+        use crate::store::FaultConfig;
+        let mem = crate::store::open("memory://", &Default::default()).unwrap();
+        let faulty = Instrumented::new(mem.clone(), 7);
+        let log = Log::new(faulty.clone(), crate::clock::system(), LogConfig::default());
+        let t = log.topics().create("t", 1, None, 0).await.unwrap();
+        let request = ProduceRequest {
+            topic: t.clone(),
+            records: vec![(None, Record::new(None, Bytes::from_static(b"once")))],
+            dedup_key: Some(Bytes::from_static(b"k1")),
+            producer: None,
+        };
+        faulty.set_faults(FaultConfig {
+            lost_reply_rate: 1.0,
+            only_prefix: Some(keys::JOURNAL.to_string()),
+            ..Default::default()
+        });
+        let err = log.flush(vec![request.clone()]).await.pop().unwrap();
+        let err = err.expect_err("an append whose PUT answered an error was acked");
+        assert!(err.is_retryable(), "{err}");
+        let p = PartitionId {
+            topic: t.topic_id().unwrap(),
+            partition: 0,
+        };
+        let shard = log.shard(t.shard).await.unwrap();
+        assert_eq!(
+            shard.next_offset(&p),
+            1,
+            "the entry that landed is in the head"
+        );
+        faulty.set_faults(FaultConfig::default());
+        let ack = log.flush(vec![request]).await.pop().unwrap().unwrap();
+        assert_eq!(ack.offsets, vec![(0, 0)]);
+        assert_eq!(shard.next_offset(&p), 1, "the retry wrote nothing");
+        let names = store::list_names(&*mem, &keys::journal_dir(t.shard), None)
+            .await
+            .unwrap();
+        assert_eq!(names.len(), 1, "one journal entry: {names:?}");
     }
 }

@@ -504,7 +504,14 @@ impl<S: StateMachine> StateLog<S> {
                     self.head_tx.send_replace(entry.seq);
                 }
                 g.last_sync = g.last_sync.max(asked);
-                return Ok((entry.seq, time_ms));
+                drop(g);
+                // Ours, but its PUT answered an error: on a local folder that may be the
+                // directory fsync after the link (visible, maybe not durable). The entry
+                // stays applied; its proposals are answered retryable (unknown outcome).
+                return match outcome {
+                    Ok(_) => Ok((entry.seq, time_ms)),
+                    Err(e) => Err(e),
+                };
             }
             failures += 1;
             if failures >= self.cfg.max_attempts {
