@@ -287,7 +287,7 @@ struct InProcess {
     stop: tokio::sync::watch::Sender<bool>,
 }
 
-async fn start(compactor_loop: bool) -> Result<(InProcess, Compactor), String> {
+async fn start(compactor_loop: bool, linger: Duration) -> Result<(InProcess, Compactor), String> {
     let mem: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
     let store = Instrumented::new(mem, 17);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -297,8 +297,7 @@ async fn start(compactor_loop: bool) -> Result<(InProcess, Compactor), String> {
     let base = format!("http://{addr}");
     let log = Log::new(store.clone(), clock::system(), LogConfig::default());
     let cfg = GatewayConfig {
-        // `sluice gateway`'s default on S3.
-        linger: Duration::from_millis(10),
+        linger,
         committer: Some(CommitterConfig::new(base.clone())),
         ..Default::default()
     };
@@ -332,17 +331,101 @@ async fn fold_all(c: &mut Compactor) -> Result<(), String> {
     Err("the compactor still had work after 200 passes".into())
 }
 
-/// Ingests `seconds` of the load, folds it, reads it `groups` times; returns the counts.
+/// `sluice gateway`'s produce linger on S3.
+pub const S3_LINGER: Duration = Duration::from_millis(10);
+
+/// What one measurement gave besides the counts: the ingest rate, the average PUT and
+/// the producers' ack latency (which a longer linger raises).
+#[derive(Debug, Clone, Default)]
+pub struct Run {
+    pub mib_s: f64,
+    /// Bytes per PUT of any kind (segments, journal entries, compactor objects), on average.
+    pub put_bytes_avg: f64,
+    pub ack_p50_ms: f64,
+    pub ack_p99_ms: f64,
+    /// One line saying what was measured.
+    pub note: String,
+}
+
+/// Ingests `seconds` of the load with the gateway's produce `linger`, folds it, reads it
+/// `groups` times; returns the counts.
 pub async fn measure(
     client: &reqwest::Client,
     producers: usize,
     seconds: f64,
     groups: usize,
-) -> Result<(Measured, String), String> {
-    let (gw, mut compactor) = start(false).await?;
-    let result = measure_on(&gw, &mut compactor, client, producers, seconds, groups).await;
+    linger: Duration,
+) -> Result<(Measured, Run), String> {
+    let (gw, mut compactor) = start(false, linger).await?;
+    let result = measure_on(
+        &gw,
+        &mut compactor,
+        client,
+        producers,
+        seconds,
+        groups,
+        linger,
+    )
+    .await;
     let _ = gw.stop.send(true);
     result
+}
+
+/// The same measurement at each of `lingers`: requests per GiB follow the size of a flush,
+/// which a gateway at this machine's rate reaches only with a longer linger (or many
+/// producers). One line per linger: rate, segment size, PUT and GET per GiB, ack latency and
+/// the S3 Standard bill of [`SCENARIO`].
+pub async fn linger_sweep(
+    client: &reqwest::Client,
+    producers: usize,
+    seconds: f64,
+    groups: usize,
+    lingers: &[Duration],
+) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "cost vs produce linger (counted as above, {producers} producers x 64 x 1 KiB, {seconds} s each; S3 Standard at {} GiB/s, {} groups, {} days):",
+        SCENARIO.ingest_gib_per_s, SCENARIO.consumer_groups, SCENARIO.retention_days
+    );
+    let _ = writeln!(
+        o,
+        "  {:>9} {:>8} {:>12} {:>8} {:>8} {:>9} {:>9} {:>13} {:>11}",
+        "linger ms",
+        "MiB/s",
+        "MB/PUT",
+        "PUT/GiB",
+        "GET/GiB",
+        "ack p50",
+        "ack p99",
+        "requests/mo",
+        "total/mo"
+    );
+    for &linger in lingers {
+        match measure(client, producers, seconds, groups, linger).await {
+            Ok((m, r)) => {
+                let b = monthly(&m, &SCENARIO, &S3_STANDARD);
+                let _ = writeln!(
+                    o,
+                    "  {:>9} {:>8.1} {:>12.2} {:>8.0} {:>8.0} {:>9.1} {:>9.1} {:>13} {:>11}",
+                    linger.as_millis(),
+                    r.mib_s,
+                    r.put_bytes_avg / 1e6,
+                    m.ingest.put,
+                    m.ingest.get,
+                    r.ack_p50_ms,
+                    r.ack_p99_ms,
+                    dollars(b.requests_total()),
+                    dollars(b.total()),
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(o, "  {:>9} FAILED: {e}", linger.as_millis());
+            }
+        }
+    }
+    o
 }
 
 async fn measure_on(
@@ -352,7 +435,8 @@ async fn measure_on(
     producers: usize,
     seconds: f64,
     groups: usize,
-) -> Result<(Measured, String), String> {
+    linger: Duration,
+) -> Result<(Measured, Run), String> {
     http_bench::wait_ready(client, &gw.base).await?;
     create_topic(client, &gw.base, 8).await?;
     let shape = Arc::new(Shape::with(64, 1024, true));
@@ -440,15 +524,24 @@ async fn measure_on(
         stored_ratio: stored as f64 / phase.tally.bytes.max(1) as f64,
         eventual_delete: written_objects / ingested.max(1e-12),
     };
+    let mut phase = phase;
+    let mib_s = ingested * 1024.0 / phase.elapsed.as_secs_f64();
+    let put_bytes_avg = (c1.put_bytes - c0.put_bytes) as f64 / (c1.put - c0.put).max(1) as f64;
     let note = format!(
-        "  measured in process (gateway with committer election + compactor over a counting in-memory bucket, linger 10 ms): {} producers x 64 x 1 KiB for {seconds} s: {:.0} MiB ingested at {:.1} MiB/s ({:.0} B per segment PUT on average), {} records read back by {groups} readers",
+        "  measured in process (gateway with committer election + compactor over a counting in-memory bucket, linger {} ms): {} producers x 64 x 1 KiB for {seconds} s: {:.0} MiB ingested at {mib_s:.1} MiB/s ({put_bytes_avg:.0} B per PUT on average), {} records read back by {groups} readers",
+        linger.as_millis(),
         producers,
         ingested * 1024.0,
-        ingested * 1024.0 / phase.elapsed.as_secs_f64(),
-        (c1.put_bytes - c0.put_bytes) as f64 / (c1.put - c0.put).max(1) as f64,
         read_records,
     );
-    Ok((m, note))
+    let run = Run {
+        mib_s,
+        put_bytes_avg,
+        ack_p50_ms: phase.tally.acks.quantile_ms(0.5),
+        ack_p99_ms: phase.tally.acks.quantile_ms(0.99),
+        note,
+    };
+    Ok((m, run))
 }
 
 /// Object requests per minute of an idle gateway + compactor: with one topic, then with
@@ -459,7 +552,7 @@ pub async fn idle(
     window: Duration,
     topics: usize,
 ) -> Result<String, String> {
-    let (gw, _unused) = start(true).await?;
+    let (gw, _unused) = start(true, S3_LINGER).await?;
     let r = idle_on(&gw, client, window, topics).await;
     let _ = gw.stop.send(true);
     r

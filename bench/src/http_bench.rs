@@ -39,6 +39,10 @@ pub struct Args {
     /// Offered load of the fixed-rate phase, MiB/s of record values over all producers.
     #[arg(long, default_value_t = 10.0)]
     pub(crate) rate_mib: f64,
+    /// Run the backends this many times, in alternating order, and print each backend's
+    /// median; with `dev` and `dev-nofsync`, the median of their per-round ratio.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) rounds: usize,
     /// Partitions of the `bench` topic.
     #[arg(long, default_value_t = 8)]
     pub(crate) partitions: u32,
@@ -955,7 +959,7 @@ async fn run_backend(
     shape: &Arc<Shape>,
     start: Instant,
     ceiling: Option<&Phase>,
-) -> Result<(), String> {
+) -> Result<f64, String> {
     let run_id = sluice_core::ids::new_ulid(clock::system().now_ms()).to_string();
     let mut gw = spawn_gateway(bin, backend, &args.opts(), dir, &run_id)?;
     let r = measure(
@@ -981,7 +985,7 @@ async fn measure(
     start: Instant,
     ceiling: Option<&Phase>,
     run_id: &str,
-) -> Result<(), String> {
+) -> Result<f64, String> {
     let pid = gw.pid();
     let ready = wait_healthy(gw, client).await?;
     let base = gw.base.clone();
@@ -1102,7 +1106,7 @@ async fn measure(
         println!("    reader error: {m}");
     }
     print_rss("after the fixed-rate phase", pid);
-    Ok(())
+    Ok(tp.tally.records as f64 / tp.elapsed.as_secs_f64().max(1e-9))
 }
 
 /// What [`fixed_rate`] measured.
@@ -1169,6 +1173,79 @@ pub(crate) async fn fixed_rate(
     })
 }
 
+/// The backends of round `round`: as given in even rounds, reversed in odd ones, so neither
+/// side of a paired comparison always runs first (a VM disk's burst allowance and the page
+/// cache favour whoever does).
+fn round_order(backends: &[String], round: usize) -> Vec<&String> {
+    let mut order: Vec<&String> = backends.iter().collect();
+    if round % 2 == 1 {
+        order.reverse();
+    }
+    order
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.retain(|x| x.is_finite());
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+/// The summary of several rounds: each backend's throughput per round and median, and, with
+/// both `dev` and `dev-nofsync`, fsync ÷ no-fsync per round and the median of those ratios
+/// (issue 9, point 1: at least 80%).
+fn format_rounds(results: &[(usize, String, f64)], rounds: usize) -> String {
+    use std::fmt::Write;
+    let mut out = String::from("rounds (throughput phase, records/s):\n");
+    let mut backends: Vec<&str> = Vec::new();
+    for (_, b, _) in results {
+        if !backends.contains(&b.as_str()) {
+            backends.push(b);
+        }
+    }
+    let rate = |round: usize, backend: &str| {
+        results
+            .iter()
+            .find(|(r, b, _)| *r == round && b == backend)
+            .map(|(_, _, x)| *x)
+    };
+    for b in &backends {
+        let per: Vec<f64> = (0..rounds).filter_map(|r| rate(r, b)).collect();
+        let cells: Vec<String> = per.iter().map(|x| format!("{x:.0}")).collect();
+        let _ = writeln!(
+            out,
+            "  {b:<12} {}   median {:.0}",
+            cells.join("  "),
+            median(per.clone())
+        );
+    }
+    if backends.contains(&"dev") && backends.contains(&"dev-nofsync") {
+        let ratios: Vec<f64> = (0..rounds)
+            .filter_map(|r| Some(rate(r, "dev")? / rate(r, "dev-nofsync")?))
+            .collect();
+        let cells: Vec<String> = ratios
+            .iter()
+            .map(|x| format!("{:.0}%", 100.0 * x))
+            .collect();
+        let m = median(ratios.clone());
+        let _ = writeln!(
+            out,
+            "  fsync / no-fsync per round: {}   median {:.0}% (target >= 80%: {})",
+            cells.join("  "),
+            100.0 * m,
+            if m >= 0.8 { "MET" } else { "NOT MET" }
+        );
+    }
+    out
+}
+
 pub async fn run(args: Args) {
     let shape = Arc::new(Shape::new(&args));
     println!(
@@ -1197,37 +1274,90 @@ pub async fn run(args: Args) {
     };
 
     let bin = sluice_bin(args.sluice_bin.as_ref());
-    for backend in &args.backends {
-        if backend == "s3" && args.endpoint.is_none() {
-            println!("backend s3: skipped, no --endpoint / SLUICE_TEST_S3_ENDPOINT given");
-            continue;
+    // (round, backend, throughput-phase records/s)
+    let mut results: Vec<(usize, String, f64)> = Vec::new();
+    for round in 0..args.rounds.max(1) {
+        if args.rounds > 1 {
+            println!("round {} of {}:", round + 1, args.rounds);
         }
-        let bin = match &bin {
-            Ok(b) => b,
-            Err(e) => {
-                println!("backend {backend}: skipped, {e}");
+        for backend in round_order(&args.backends, round) {
+            if backend == "s3" && args.endpoint.is_none() {
+                println!("backend s3: skipped, no --endpoint / SLUICE_TEST_S3_ENDPOINT given");
                 continue;
             }
-        };
-        // The run before (`--no-fsync` above all) may have left gigabytes of dirty pages whose
-        // writeback would slow this run's fsyncs: start each backend with them written.
-        flush_page_cache();
-        if let Err(e) = run_backend(
-            backend,
-            bin,
-            &args,
-            dir.path(),
-            &client,
-            &shape,
-            start,
-            ceiling.as_ref(),
-        )
-        .await
-        {
-            println!("backend {backend}: failed: {e}");
+            let bin = match &bin {
+                Ok(b) => b,
+                Err(e) => {
+                    println!("backend {backend}: skipped, {e}");
+                    continue;
+                }
+            };
+            // The run before (`--no-fsync` above all) may have left gigabytes of dirty pages
+            // whose writeback would slow this run's fsyncs: start each backend with them
+            // written.
+            flush_page_cache();
+            match run_backend(
+                backend,
+                bin,
+                &args,
+                dir.path(),
+                &client,
+                &shape,
+                start,
+                ceiling.as_ref(),
+            )
+            .await
+            {
+                Ok(rate) => results.push((round, backend.clone(), rate)),
+                Err(e) => println!("backend {backend}: failed: {e}"),
+            }
         }
+    }
+    if args.rounds > 1 {
+        print!("{}", format_rounds(&results, args.rounds));
     }
     println!(
         "targets (issue #4): dev 16 producers >= 150,000 rec/s durable; at 10 MiB/s ack p99 <= 50 ms, e2e p99 <= 100 ms; RSS <= 256 MiB; peer on object storage measured here earlier: ~89,000 rec/s, ack p99 124 ms at 10 MiB/s"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odd_rounds_run_the_backends_in_reverse() {
+        let b = vec!["dev".to_string(), "dev-nofsync".to_string()];
+        assert_eq!(round_order(&b, 0), vec![&b[0], &b[1]]);
+        assert_eq!(round_order(&b, 1), vec![&b[1], &b[0]]);
+    }
+
+    #[test]
+    fn median_of_odd_even_and_none() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(vec![]).is_nan());
+    }
+
+    #[test]
+    fn rounds_print_the_median_ratio_of_pairs() {
+        let r = |round, b: &str, x| (round, b.to_string(), x);
+        let results = vec![
+            r(0, "dev", 80.0),
+            r(0, "dev-nofsync", 100.0),
+            r(1, "dev-nofsync", 100.0),
+            r(1, "dev", 60.0),
+            r(2, "dev", 90.0),
+            r(2, "dev-nofsync", 100.0),
+        ];
+        let out = format_rounds(&results, 3);
+        assert!(out.contains("dev          80  60  90   median 80"), "{out}");
+        assert!(
+            out.contains("80%  60%  90%   median 80% (target >= 80%: MET)"),
+            "{out}"
+        );
+        // A round where one side failed has no ratio.
+        let out = format_rounds(&results[..5], 3);
+        assert!(out.contains("median 70% (target >= 80%: NOT MET)"), "{out}");
+    }
 }

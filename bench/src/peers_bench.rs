@@ -70,6 +70,14 @@ pub struct Args {
     /// Seconds of ingest for the cost model (0: no cost model).
     #[arg(long, env = "SLUICE_BENCH_COST_SECONDS", default_value_t = 10.0)]
     cost_seconds: f64,
+    /// Produce lingers (ms) of the cost model's sweep (empty: no sweep). A flush holds what
+    /// arrives within one linger, so PUTs per GiB fall as it grows, and ack latency rises.
+    #[arg(long, value_delimiter = ',', default_value = "10,100,250")]
+    cost_lingers_ms: Vec<u64>,
+    /// Producers of the sweep: enough batches in flight to fill the longer lingers' flushes
+    /// (closed-loop producers bound a flush by what they have in flight).
+    #[arg(long, default_value_t = 256)]
+    cost_sweep_producers: usize,
     /// Seconds of each idle window (one topic, then `idle_topics`). The default spans one
     /// compactor retention pass (every 60 s), which lists every topic: a shorter window misses
     /// what that costs per idle topic.
@@ -541,9 +549,17 @@ pub async fn run(args: Args) {
 
     if args.cost_seconds > 0.0 {
         println!();
-        match cost::measure(&client, args.producers, args.cost_seconds, 3).await {
-            Ok((m, note)) => {
-                println!("{note}");
+        match cost::measure(
+            &client,
+            args.producers,
+            args.cost_seconds,
+            3,
+            cost::S3_LINGER,
+        )
+        .await
+        {
+            Ok((m, run)) => {
+                println!("{}", run.note);
                 print!("{}", cost::report(&m, &cost::SCENARIO));
                 let b = cost::monthly(&m, &cost::SCENARIO, &cost::S3_STANDARD);
                 println!(
@@ -556,6 +572,24 @@ pub async fn run(args: Args) {
                 );
             }
             Err(e) => println!("cost model: FAILED: {e}"),
+        }
+        if !args.cost_lingers_ms.is_empty() {
+            let lingers: Vec<Duration> = args
+                .cost_lingers_ms
+                .iter()
+                .map(|&ms| Duration::from_millis(ms))
+                .collect();
+            print!(
+                "{}",
+                cost::linger_sweep(
+                    &client,
+                    args.cost_sweep_producers,
+                    args.cost_seconds,
+                    3,
+                    &lingers
+                )
+                .await
+            );
         }
         if args.idle_seconds > 0.0 {
             match cost::idle(
