@@ -345,6 +345,26 @@ pub struct Run {
     pub ack_p99_ms: f64,
     /// One line saying what was measured.
     pub note: String,
+    /// PUTs and GETs per GiB ingested per area of the bucket (`segments`, `journal`, …).
+    pub by_area: String,
+}
+
+/// "area PUT/GET, …" per GiB between two per-area snapshots, areas with requests only.
+fn format_by_area(
+    before: &std::collections::BTreeMap<String, Counts>,
+    after: &std::collections::BTreeMap<String, Counts>,
+    gib: f64,
+) -> String {
+    let g = gib.max(1e-12);
+    after
+        .iter()
+        .filter_map(|(area, a)| {
+            let b = before.get(area).copied().unwrap_or_default();
+            let (put, get) = ((a.put - b.put) as f64 / g, (a.get - b.get) as f64 / g);
+            (put >= 0.05 || get >= 0.05).then(|| format!("{area} {put:.0}/{get:.0}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Ingests `seconds` of the load with the gateway's produce `linger`, folds it, reads it
@@ -419,6 +439,11 @@ pub async fn linger_sweep(
                     dollars(b.requests_total()),
                     dollars(b.total()),
                 );
+                let _ = writeln!(
+                    o,
+                    "            PUT/GET per GiB ingested by area: {}",
+                    r.by_area
+                );
             }
             Err(e) => {
                 let _ = writeln!(o, "  {:>9} FAILED: {e}", linger.as_millis());
@@ -442,6 +467,7 @@ async fn measure_on(
     let shape = Arc::new(Shape::with(64, 1024, true));
     let url = format!("{}/v1/topics/bench/records?ack=durable", gw.base);
     let c0 = gw.store.counts();
+    let a0 = gw.store.counts_by_area();
     let start = Instant::now();
     // The compactor passes once a second while producers run, as it would in production.
     let (tx, mut rx) = tokio::sync::watch::channel(false);
@@ -469,6 +495,7 @@ async fn measure_on(
     folded?;
     fold_all(compactor).await?;
     let c1 = gw.store.counts();
+    let a1 = gw.store.counts_by_area();
     let ingested = phase.tally.bytes as f64 / GIB;
     if phase.tally.records == 0 {
         return Err(format!(
@@ -534,7 +561,9 @@ async fn measure_on(
         ingested * 1024.0,
         read_records,
     );
+    let by_area = format_by_area(&a0, &a1, ingested);
     let run = Run {
+        by_area,
         mib_s,
         put_bytes_avg,
         ack_p50_ms: phase.tally.acks.quantile_ms(0.5),
@@ -612,6 +641,27 @@ async fn idle_on(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_by_area_per_gib_only_where_there_were_some() {
+        let c = |put, get| Counts {
+            put,
+            get,
+            ..Default::default()
+        };
+        let before = [("journal".to_string(), c(10, 10))].into_iter().collect();
+        let after = [
+            ("journal".to_string(), c(30, 10)),
+            ("segments".to_string(), c(40, 4)),
+            ("topics".to_string(), c(0, 0)),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            format_by_area(&before, &after, 2.0),
+            "journal 10/0, segments 20/2"
+        );
+    }
 
     #[test]
     fn storage_tiers_add_up() {

@@ -560,6 +560,10 @@ pub async fn run(args: Args) {
         {
             Ok((m, run)) => {
                 println!("{}", run.note);
+                println!(
+                    "  PUT/GET per GiB ingested by area of the bucket: {}",
+                    run.by_area
+                );
                 print!("{}", cost::report(&m, &cost::SCENARIO));
                 let b = cost::monthly(&m, &cost::SCENARIO, &cost::S3_STANDARD);
                 println!(

@@ -486,8 +486,11 @@ impl Compactor {
             .into_iter()
             .take(self.cfg.max_entries_per_pass)
             .collect();
+        // Fetched in order, 16 at a time, and only as far as this pass folds: a pass cut by
+        // its byte bound stops fetching there (at most 16 GETs ahead are wasted), so a backlog
+        // folded over several passes fetches each entry about once, not once per pass.
         let store = self.store.clone();
-        let fetched: Vec<(u64, Option<Bytes>)> = futures::stream::iter(wanted)
+        let mut fetched = futures::stream::iter(wanted)
             .map(|seq| {
                 let store = store.clone();
                 async move {
@@ -495,15 +498,14 @@ impl Compactor {
                     Ok::<_, Error>((seq, bytes))
                 }
             })
-            .buffered(16)
-            .try_collect()
-            .await?;
+            .buffered(16);
         let mut entries = Vec::new();
         let mut pass_bytes = 0u64;
         let mut cut = false;
         // The append time of the first entry this pass leaves unfolded, when known.
         let mut left_ts = None;
-        for (seq, bytes) in fetched {
+        while let Some(next) = fetched.next().await {
+            let (seq, bytes) = next?;
             let key = keys::journal_entry(shard, seq);
             let Some(bytes) = bytes else { break };
             let entry = JournalEntry::decode(&bytes).map_err(|e| Error::corrupt(&key, e))?;
@@ -525,6 +527,7 @@ impl Compactor {
                 .map_err(|source| Error::Inconsistent { shard, source })?;
             entries.push(entry);
         }
+        drop(fetched);
         let complete = !cut
             && entries.len() < self.cfg.max_entries_per_pass
             && store::get_opt(&*self.store, &keys::journal_entry(shard, head.seq + 1))

@@ -10,6 +10,7 @@ use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
 };
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -105,6 +106,8 @@ struct State {
     config: Mutex<FaultConfig>,
     rng: Mutex<u64>,
     counters: Counters,
+    /// Requests per area: the key's first path segment (`segments`, `journal`, `data`, …).
+    by_area: Mutex<BTreeMap<String, Counts>>,
 }
 
 impl fmt::Debug for Instrumented {
@@ -150,6 +153,7 @@ impl Instrumented {
                 config: Mutex::new(FaultConfig::default()),
                 rng: Mutex::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
                 counters: Counters::default(),
+                by_area: Mutex::new(BTreeMap::new()),
             }),
         })
     }
@@ -168,6 +172,16 @@ impl Instrumented {
             put_bytes: c.put_bytes.load(Ordering::Relaxed),
             get_bytes: c.get_bytes.load(Ordering::Relaxed),
         }
+    }
+
+    /// Requests so far per area of the bucket: the first path segment of the key (of the
+    /// prefix for a LIST; "" for the root). Bytes are not split by area.
+    pub fn counts_by_area(&self) -> BTreeMap<String, Counts> {
+        self.state
+            .by_area
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// HEAD requests so far (`get_opts` with `head: true`). Each is counted in
@@ -210,6 +224,20 @@ impl State {
             Kind::Delete => &c.delete,
         }
         .fetch_add(1, Ordering::Relaxed);
+        {
+            let area = key.split('/').next().unwrap_or_default();
+            let mut by_area = self.by_area.lock().unwrap_or_else(|e| e.into_inner());
+            let counts = match by_area.get_mut(area) {
+                Some(c) => c,
+                None => by_area.entry(area.to_string()).or_default(),
+            };
+            match kind {
+                Kind::Put => counts.put += 1,
+                Kind::Get => counts.get += 1,
+                Kind::List => counts.list += 1,
+                Kind::Delete => counts.delete += 1,
+            }
+        }
         let cfg = self
             .config
             .lock()
@@ -429,5 +457,30 @@ mod tests {
         assert_eq!(s.heads(), 1);
         assert_eq!(s.counts().get, 2);
         assert_eq!(s.counts().get_bytes, 5, "a HEAD reads no bytes");
+    }
+
+    #[tokio::test]
+    async fn requests_are_counted_per_area() {
+        use futures::TryStreamExt;
+        use object_store::ObjectStoreExt;
+        let inner: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let s = Instrumented::new(inner, 1);
+        for key in ["segments/1", "segments/2", "journal/00000/1"] {
+            s.put(&Path::from(key), PutPayload::from_static(b"x"))
+                .await
+                .unwrap();
+        }
+        s.get(&Path::from("journal/00000/1")).await.unwrap();
+        let listed: Vec<_> = s
+            .list(Some(&Path::from("segments")))
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 2);
+        let by = s.counts_by_area();
+        assert_eq!((by["segments"].put, by["segments"].list), (2, 1));
+        assert_eq!((by["journal"].put, by["journal"].get), (1, 1));
+        let total: u64 = by.values().map(Counts::total).sum();
+        assert_eq!(total, s.counts().total());
     }
 }
