@@ -494,6 +494,34 @@ fn produce_body(shape: &Shape, rng: &mut u64, sent_ns: u128) -> String {
     b
 }
 
+/// Paces a producer: one send per `interval`, the first `phase` from now; a producer that
+/// falls more than one interval behind skips ahead rather than bursting. Without a pace,
+/// [`Pacer::wait`] returns at once (back to back).
+pub(crate) struct Pacer {
+    next: Option<(tokio::time::Instant, Duration)>,
+}
+
+impl Pacer {
+    /// `pace`: (interval, phase).
+    pub(crate) fn new(pace: Option<(Duration, Duration)>) -> Self {
+        Self {
+            next: pace.map(|(interval, phase)| (tokio::time::Instant::now() + phase, interval)),
+        }
+    }
+
+    /// Until the next send is due.
+    pub(crate) async fn wait(&mut self) {
+        if let Some((n, interval)) = self.next.as_mut() {
+            tokio::time::sleep_until(*n).await;
+            let now = tokio::time::Instant::now();
+            *n += *interval;
+            if *n + *interval < now {
+                *n = now;
+            }
+        }
+    }
+}
+
 /// One producer: posts batches until `deadline`, back to back or paced at one request per
 /// `interval` (a producer that falls more than one interval behind skips ahead rather than
 /// bursting; the achieved rate is printed).
@@ -511,16 +539,9 @@ async fn producer(
     // Picks the target of each request when there are several (its own sequence, so that a
     // single target sends the same bodies as before).
     let mut pick = seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1;
-    let mut next = pace.map(|(_, phase)| tokio::time::Instant::now() + phase);
+    let mut pacer = Pacer::new(pace);
     loop {
-        if let (Some(n), Some((interval, _))) = (next.as_mut(), pace) {
-            tokio::time::sleep_until(*n).await;
-            let now = tokio::time::Instant::now();
-            *n += interval;
-            if *n + interval < now {
-                *n = now;
-            }
-        }
+        pacer.wait().await;
         if Instant::now() >= deadline {
             break;
         }

@@ -14,7 +14,7 @@
 //! Clients: async-nats (JetStream publish acks), redis (pipelined `XADD`, `XREAD BLOCK`),
 //! lapin (publisher confirms on a quorum queue, `basic.consume` with automatic ack).
 
-use crate::http_bench::{push_value, value_stamp, Phase, Tally};
+use crate::http_bench::{push_value, value_stamp, Pacer, Phase, Tally};
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use std::future::Future;
@@ -71,16 +71,9 @@ async fn produce<S: Sender>(
 ) -> Tally {
     let mut t = Tally::default();
     let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = pace.map(|(_, phase)| tokio::time::Instant::now() + phase);
+    let mut pacer = Pacer::new(pace);
     loop {
-        if let (Some(n), Some((interval, _))) = (next.as_mut(), pace) {
-            tokio::time::sleep_until(*n).await;
-            let now = tokio::time::Instant::now();
-            *n += interval;
-            if *n + interval < now {
-                *n = now;
-            }
-        }
+        pacer.wait().await;
         if Instant::now() >= deadline {
             break;
         }
