@@ -37,6 +37,11 @@ pub struct LogConfig {
     pub poll_interval: Duration,
     /// Decoded index objects kept in memory.
     pub index_cache_entries: usize,
+    /// A read whose whole page lies below the partition's next offset as this process knows
+    /// it skips the journal-head GET if the head was confirmed within this long: a reader
+    /// catching up pays one such GET per interval, not one per page. Those records are
+    /// committed and never change; only the answer's `high_watermark` may be this much older.
+    pub catch_up_sync_interval: Duration,
 }
 
 impl Default for LogConfig {
@@ -47,6 +52,7 @@ impl Default for LogConfig {
             topic_cache_ttl: Duration::from_secs(2),
             poll_interval: Duration::from_millis(100),
             index_cache_entries: 1024,
+            catch_up_sync_interval: Duration::from_secs(1),
         }
     }
 }
@@ -246,6 +252,27 @@ impl Log {
         s.set_metrics(self.metrics.clone());
         shards.insert(shard, s.clone());
         Ok(s)
+    }
+
+    /// The shard for a read of up to `want` records of `p` from `offset`: as
+    /// [`Self::shard_for_read`], but without the journal-head GET when the whole page lies
+    /// below the next offset this process knows and the head was confirmed within
+    /// [`LogConfig::catch_up_sync_interval`] (a reader catching up, or replaying).
+    async fn shard_for_page(
+        &self,
+        shard: u32,
+        p: &PartitionId,
+        offset: u64,
+        want: usize,
+    ) -> Result<Arc<ShardLog>> {
+        let s = self.shard(shard).await?;
+        if offset.saturating_add(want as u64) <= s.next_offset(p)
+            && s.synced_within(self.cfg.catch_up_sync_interval)
+        {
+            s.refresh_checkpoint_if_due().await?;
+            return Ok(s);
+        }
+        self.shard_for_read(shard).await
     }
 
     /// A shard made current for a read: synced with the journal head (one GET shared by
@@ -508,7 +535,7 @@ impl Log {
             topic: topic.topic_id()?,
             partition,
         };
-        let shard = self.shard_for_read(topic.shard).await?;
+        let shard = self.shard_for_page(topic.shard, &p, offset, limit).await?;
         let mut records = Vec::new();
         let mut bytes = 0usize;
         let mut at = offset;
@@ -595,7 +622,7 @@ impl Log {
             topic: topic.topic_id()?,
             partition,
         };
-        let shard = self.shard_for_read(topic.shard).await?;
+        let shard = self.shard_for_page(topic.shard, &p, offset, limit).await?;
         let mut records = Vec::new();
         let (mut bytes, mut scanned, mut scanned_bytes) = (0usize, 0usize, 0usize);
         let mut skipped_objects = 0usize;

@@ -188,6 +188,11 @@ impl ShardLog {
         self.read_state().head.next_offset(p)
     }
 
+    /// Whether the head was confirmed current (a sync or a commit of ours) within `d`.
+    pub fn synced_within(&self, d: Duration) -> bool {
+        self.read_state().last_sync.elapsed() < d
+    }
+
     /// Offsets below this are in index objects (per the newest checkpoint this process knows).
     pub fn covered(&self, p: &PartitionId) -> u64 {
         self.read_state().covered.get(p).copied().unwrap_or(0)
@@ -750,5 +755,66 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(names.len(), 1, "one journal entry: {names:?}");
+    }
+
+    /// A reader catching up (every page below the next offset it knows) pays one journal-head
+    /// GET per `catch_up_sync_interval`, not one per page; a page that reaches the known end
+    /// still syncs, so it sees what another writer committed since.
+    #[tokio::test]
+    async fn a_reader_catching_up_skips_the_head_get_per_page() {
+        use crate::format::record::Record;
+        use crate::log::{Log, LogConfig, ProduceRequest};
+        let mem = crate::store::open("memory://", &Default::default()).unwrap();
+        let writer = Log::new(mem.clone(), crate::clock::system(), LogConfig::default());
+        let t = writer.topics().create("t", 1, None, 0).await.unwrap();
+        let produce = |n: usize| {
+            let (writer, t) = (writer.clone(), t.clone());
+            async move {
+                let request = ProduceRequest {
+                    topic: t,
+                    records: (0..n)
+                        .map(|i| (None, Record::new(None, Bytes::from(format!("r{i}")))))
+                        .collect(),
+                    dedup_key: None,
+                    producer: None,
+                };
+                writer.flush(vec![request]).await.pop().unwrap().unwrap();
+            }
+        };
+        produce(100).await;
+        let counted = Instrumented::new(mem.clone(), 0);
+        let reader = Log::new(
+            counted.clone(),
+            crate::clock::system(),
+            LogConfig {
+                catch_up_sync_interval: Duration::from_secs(3600),
+                ..Default::default()
+            },
+        );
+        let journal_gets = || counted.counts_by_area().get("journal").map_or(0, |c| c.get);
+        // Ten pages of 10 from a process that has not seen the shard: the open syncs, the
+        // pages below the known end do not; the last page reaches the end and syncs.
+        let mut offset = 0;
+        let before = journal_gets();
+        for _ in 0..10 {
+            let page = reader.read(&t, 0, offset, 10, 1 << 20).await.unwrap();
+            assert_eq!(page.records.len(), 10);
+            assert_eq!(page.records[0].offset, offset);
+            offset = page.next_offset;
+        }
+        let catching_up = journal_gets() - before;
+        assert!(catching_up <= 4, "{catching_up} journal GETs for 10 pages");
+        // Another writer commits: a read at the known end syncs and sees it.
+        produce(5).await;
+        let before = journal_gets();
+        let page = reader.read(&t, 0, offset, 10, 1 << 20).await.unwrap();
+        assert_eq!(page.records.len(), 5, "the new records are found");
+        assert!(journal_gets() > before, "a page at the known end syncs");
+        // With the head just confirmed, pages behind the known end make no GET.
+        let before = journal_gets();
+        for o in [0, 10, 20] {
+            reader.read(&t, 0, o, 10, 1 << 20).await.unwrap();
+        }
+        assert_eq!(journal_gets(), before);
     }
 }
