@@ -22,7 +22,7 @@ use crate::format::journal::JournalEntry;
 use crate::head::{HeadState, Outcome, PendingAppend};
 use crate::ids::{ObjectId, PartitionId};
 use crate::keys;
-use crate::store::{self, Created, DynStore};
+use crate::store::{self, DynStore};
 use futures::StreamExt;
 use object_store::ObjectStore;
 use std::collections::{HashMap, VecDeque};
@@ -482,63 +482,55 @@ impl ShardLog {
                 return Ok((outcomes, ts));
             };
             let key = keys::journal_entry(self.shard, entry.seq);
-            let bytes = entry.encode();
             let asked = Instant::now();
-            let outcome = store::put_create(&*self.store, &key, bytes.clone()).await;
-            let ours = match outcome {
-                Ok(Created::Yes) => true,
-                // Lost the race, or our own earlier attempt landed: look at what is there.
-                Ok(Created::AlreadyExists) | Err(_) => {
-                    match store::get_opt(&*self.store, &key).await {
-                        Ok(Some(found)) => found == bytes,
-                        Ok(None) => false,
-                        Err(e) => return Err(e),
+            let claim = store::put_create_claim(&*self.store, &key, entry.encode()).await?;
+            let metrics = self.metrics.get();
+            let label = crate::metrics::ShardLabel { shard: self.shard };
+            let error = match claim {
+                store::Claim::Ours { error } => {
+                    if let Some(m) = metrics {
+                        m.entries.get_or_create(&label).inc();
                     }
-                }
-            };
-            if let Some(m) = self.metrics.get() {
-                let shard = crate::metrics::ShardLabel { shard: self.shard };
-                if ours {
-                    m.entries.get_or_create(&shard).inc();
-                } else if matches!(outcome, Ok(Created::AlreadyExists)) {
-                    m.conflicts.get_or_create(&shard).inc();
-                }
-            }
-            if ours {
-                self.contended.store(
-                    others_committed || failures > 0,
-                    std::sync::atomic::Ordering::Relaxed,
-                );
-                {
-                    let mut st = self.write_state();
-                    self.apply(&mut st, &entry)?;
-                    // Creating head+1 proves the head was current when the PUT was sent (and
-                    // no later: others may have committed since, so readers still sync after
-                    // this).
-                    st.last_sync = st.last_sync.max(asked);
-                }
-                return match outcome {
-                    Ok(_) => Ok((outcomes, entry.append_ts)),
-                    // Our entry is there, but its PUT answered an error. On S3 visible means
+                    self.contended.store(
+                        others_committed || failures > 0,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                    {
+                        let mut st = self.write_state();
+                        self.apply(&mut st, &entry)?;
+                        // Creating head+1 proves the head was current when the PUT was sent
+                        // (and no later: others may have committed since, so readers still
+                        // sync after this).
+                        st.last_sync = st.last_sync.max(asked);
+                    }
+                    // Our entry is there but its PUT answered an error: on S3 visible means
                     // stored; on a local folder the error may be the directory fsync after the
                     // link, so the entry may not survive a power loss. Never ack what may not
                     // be durable: the entry stays (the head moved on, every reader sees it) and
                     // its appends are answered retryable. A retry with the same idempotency key
                     // is answered from the head with these offsets.
-                    Err(e) => Err(e),
-                };
+                    return match error {
+                        None => Ok((outcomes, entry.append_ts)),
+                        Some(e) => Err(e),
+                    };
+                }
+                store::Claim::Lost { error } => error,
+            };
+            if error.is_none() {
+                if let Some(m) = metrics {
+                    m.conflicts.get_or_create(&label).inc();
+                }
             }
             failures += 1;
             if failures >= self.cfg.max_attempts {
-                return Err(match outcome {
-                    Err(e) => e,
-                    Ok(_) => Error::Conflict(format!(
+                return Err(error.unwrap_or_else(|| {
+                    Error::Conflict(format!(
                         "shard {} lost {failures} commit races in a row",
                         self.shard
-                    )),
-                });
+                    ))
+                }));
             }
-            if outcome.is_err() {
+            if error.is_some() {
                 // Transient store error and nothing landed: back off a little before retrying.
                 tokio::time::sleep(Duration::from_millis(5 * failures as u64)).await;
             }

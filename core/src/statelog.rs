@@ -50,7 +50,7 @@ use crate::codec::{invalid, DecodeResult};
 use crate::error::{Error, Result};
 use crate::format::state::{StateEntry, StateSnapshot};
 use crate::keys;
-use crate::store::{self, Created, DynStore};
+use crate::store::{self, DynStore};
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
@@ -482,48 +482,38 @@ impl<S: StateMachine> StateLog<S> {
                 ops: Bytes::from(ops_json),
             };
             let key = keys::state_entry(&self.prefix, entry.seq);
-            let bytes = entry.encode();
             let asked = Instant::now();
-            let outcome = store::put_create(&*self.store, &key, bytes.clone()).await;
-            let ours = match outcome {
-                Ok(Created::Yes) => true,
-                Ok(Created::AlreadyExists) | Err(_) => {
-                    match store::get_opt(&*self.store, &key).await {
-                        Ok(Some(found)) => found == bytes,
-                        Ok(None) => false,
-                        Err(e) => return Err(e),
+            let error = match store::put_create_claim(&*self.store, &key, entry.encode()).await? {
+                store::Claim::Ours { error } => {
+                    let mut g = self.wr();
+                    if g.seq == seq {
+                        g.state = work;
+                        g.seq = entry.seq;
+                        g.time_ms = time_ms;
+                        self.head_tx.send_replace(entry.seq);
                     }
+                    g.last_sync = g.last_sync.max(asked);
+                    drop(g);
+                    // Ours, but its PUT answered an error: on a local folder that may be the
+                    // directory fsync after the link (visible, maybe not durable). The entry
+                    // stays applied; its proposals are answered retryable (unknown outcome).
+                    return match error {
+                        None => Ok((entry.seq, time_ms)),
+                        Some(e) => Err(e),
+                    };
                 }
+                store::Claim::Lost { error } => error,
             };
-            if ours {
-                let mut g = self.wr();
-                if g.seq == seq {
-                    g.state = work;
-                    g.seq = entry.seq;
-                    g.time_ms = time_ms;
-                    self.head_tx.send_replace(entry.seq);
-                }
-                g.last_sync = g.last_sync.max(asked);
-                drop(g);
-                // Ours, but its PUT answered an error: on a local folder that may be the
-                // directory fsync after the link (visible, maybe not durable). The entry
-                // stays applied; its proposals are answered retryable (unknown outcome).
-                return match outcome {
-                    Ok(_) => Ok((entry.seq, time_ms)),
-                    Err(e) => Err(e),
-                };
-            }
             failures += 1;
             if failures >= self.cfg.max_attempts {
-                return Err(match outcome {
-                    Err(e) => e,
-                    Ok(_) => Error::Conflict(format!(
+                return Err(error.unwrap_or_else(|| {
+                    Error::Conflict(format!(
                         "state log {} lost {failures} commit races in a row",
                         self.prefix
-                    )),
-                });
+                    ))
+                }));
             }
-            if outcome.is_err() {
+            if error.is_some() {
                 tokio::time::sleep(Duration::from_millis(5 * failures as u64)).await;
             }
             self.sync().await?;

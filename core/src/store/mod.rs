@@ -66,7 +66,7 @@ impl Default for StoreOptions {
 /// How this fits with the commit protocol and idempotent producers:
 /// - A create-only PUT (`If-None-Match: *`) that is retried after a 5xx may find the key taken
 ///   by its own first attempt, which did land: it answers "already exists" (412), and the
-///   committer then GETs the key and recognises its own bytes (see [`Created::AlreadyExists`]).
+///   committer then GETs the key and recognises its own bytes (see [`put_create_claim`]).
 /// - A create-only PUT that times out after it was sent is *not* retried here (its outcome is
 ///   unknown and it is not idempotent); the error reaches the committer, which GETs the key to
 ///   learn whether it landed before planning again.
@@ -151,6 +151,38 @@ pub async fn put_create(
         Err(object_store::Error::Precondition { .. }) => Ok(Created::AlreadyExists),
         Err(e) => Err(Error::store("put", key, e)),
     }
+}
+
+/// What a create-only PUT of a writer's own entry (the next numbered key of a journal or a
+/// state log) came to, with the key looked at again when the answer was not a plain success.
+#[derive(Debug)]
+pub enum Claim {
+    /// The key holds our bytes. `error`: the PUT answered this error although they are there —
+    /// its answer was lost, or on a local folder the directory fsync after the link failed
+    /// (visible, maybe not durable) — so what the entry commits is answered with it, never
+    /// acked. `None`: created.
+    Ours { error: Option<Error> },
+    /// Not ours: another writer's bytes are there (`error` None: the race was lost), or nothing
+    /// is and the PUT failed (`error` Some).
+    Lost { error: Option<Error> },
+}
+
+/// Create `key` with `bytes`; when the answer is "already exists" or an error, GET the key and
+/// compare, so that our own earlier write whose answer was lost is recognised as ours.
+pub async fn put_create_claim(store: &dyn ObjectStore, key: &Path, bytes: Bytes) -> Result<Claim> {
+    let outcome = put_create(store, key, bytes.clone()).await;
+    if matches!(outcome, Ok(Created::Yes)) {
+        return Ok(Claim::Ours { error: None });
+    }
+    let ours = get_opt(store, key)
+        .await?
+        .is_some_and(|found| found == bytes);
+    let error = outcome.err();
+    Ok(if ours {
+        Claim::Ours { error }
+    } else {
+        Claim::Lost { error }
+    })
 }
 
 /// A create-only PUT of a deterministic output (the same bytes whoever writes it, e.g. the
@@ -297,5 +329,45 @@ mod tests {
             assert!(get_opt(&*s, &Path::from("nope")).await.unwrap().is_none());
         }
         assert!(open("ftp://x", &StoreOptions::default()).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_claim_recognises_our_bytes_and_the_error_they_came_with() {
+        use crate::store::{FaultConfig, Instrumented};
+        let mem = open("memory://", &Default::default()).unwrap();
+        let key = Path::from("journal/00000/1");
+        let ours = Bytes::from_static(b"ours");
+        let claim = put_create_claim(&*mem, &key, ours.clone()).await.unwrap();
+        assert!(matches!(claim, Claim::Ours { error: None }), "{claim:?}");
+        // Our first attempt landed, its answer was lost: the retry recognises it.
+        let again = put_create_claim(&*mem, &key, ours).await.unwrap();
+        assert!(matches!(again, Claim::Ours { error: None }), "{again:?}");
+        // Another writer's bytes: lost, no error.
+        let theirs = put_create_claim(&*mem, &key, Bytes::from_static(b"theirs"))
+            .await
+            .unwrap();
+        assert!(matches!(theirs, Claim::Lost { error: None }), "{theirs:?}");
+        // The PUT lands but answers an error: ours, with the error.
+        let faulty = Instrumented::new(mem.clone(), 1);
+        faulty.set_faults(FaultConfig {
+            lost_reply_rate: 1.0,
+            ..Default::default()
+        });
+        let key2 = Path::from("journal/00000/2");
+        let landed = put_create_claim(&*faulty, &key2, Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        assert!(
+            matches!(landed, Claim::Ours { error: Some(_) }),
+            "{landed:?}"
+        );
+        // Every call fails (the look after the PUT too): nothing is claimed, the error is
+        // the caller's.
+        faulty.set_faults(FaultConfig {
+            error_rate: 1.0,
+            ..Default::default()
+        });
+        let failed = put_create_claim(&*faulty, &Path::from("journal/00000/3"), Bytes::new()).await;
+        assert!(failed.is_err(), "{failed:?}");
     }
 }
