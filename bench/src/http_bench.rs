@@ -4,7 +4,7 @@
 //! ceiling: an in-process axum server that parses the same bodies and stores nothing, driven by
 //! the same producer code in the same run. Nothing here passes or fails on a timing.
 
-use crate::stats::{mib, Latencies};
+use crate::stats::{median, mib, Latencies};
 use bytes::Bytes;
 use serde::Deserialize;
 use sluice_core::clock;
@@ -502,6 +502,20 @@ pub(crate) struct Pacer {
 }
 
 impl Pacer {
+    /// The pace (interval, phase) of producer `i` of `producers` that together offer `rate`
+    /// bytes/s in requests of `request_bytes`: one request per interval each, their first
+    /// sends spread over one interval.
+    pub(crate) fn pace(
+        i: usize,
+        producers: usize,
+        request_bytes: f64,
+        rate: f64,
+    ) -> (Duration, Duration) {
+        let n = producers.max(1);
+        let interval = Duration::from_secs_f64(request_bytes * n as f64 / rate.max(1.0));
+        (interval, interval.mul_f64(i as f64 / n as f64))
+    }
+
     /// `pace`: (interval, phase).
     pub(crate) fn new(pace: Option<(Duration, Duration)>) -> Self {
         Self {
@@ -663,13 +677,9 @@ pub(crate) async fn run_producers_to(
 ) -> Phase {
     let began = Instant::now();
     let deadline = began + Duration::from_secs_f64(seconds);
-    let interval = rate.map(|r| {
-        Duration::from_secs_f64(shape.request_bytes() as f64 * producers as f64 / r.max(1.0))
-    });
     let tasks: Vec<_> = (0..producers)
         .map(|i| {
-            // Spread the paced producers' sends over one interval.
-            let pace = interval.map(|iv| (iv, iv.mul_f64(i as f64 / producers as f64)));
+            let pace = rate.map(|r| Pacer::pace(i, producers, shape.request_bytes() as f64, r));
             tokio::spawn(producer(
                 client.clone(),
                 urls.clone(),
@@ -1205,20 +1215,6 @@ fn round_order(backends: &[String], round: usize) -> Vec<&String> {
     order
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.retain(|x| x.is_finite());
-    if xs.is_empty() {
-        return f64::NAN;
-    }
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    }
-}
-
 /// The summary of several rounds: each backend's throughput per round and median, and, with
 /// both `dev` and `dev-nofsync`, fsync ÷ no-fsync per round and the median of those ratios
 /// (issue 9, point 1: at least 80%).
@@ -1244,7 +1240,7 @@ fn format_rounds(results: &[(usize, String, f64)], rounds: usize) -> String {
             out,
             "  {b:<12} {}   median {:.0}",
             cells.join("  "),
-            median(per.clone())
+            median(per)
         );
     }
     if backends.contains(&"dev") && backends.contains(&"dev-nofsync") {
@@ -1255,7 +1251,7 @@ fn format_rounds(results: &[(usize, String, f64)], rounds: usize) -> String {
             .iter()
             .map(|x| format!("{:.0}%", 100.0 * x))
             .collect();
-        let m = median(ratios.clone());
+        let m = median(ratios);
         let _ = writeln!(
             out,
             "  fsync / no-fsync per round: {}   median {:.0}% (target >= 80%: {})",
@@ -1351,13 +1347,6 @@ mod tests {
         let b = vec!["dev".to_string(), "dev-nofsync".to_string()];
         assert_eq!(round_order(&b, 0), vec![&b[0], &b[1]]);
         assert_eq!(round_order(&b, 1), vec![&b[1], &b[0]]);
-    }
-
-    #[test]
-    fn median_of_odd_even_and_none() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert!(median(vec![]).is_nan());
     }
 
     #[test]

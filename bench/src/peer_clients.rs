@@ -34,15 +34,6 @@ pub struct Load {
     pub drain: Duration,
 }
 
-impl Load {
-    /// The pause between one producer's batches that offers `rate` over `producers`.
-    pub fn interval(&self, producers: usize) -> Duration {
-        Duration::from_secs_f64(
-            (self.batch * self.record_bytes) as f64 * producers as f64 / self.rate.max(1.0),
-        )
-    }
-}
-
 /// A producer's connection: sends values and returns once all are acknowledged.
 pub trait Sender: Send + 'static {
     fn send(&mut self, values: Vec<Vec<u8>>) -> impl Future<Output = Result<(), String>> + Send;
@@ -155,13 +146,13 @@ async fn consume(
 async fn run_senders<S: Sender>(senders: Vec<S>, load: Load, start: Instant, paced: bool) -> Phase {
     let began = Instant::now();
     let deadline = began + Duration::from_secs_f64(load.seconds);
-    let n = senders.len().max(1);
-    let interval = load.interval(n);
+    let n = senders.len();
+    let batch_bytes = (load.batch * load.record_bytes) as f64;
     let tasks: Vec<_> = senders
         .into_iter()
         .enumerate()
         .map(|(i, s)| {
-            let pace = paced.then(|| (interval, interval.mul_f64(i as f64 / n as f64)));
+            let pace = paced.then(|| Pacer::pace(i, n, batch_bytes, load.rate));
             tokio::spawn(produce(s, load, start, deadline, pace, i as u64 + 1))
         })
         .collect();
