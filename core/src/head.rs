@@ -247,6 +247,8 @@ impl HeadState {
             next_offsets,
             dedup,
             producers,
+            runs: Vec::new(),
+            slices: Vec::new(),
         }
     }
 

@@ -6,7 +6,8 @@
 //! that decodes the same. Deterministic for a given seed; a panic prints the seed and the
 //! iteration so it can be replayed.
 //!
-//! Targets: `segment`, `journal`, `index`, `checkpoint`, `state-entry`, `state-snapshot` (bucket
+//! Targets: `segment`, `journal`, `index`, `checkpoint`, `run` (a shared run cut into the
+//! slices a checkpoint names), `state-entry`, `state-snapshot` (bucket
 //! objects); `queue-snapshot` (a queue state snapshot: restore, and what restores re-encodes the
 //! same), `queue-ops` (a queue state-log entry's ops: decoded and applied to a state holding
 //! leased, held and dead records, then planned against — nothing may panic); `produce-json`,
@@ -28,12 +29,15 @@ use bytes::{Bytes, BytesMut};
 use sluice_api::{OffsetQuery, ProduceQuery, ReadQuery};
 use sluice_core::delayed::state::{DelayedOp, DelayedState};
 use sluice_core::filter::Filter;
-use sluice_core::format::checkpoint::{Checkpoint, DedupRecord, ProducerRecord};
+use sluice_core::format::checkpoint::{Checkpoint, DedupRecord, ProducerRecord, RunRef, Slice};
 use sluice_core::format::delayed::{DelayedItem, DelayedObject};
 use sluice_core::format::index::{IndexEntry, IndexObject, Summary};
 use sluice_core::format::journal::{Append, BatchRef, JournalEntry, ProducerStamp};
 use sluice_core::format::record::Record;
-use sluice_core::format::segment::{decode_segment, encode_frame, segment_header, Codec};
+use sluice_core::format::run::{decode_slice, slice_of_run, RunBuilder, SliceBatch};
+use sluice_core::format::segment::{
+    decode_frame, decode_segment, encode_frame, segment_header, Codec,
+};
 use sluice_core::format::state::{StateEntry, StateSnapshot};
 use sluice_core::group::{GroupOp, GroupState};
 use sluice_core::ids::{ObjectId, PartitionId, ProducerId, TopicId};
@@ -49,11 +53,12 @@ use sluice_gateway::ApiError;
 use sluice_tables::manifest::{Manifest, OffsetRange, TableFile};
 use std::process::ExitCode;
 
-const TARGETS: [&str; 18] = [
+const TARGETS: [&str; 19] = [
     "segment",
     "journal",
     "index",
     "checkpoint",
+    "run",
     "state-entry",
     "state-snapshot",
     "queue-snapshot",
@@ -82,6 +87,49 @@ impl Rng {
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
+}
+
+/// A run of two slices (seed of the `run` target) and the checkpoint's description of them.
+fn sample_run() -> (Vec<u8>, Vec<Slice>) {
+    let t = TopicId([1; 16]);
+    let mut run = RunBuilder::new(ObjectId([9; 16]));
+    for partition in [0u32, 2] {
+        let mut frame = BytesMut::new();
+        encode_frame(&[Record::new(Some(b"k"), &b"v"[..])], Codec::None, &mut frame);
+        let batches = vec![SliceBatch {
+            base_offset: 5,
+            record_count: 1,
+            append_ts: 9,
+            frame: frame.freeze(),
+        }];
+        let p = PartitionId { topic: t, partition };
+        run.push(p, batches, None, 3);
+    }
+    let (parts, slices) = run.finish();
+    (parts.concat(), slices)
+}
+
+/// Cut a run into the sample's slices and decode each: whatever decodes has frames that tile
+/// the slice after its index.
+fn run_slices(input: &[u8]) -> bool {
+    let (_, slices) = sample_run();
+    let run = Bytes::copy_from_slice(input);
+    let mut any = false;
+    for s in &slices {
+        let Ok(bytes) = slice_of_run(&run, s) else {
+            continue;
+        };
+        if let Ok((index, frames)) = decode_slice(&bytes, s) {
+            let framed: usize = frames.iter().map(Bytes::len).sum();
+            assert_eq!(framed + s.index_len as usize, s.len as usize);
+            assert_eq!(index.entries.len(), frames.len());
+            for f in &frames {
+                let _ = decode_frame(f);
+            }
+            any = true;
+        }
+    }
+    any
 }
 
 fn seeds(target: &str) -> Vec<Vec<u8>> {
@@ -164,6 +212,7 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
         }
         .encode()
         .to_vec()],
+        "run" => vec![sample_run().0],
         "checkpoint" => vec![Checkpoint {
             shard: 0,
             seq: 4,
@@ -212,6 +261,25 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
                         },
                     ),
                 ],
+            }],
+            runs: vec![RunRef {
+                id: ObjectId([9; 16]),
+                level: 1,
+                len: 500,
+            }],
+            slices: vec![Slice {
+                partition: PartitionId {
+                    topic: t,
+                    partition: 0,
+                },
+                run: ObjectId([9; 16]),
+                base: 10,
+                end: 12,
+                min_ts: 8,
+                max_ts: 9,
+                pos: 8,
+                index_len: 60,
+                len: 200,
             }],
         }
         .encode()
@@ -777,6 +845,7 @@ fn run_one(target: &str, input: &[u8]) -> bool {
         "index" => IndexObject::decode(input)
             .map(|i| assert_eq!(IndexObject::decode(&i.encode()).as_ref(), Ok(&i)))
             .is_ok(),
+        "run" => run_slices(input),
         "checkpoint" => Checkpoint::decode(input)
             .map(|c| assert_eq!(Checkpoint::decode(&c.encode()).as_ref(), Ok(&c)))
             .is_ok(),

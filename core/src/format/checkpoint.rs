@@ -13,15 +13,28 @@
 //!              | (partition u32 | base_offset u64 | record_count u32)*
 //! producer  := topic_id [16] | producer_id [16] | epoch u32 | last_append_ts i64
 //!              | recent_count u8 | (producer_seq u64 | dedup)*   -- oldest first, at most 5
+//!              | run_count u32 | run*                        -- version 3 only
+//!              | slice_count u32 | slice*                    -- version 3 only
+//! run       := run_id [16] | level u8 | len u64
+//! slice     := topic_id [16] | partition u32 | run u32 (index into the runs)
+//!              | base u64 | end u64 | min_ts i64 | max_ts i64 | pos u64 | index_len u32 | len u32
 //! ```
-//! Version 1 checkpoints decode with no producers.
+//! Version 1 checkpoints decode with no producers, versions 1 and 2 with no runs.
+//!
+//! The runs and slices are the directory of the shard's shared runs (`run.rs`): the offsets
+//! `base..end` of a partition live in the slice `pos .. pos + len` of run `runs/{shard}/{run}`.
+//! Slices are sorted by (topic, partition, base), dense per partition (each starts where the
+//! previous one of its partition ended), end at most at the partition's next offset, and lie
+//! inside their run; every run is named by a slice. Offsets of a partition below its first
+//! slice are in its own index objects.
 
 use crate::codec::{invalid, open, put_bytes16, seal, Cursor, DecodeResult};
-use crate::ids::{PartitionId, ProducerId, TopicId};
+use crate::ids::{ObjectId, PartitionId, ProducerId, TopicId};
 use bytes::{BufMut, Bytes, BytesMut};
+use std::collections::{HashMap, HashSet};
 
 pub const CHECKPOINT_MAGIC: [u8; 4] = *b"SLCP";
-pub const CHECKPOINT_VERSION: u16 = 2;
+pub const CHECKPOINT_VERSION: u16 = 3;
 /// Most recent sequences a producer's state keeps answers for (the contract's "last 5").
 pub const PRODUCER_RECENT: usize = 5;
 
@@ -36,6 +49,35 @@ pub struct Checkpoint {
     pub dedup: Vec<DedupRecord>,
     /// Idempotent producers' state per topic of this shard, still inside the producer window.
     pub producers: Vec<ProducerRecord>,
+    /// The shard's live shared runs (version 3).
+    pub runs: Vec<RunRef>,
+    /// Where the offsets held in shared runs are, sorted by (partition, base) (version 3).
+    pub slices: Vec<Slice>,
+}
+
+/// One shared run of the shard: `runs/{shard:05}/{id}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunRef {
+    pub id: ObjectId,
+    /// 0 for a run one pass wrote; a merge of runs of level L writes one of level L + 1.
+    pub level: u8,
+    /// The run's length in bytes.
+    pub len: u64,
+}
+
+/// The records `base..end` of one partition, held in a shared run at `pos .. pos + len`
+/// (the slice's index object, `index_len` bytes, then its frames).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slice {
+    pub partition: PartitionId,
+    pub run: ObjectId,
+    pub base: u64,
+    pub end: u64,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    pub pos: u64,
+    pub index_len: u32,
+    pub len: u32,
 }
 
 /// One idempotent producer on one topic: its epoch and the answers to its last sequences.
@@ -102,6 +144,14 @@ pub struct DedupRecord {
 }
 
 impl Checkpoint {
+    /// The partition's next offset as of this checkpoint (`None`: never written).
+    pub fn next_offset(&self, p: &PartitionId) -> Option<u64> {
+        self.next_offsets
+            .binary_search_by(|(q, _)| q.cmp(p))
+            .ok()
+            .map(|i| self.next_offsets[i].1)
+    }
+
     pub fn encode(&self) -> Bytes {
         let mut b = BytesMut::new();
         b.put_u32_le(self.shard);
@@ -128,6 +178,33 @@ impl Checkpoint {
                 b.put_u64_le(*seq);
                 put_dedup(&mut b, d);
             }
+        }
+        b.put_u32_le(self.runs.len() as u32);
+        for r in &self.runs {
+            b.put_slice(&r.id.0);
+            b.put_u8(r.level);
+            b.put_u64_le(r.len);
+        }
+        let run_index: HashMap<ObjectId, u32> = self
+            .runs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id, i as u32))
+            .collect();
+        b.put_u32_le(self.slices.len() as u32);
+        for s in &self.slices {
+            b.put_slice(&s.partition.topic.0);
+            b.put_u32_le(s.partition.partition);
+            // A slice of an unlisted run is a bug of the writer: encoded as an index the
+            // decoder rejects rather than silently pointing at another run.
+            b.put_u32_le(run_index.get(&s.run).copied().unwrap_or(u32::MAX));
+            b.put_u64_le(s.base);
+            b.put_u64_le(s.end);
+            b.put_i64_le(s.min_ts);
+            b.put_i64_le(s.max_ts);
+            b.put_u64_le(s.pos);
+            b.put_u32_le(s.index_len);
+            b.put_u32_le(s.len);
         }
         seal(CHECKPOINT_MAGIC, CHECKPOINT_VERSION, &b)
     }
@@ -185,16 +262,80 @@ impl Checkpoint {
                 });
             }
         }
+        let (mut runs, mut slices) = (Vec::new(), Vec::new());
+        if version >= 3 {
+            let n = c.count("checkpoint.runs", 25)?;
+            runs.reserve(n);
+            for _ in 0..n {
+                runs.push(RunRef {
+                    id: ObjectId(c.array()?),
+                    level: c.u8()?,
+                    len: c.u64()?,
+                });
+            }
+            let n = c.count("checkpoint.slices", 72)?;
+            slices.reserve(n);
+            for _ in 0..n {
+                let partition = PartitionId {
+                    topic: TopicId(c.array()?),
+                    partition: c.u32()?,
+                };
+                let run = c.u32()? as usize;
+                let run = runs
+                    .get(run)
+                    .ok_or_else(|| invalid("checkpoint.slice.run", "no such run"))?;
+                let s = Slice {
+                    partition,
+                    run: run.id,
+                    base: c.u64()?,
+                    end: c.u64()?,
+                    min_ts: c.i64()?,
+                    max_ts: c.i64()?,
+                    pos: c.u64()?,
+                    index_len: c.u32()?,
+                    len: c.u32()?,
+                };
+                let inside = s
+                    .pos
+                    .checked_add(s.len as u64)
+                    .is_some_and(|e| e <= run.len && s.pos >= 8);
+                if s.base >= s.end || s.min_ts > s.max_ts || s.index_len >= s.len || !inside {
+                    return Err(invalid("checkpoint.slice", "empty, inverted or outside its run"));
+                }
+                if let Some(prev) = slices.last() {
+                    let prev: &Slice = prev;
+                    if prev.partition > s.partition
+                        || (prev.partition == s.partition
+                            && (prev.end != s.base || prev.max_ts > s.min_ts))
+                    {
+                        return Err(invalid("checkpoint.slices", "not sorted and dense"));
+                    }
+                }
+                slices.push(s);
+            }
+        }
         c.finish()?;
         let dedup = dedups;
-        Ok(Self {
+        let cp = Self {
             shard,
             seq,
             last_append_ts,
             next_offsets,
             dedup,
             producers,
-        })
+            runs,
+            slices,
+        };
+        for s in &cp.slices {
+            if cp.next_offset(&s.partition).is_none_or(|n| s.end > n) {
+                return Err(invalid("checkpoint.slice.end", "past the partition's next offset"));
+            }
+        }
+        let named: HashSet<ObjectId> = cp.slices.iter().map(|s| s.run).collect();
+        if named.len() != cp.runs.len() {
+            return Err(invalid("checkpoint.runs", "a run no slice names, or named twice"));
+        }
+        Ok(cp)
     }
 }
 
@@ -237,6 +378,25 @@ pub(crate) fn sample_checkpoint() -> Checkpoint {
                 },
             )],
         }],
+        runs: vec![RunRef {
+            id: ObjectId([9; 16]),
+            level: 0,
+            len: 4096,
+        }],
+        slices: vec![Slice {
+            partition: PartitionId {
+                topic: t,
+                partition: 3,
+            },
+            run: ObjectId([9; 16]),
+            base: 1000,
+            end: 1042,
+            min_ts: 900,
+            max_ts: 990,
+            pos: 8,
+            index_len: 60,
+            len: 400,
+        }],
     }
 }
 
@@ -258,15 +418,66 @@ mod tests {
         let bytes = crate::format::hex::bytes(V1);
         let want = Checkpoint {
             producers: Vec::new(),
+            runs: Vec::new(),
+            slices: Vec::new(),
             ..sample_checkpoint()
         };
         assert_eq!(Checkpoint::decode(&bytes).unwrap(), want);
     }
 
+    /// A version 2 checkpoint (producers, no shared runs): still decodes.
+    const V2: &str = "534c435002000000f8000000020000000700000000000000e8030000000000000100000001010101010101010101010101010101030000001404000000000000010000000101010101010101010101010101010105007265712d310700000000000000e80300000000000004000000010000000300000012040000000000000200000001000000010101010101010101010101010101010606060606060606060606060606060602000000e803000000000000012900000000000000010101010101010101010101010101010e0070726f64756365722d726f7574650700000000000000e8030000000000000400000001000000010000000a00000000000000010000005458f952";
+
+    #[test]
+    fn version_2_bytes_still_decode() {
+        let want = Checkpoint {
+            runs: Vec::new(),
+            slices: Vec::new(),
+            ..sample_checkpoint()
+        };
+        let bytes = crate::format::hex::bytes(V2);
+        assert_eq!(Checkpoint::decode(&bytes).unwrap(), want);
+    }
+
+    #[test]
+    fn slices_must_be_sorted_dense_inside_their_run_and_named() {
+        let c = sample_checkpoint();
+        let mut second = c.slices[0];
+        second.base = 1042;
+        second.end = 1044;
+        second.min_ts = 995;
+        second.max_ts = 999;
+        second.pos = 408;
+        let ok = Checkpoint {
+            slices: vec![c.slices[0], second],
+            ..c.clone()
+        };
+        assert_eq!(Checkpoint::decode(&ok.encode()).unwrap(), ok);
+        let mut gap = ok.clone();
+        gap.slices[1].base = 1043;
+        assert!(Checkpoint::decode(&gap.encode()).is_err());
+        let mut past_end = ok.clone();
+        past_end.slices[1].end = 1045;
+        assert!(Checkpoint::decode(&past_end.encode()).is_err());
+        let mut outside = ok.clone();
+        outside.slices[1].pos = 4000;
+        assert!(Checkpoint::decode(&outside.encode()).is_err());
+        let mut unnamed = c.clone();
+        unnamed.runs.push(RunRef {
+            id: ObjectId([8; 16]),
+            level: 1,
+            len: 10,
+        });
+        assert!(Checkpoint::decode(&unnamed.encode()).is_err());
+        let mut unknown_run = c.clone();
+        unknown_run.slices[0].run = ObjectId([7; 16]);
+        assert!(Checkpoint::decode(&unknown_run.encode()).is_err());
+    }
+
     #[test]
     fn bytes_are_pinned() {
         assert_eq!(crate::format::hex::of(&sample_checkpoint().encode()),
-            "534c435002000000f8000000020000000700000000000000e8030000000000000100000001010101010101010101010101010101030000001404000000000000010000000101010101010101010101010101010105007265712d310700000000000000e80300000000000004000000010000000300000012040000000000000200000001000000010101010101010101010101010101010606060606060606060606060606060602000000e803000000000000012900000000000000010101010101010101010101010101010e0070726f64756365722d726f7574650700000000000000e8030000000000000400000001000000010000000a00000000000000010000005458f952"
+            "534c43500300000061010000020000000700000000000000e8030000000000000100000001010101010101010101010101010101030000001404000000000000010000000101010101010101010101010101010105007265712d310700000000000000e80300000000000004000000010000000300000012040000000000000200000001000000010101010101010101010101010101010606060606060606060606060606060602000000e803000000000000012900000000000000010101010101010101010101010101010e0070726f64756365722d726f7574650700000000000000e8030000000000000400000001000000010000000a0000000000000001000000010000000909090909090909090909090909090900001000000000000001000000010101010101010101010101010101010300000000000000e80300000000000012040000000000008403000000000000de0300000000000008000000000000003c00000090010000f45f70a7"
         );
     }
 

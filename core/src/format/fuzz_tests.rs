@@ -5,6 +5,7 @@ use super::checkpoint::{sample_checkpoint, Checkpoint};
 use super::index::{sample_index, IndexObject};
 use super::journal::{sample_entry, JournalEntry};
 use super::record::Record;
+use super::run::{decode_slice, sample_run, slice_of_run};
 use super::segment::{decode_frame, decode_segment, encode_frame, segment_header, Codec};
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
@@ -25,6 +26,7 @@ fn valid_objects() -> Vec<Bytes> {
         sample_index().encode(),
         sample_checkpoint().encode(),
         seg.freeze(),
+        sample_run().0,
     ]
 }
 
@@ -36,6 +38,13 @@ fn decode_all(bytes: &[u8]) {
     let _ = Checkpoint::decode(bytes);
     let _ = decode_segment(&b);
     let _ = decode_frame(&b);
+    let (_, slices) = sample_run();
+    for s in &slices {
+        if let Ok(slice) = slice_of_run(&b, s) {
+            let _ = decode_slice(&slice, s);
+        }
+        let _ = decode_slice(&b, s);
+    }
 }
 
 proptest! {
@@ -47,7 +56,7 @@ proptest! {
     }
 
     #[test]
-    fn truncations_and_flips_are_rejected(which in 0usize..4, cut in any::<prop::sample::Index>(),
+    fn truncations_and_flips_are_rejected(which in 0usize..5, cut in any::<prop::sample::Index>(),
                                           flip in any::<prop::sample::Index>(), bit in 0u8..8) {
         let obj = valid_objects()[which].clone();
         let n = cut.index(obj.len());
@@ -65,7 +74,19 @@ proptest! {
             0 => JournalEntry::decode(&flipped).is_err(),
             1 => IndexObject::decode(&flipped).is_err(),
             2 => Checkpoint::decode(&flipped).is_err(),
-            _ => decode_segment(&Bytes::from(flipped)).is_err(),
+            3 => decode_segment(&Bytes::from(flipped)).is_err(),
+            // A run: the flipped bit is in a slice's index (CRC) or frame (length or CRC,
+            // checked when the frame is decoded) or in the header.
+            _ => {
+                let (_, slices) = sample_run();
+                let b = Bytes::from(flipped);
+                slices.iter().any(|s| {
+                    slice_of_run(&b, s).is_err()
+                        || decode_slice(&b.slice(s.pos as usize..(s.pos + s.len as u64) as usize), s)
+                            .map(|(_, frames)| frames.iter().any(|f| decode_frame(f).is_err()))
+                            .unwrap_or(true)
+                })
+            }
         };
         prop_assert!(rejected);
     }

@@ -7,6 +7,7 @@ pub mod delayed;
 pub mod index;
 pub mod journal;
 pub mod record;
+pub mod run;
 pub mod segment;
 pub mod state;
 
