@@ -24,8 +24,8 @@
 
 use crate::stats::Latencies;
 use bytes::Bytes;
-use futures::TryStreamExt;
-use object_store::{ObjectStore, ObjectStoreExt};
+
+use object_store::ObjectStoreExt;
 use sluice_compactor::{Compactor, CompactorConfig};
 use sluice_core::clock::{self, ManualClock};
 use sluice_core::format::record::Record;
@@ -106,9 +106,7 @@ struct Partition {
 }
 
 async fn objects_under(store: &DynStore, prefix: &str) -> Vec<object_store::ObjectMeta> {
-    store
-        .list(Some(&object_store::path::Path::from(prefix)))
-        .try_collect()
+    store::list_under(&**store, &prefix.into())
         .await
         .expect("list")
 }

@@ -49,15 +49,11 @@ fn value(n: u64, len: usize) -> Bytes {
 }
 
 async fn dir_bytes(store: &DynStore, prefix: &str) -> u64 {
-    use futures::TryStreamExt;
-    let p = object_store::path::Path::from(prefix);
-    store
-        .list(Some(&p))
-        .map_ok(|m| m.size)
-        .try_collect::<Vec<_>>()
+    sluice_core::store::list_under(&**store, &prefix.into())
         .await
         .expect("list")
         .iter()
+        .map(|m| m.size)
         .sum()
 }
 

@@ -61,10 +61,7 @@ pub(crate) struct Figures {
 }
 
 async fn count_under(store: &DynStore, prefix: &str) -> usize {
-    use futures::TryStreamExt;
-    store
-        .list(Some(&object_store::path::Path::from(prefix)))
-        .try_collect::<Vec<_>>()
+    store::list_under(&**store, &prefix.into())
         .await
         .map_or(0, |v| v.len())
 }

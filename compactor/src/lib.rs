@@ -30,10 +30,10 @@ use lease::Lease;
 use object_store::PutPayload;
 use sluice_core::clock::Clock;
 use sluice_core::error::{Error, Result};
-use sluice_core::format::checkpoint::Checkpoint;
+use sluice_core::format::checkpoint::{Checkpoint, RunRef, Slice};
 use sluice_core::format::index::{IndexEntry, IndexObject, Summary};
 use sluice_core::format::journal::{BatchRef, JournalEntry};
-use sluice_core::format::record::Record;
+use sluice_core::format::run::{decode_slice, slice_of_run, RunBuilder, SliceBatch};
 use sluice_core::format::segment::{decode_frame, segment_header, SEGMENT_HEADER_LEN};
 use sluice_core::head::HeadState;
 use sluice_core::ids::{new_ulid, ObjectId, PartitionId, TopicId};
@@ -69,6 +69,15 @@ pub struct CompactorConfig {
     pub retention_interval: Duration,
     /// Parquet tables of the topics that ask for them.
     pub tables: TablesConfig,
+    /// A partition gets its own data and index objects once it has at least this many bytes
+    /// not yet in them (in the shard's shared runs plus this pass); below that its records go
+    /// into the pass's shared run, so the objects a pass writes do not grow with the number of
+    /// partitions it touches. 0: every partition always gets its own objects.
+    pub own_object_bytes: u64,
+    /// This many consecutive shared runs of one level are merged into one of the next level.
+    pub merge_fan_in: usize,
+    /// Runs are merged only while the merged run stays at most this long.
+    pub max_run_bytes: u64,
 }
 
 impl Default for CompactorConfig {
@@ -84,6 +93,9 @@ impl Default for CompactorConfig {
             truncate_min_age_ms: 15 * 60_000,
             retention_interval: Duration::from_secs(60),
             tables: TablesConfig::default(),
+            own_object_bytes: 4 << 20,
+            merge_fan_in: 8,
+            max_run_bytes: 64 << 20,
         }
     }
 }
@@ -104,6 +116,14 @@ pub struct PassReport {
     pub retention_deleted: u64,
     pub table_files: u64,
     pub table_rows: u64,
+    /// Shared runs written by folds.
+    pub runs_written: u64,
+    /// Merged runs written (each replaces `merge_fan_in` runs).
+    pub runs_merged: u64,
+    /// Shared runs deleted (no checkpoint names them any more).
+    pub runs_deleted: u64,
+    /// Slices of shared runs dropped from the directory as past their topic's retention.
+    pub slices_expired: u64,
 }
 
 /// The compactor's view of the bucket, kept between passes.
@@ -123,6 +143,9 @@ struct Cache {
     epoch: Option<u64>,
     /// Since when (clock ms) this instance has held the lease without interruption.
     leader_since_ms: Option<i64>,
+    /// Shards whose `runs/` listing holds nothing the newest checkpoint does not name (old
+    /// enough to delete): the run GC skips them until a pass drops a run.
+    runs_clean: HashSet<u32>,
 }
 
 /// A shard with something to do this pass.
@@ -154,13 +177,20 @@ pub struct Compactor {
     known_topics: HashSet<TopicId>,
     /// The topics whose records this pass folded (to see whether `topic_list` knows them).
     folded_topics: HashSet<TopicId>,
+    /// Retention (ms) per topic, as of the last listing: slices of shared runs older than it
+    /// are dropped by the next pass that folds their shard.
+    retention_ms: HashMap<TopicId, i64>,
     metrics: CompactorMetrics,
+    /// Writer id of the entries this compactor commits (retention entries).
+    writer: [u8; 16],
 }
 
 impl Compactor {
     pub fn new(store: DynStore, clock: Arc<dyn Clock>, cfg: CompactorConfig) -> Self {
-        let holder = new_ulid(clock.now_ms()).to_string();
+        let id = new_ulid(clock.now_ms());
+        let holder = id.to_string();
         Self {
+            writer: id.to_bytes(),
             lease: Lease::new(store.clone(), "compactor", holder, cfg.lease_duration),
             topics: Topics::new(store.clone(), clock.clone(), Duration::ZERO),
             tables: Tables::new(store.clone(), clock.clone(), cfg.tables.clone()),
@@ -168,6 +198,7 @@ impl Compactor {
             topic_list: None,
             known_topics: HashSet::new(),
             folded_topics: HashSet::new(),
+            retention_ms: HashMap::new(),
             store,
             clock,
             cfg,
@@ -191,6 +222,10 @@ impl Compactor {
     async fn list_topics(&mut self) -> Result<Vec<Arc<TopicConfig>>> {
         let list = self.topics.list().await?;
         self.known_topics = list.iter().filter_map(|t| t.topic_id().ok()).collect();
+        self.retention_ms = list
+            .iter()
+            .filter_map(|t| Some((t.topic_id().ok()?, t.retention_ms?)))
+            .collect();
         self.topic_list = Some(list.clone());
         Ok(list)
     }
@@ -202,6 +237,12 @@ impl Compactor {
 
     pub fn lease(&self) -> &Lease {
         &self.lease
+    }
+
+    /// Hand the lease on at once (what a graceful stop does), so another instance can lead
+    /// without waiting for it to expire.
+    pub async fn release_lease(&mut self) -> Result<()> {
+        self.lease.release().await
     }
 
     /// Run passes until `shutdown` resolves. Errors are logged and the pass retried later.
@@ -249,7 +290,7 @@ impl Compactor {
             }
         }
         // A graceful stop hands the lease on at once (a crash leaves it to expire).
-        if let Err(e) = self.lease.release().await {
+        if let Err(e) = self.release_lease().await {
             tracing::warn!(error = %e, "could not release the compactor lease");
         }
     }
@@ -287,9 +328,18 @@ impl Compactor {
         } else {
             Vec::new()
         };
+        let mut expired_idle = if retention_due {
+            self.idle_shards_with_expired_slices(&shards, &work)
+        } else {
+            Vec::new()
+        };
+        // Shared runs no checkpoint names may be left to delete (after a merge, a move to own
+        // objects, expiry, or a pass that did not finish).
+        let runs_gc_due =
+            retention_due && shards.iter().any(|s| !self.cache.runs_clean.contains(s));
         // Only take the lease when there is something to write, so an idle deployment makes
         // no PUTs.
-        if !work.is_empty() || !expired.is_empty() {
+        if !work.is_empty() || !expired.is_empty() || !expired_idle.is_empty() || runs_gc_due {
             if !self.lease.acquire().await? {
                 self.cache = Cache::default(); // another instance writes: forget what we knew
                 report.waiting = true;
@@ -302,9 +352,18 @@ impl Compactor {
                 let shards = self.shards(true).await?;
                 work = self.plan(&shards).await?;
                 expired = self.expired(&topics).await?;
+                expired_idle = self.idle_shards_with_expired_slices(&shards, &work);
             }
             self.cache.epoch = self.lease.last_epoch();
             self.cache.leader_since_ms.get_or_insert(now);
+            // A shard nobody writes to still drops what is past retention from its runs: an
+            // entry with no appends gives its next checkpoint a number.
+            if !expired_idle.is_empty() {
+                for &shard in &expired_idle {
+                    self.write_retention_entry(shard).await?;
+                }
+                work = self.plan(&shards).await?;
+            }
         } else if !retention_due && !self.tables_backlog {
             return Ok(report);
         }
@@ -330,6 +389,9 @@ impl Compactor {
                 self.gc_segments(&mut report).await?;
             }
             self.retention(&expired, &mut report).await?;
+            if retention_due {
+                self.gc_runs(&shards, &mut report).await?;
+            }
         }
         if retention_due {
             self.last_retention_ms = Some(now);
@@ -394,6 +456,58 @@ impl Compactor {
             self.cache.shards = Some(shards);
         }
         Ok(self.cache.shards.clone().unwrap_or_default())
+    }
+
+    /// Shards with nothing to fold whose newest checkpoint has slices past their topic's
+    /// retention (from the cached checkpoints and the last topic listing: no request).
+    fn idle_shards_with_expired_slices(&self, shards: &[u32], work: &[ShardWork]) -> Vec<u32> {
+        let now = self.clock.now_ms();
+        let folding = |shard: u32| {
+            work.iter().any(|w| {
+                let seq = w.checkpoint.as_ref().map_or(0, |c| c.seq);
+                w.shard == shard
+                    && w.listed.first().and_then(|n| keys::parse_seq(n)) == Some(seq + 1)
+            })
+        };
+        shards
+            .iter()
+            .copied()
+            .filter(|&shard| !folding(shard))
+            .filter(|shard| {
+                let cp = self.cache.checkpoint.get(shard).and_then(Option::as_ref);
+                cp.is_some_and(|cp| {
+                    cp.slices.iter().any(|s| {
+                        self.retention_ms
+                            .get(&s.partition.topic)
+                            .is_some_and(|r| s.max_ts < now - r)
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// Commit an entry with no appends after the shard's checkpoint (create-only, like any
+    /// writer; a writer that got there first makes it unnecessary), so that the pass can fold
+    /// it and write a checkpoint without the expired slices.
+    async fn write_retention_entry(&mut self, shard: u32) -> Result<()> {
+        let Some(Some(cp)) = self.cache.checkpoint.get(&shard).cloned() else {
+            return Ok(());
+        };
+        let entry = JournalEntry {
+            shard,
+            seq: cp.seq + 1,
+            append_ts: cp.last_append_ts.max(self.clock.now_ms()),
+            writer: self.writer,
+            appends: Vec::new(),
+        };
+        self.fence().await?;
+        store::put_create(
+            &*self.store,
+            &keys::journal_entry(shard, entry.seq),
+            entry.encode(),
+        )
+        .await?;
+        Ok(())
     }
 
     /// The shards with entries to fold (one LIST each) or a pointer behind their checkpoint.
@@ -561,10 +675,26 @@ impl Compactor {
             }
         }
         let through = head.seq;
+        let now = self.clock.now_ms();
+        // The shard's shared runs as of the checkpoint, less what is past retention.
+        let mut dir = Directory::of(cp.as_ref());
+        report.slices_expired += dir.expire(|t| self.retention_ms.get(&t).map(|r| now - r));
         let mut plan = Vec::new();
         for (p, batches) in by_partition {
             self.folded_topics.insert(p.topic);
-            let end = self.index_end(&p).await?;
+            let own_end = self.index_end(&p).await?;
+            // Slices a pass that did not finish already copied into own objects.
+            dir.drop_copied(&p, own_end)
+                .map_err(|expected| Error::Inconsistent {
+                    shard,
+                    source: sluice_core::head::ApplyError::OffsetGap {
+                        seq: through,
+                        partition: p,
+                        got: own_end,
+                        expected,
+                    },
+                })?;
+            let end = dir.end(&p).map_or(own_end, |e| e.max(own_end));
             let todo: Vec<(BatchRef, i64)> = batches
                 .into_iter()
                 .filter(|(b, _)| b.base_offset >= end)
@@ -585,13 +715,48 @@ impl Compactor {
             }
         }
         let frames = self.fetch_frames(&plan).await?;
-        for ((p, todo), frames) in plan.iter().zip(frames) {
-            self.write_index(p, todo, frames, through).await?;
+        // Small partitions into one shared run; those with enough bytes (with what they
+        // have in runs already) into their own objects.
+        let mut run = RunBuilder::new(ObjectId::from_ulid(new_ulid(now)));
+        let mut promote = Vec::new();
+        for ((p, todo), frames) in plan.into_iter().zip(frames) {
+            let batches: Vec<SliceBatch> = todo
+                .iter()
+                .zip(frames)
+                .map(|((b, ts), frame)| SliceBatch {
+                    base_offset: b.base_offset,
+                    record_count: b.record_count,
+                    append_ts: *ts,
+                    frame,
+                })
+                .collect();
+            let pending = dir.bytes(&p) + batches.iter().map(|b| b.frame.len() as u64).sum::<u64>();
+            if pending >= self.cfg.own_object_bytes {
+                promote.push((p, batches));
+            } else {
+                let summary = summary_of(&p, &batches);
+                run.push(p, batches, summary, through);
+            }
+        }
+        for (p, batches) in promote {
+            let mut all = self.fetch_slices(shard, dir.slices(&p)).await?;
+            all.extend(batches);
+            self.write_index(&p, &all, through).await?;
+            dir.remove(&p);
             report.index_objects += 1;
+        }
+        if !run.is_empty() {
+            self.write_run(shard, run, 0, &mut dir).await?;
+            report.runs_written += 1;
+        }
+        self.merge_runs(shard, &mut dir, through, report).await?;
+        if dir.dropped_runs() {
+            self.cache.runs_clean.remove(&shard);
         }
         // 3. Checkpoint.
         self.fence().await?;
-        let cp = head.to_checkpoint();
+        let mut cp = head.to_checkpoint();
+        dir.into_checkpoint(&mut cp);
         store::put_create_output(&*self.store, &keys::checkpoint(shard, cp.seq), cp.encode())
             .await?;
         self.cache
@@ -668,56 +833,31 @@ impl Compactor {
         Ok(frames)
     }
 
-    /// Copy `batches` (dense, starting at the partition's index end; their `frames` fetched by
-    /// [`Self::fetch_frames`]) into one data object and write its index object.
+    /// Copy `batches` (dense, starting at the partition's index end) into one data object
+    /// and write its index object.
     async fn write_index(
         &mut self,
         p: &PartitionId,
-        batches: &[(BatchRef, i64)],
-        frames: Vec<Bytes>,
+        batches: &[SliceBatch],
         through: u64,
     ) -> Result<()> {
-        // The batches' records, for the object's summary (none if a batch does not decode).
-        let mut decoded: Vec<Option<Vec<Record>>> = vec![None; batches.len()];
-        for (i, bytes) in frames.iter().enumerate() {
-            let b = &batches[i].0;
-            match decode_frame(bytes) {
-                Ok(records) if records.len() == b.record_count as usize => {
-                    decoded[i] = Some(records);
-                }
-                Ok(records) => {
-                    let (key, n) = (keys::segment(b.segment), records.len());
-                    tracing::error!(%key, expected = b.record_count, found = n, "batch record count differs from the journal; copied as is, readers will report it")
-                }
-                // Copy it anyway: readers report the corruption with the data object key
-                // instead of the records silently disappearing.
-                Err(e) => {
-                    let key = keys::segment(b.segment);
-                    tracing::error!(%key, error = %e, "corrupt batch; copied as is, readers will report it")
-                }
-            }
-        }
+        let summary = summary_of(p, batches);
         // The data object is the header plus the frames as they are: no copy of the records.
         let mut pos = SEGMENT_HEADER_LEN as u64;
         let mut entries = Vec::with_capacity(batches.len());
-        for ((b, ts), frame) in batches.iter().zip(&frames) {
+        for b in batches {
             entries.push(IndexEntry {
                 base_offset: b.base_offset,
                 record_count: b.record_count,
-                append_ts: *ts,
+                append_ts: b.append_ts,
                 pos,
-                len: frame.len() as u32,
+                len: b.frame.len() as u32,
             });
-            pos += frame.len() as u64;
+            pos += b.frame.len() as u64;
         }
         let data: PutPayload = std::iter::once(Bytes::copy_from_slice(&segment_header()))
-            .chain(frames)
+            .chain(batches.iter().map(|b| b.frame.clone()))
             .collect();
-        let summary = decoded
-            .iter()
-            .all(Option::is_some)
-            .then(|| Summary::of(decoded.iter().flatten().flatten()))
-            .flatten();
         let index = IndexObject {
             topic: p.topic,
             partition: p.partition,
@@ -742,6 +882,172 @@ impl Compactor {
         let dir = self.dir(p).await?;
         if dir.last().is_none_or(|k| k.end <= key.base) {
             dir.push(key);
+        }
+        Ok(())
+    }
+
+    /// Write `run` as a shared run of `shard` (create-only, a fresh name) and add it to the
+    /// directory.
+    async fn write_run(
+        &mut self,
+        shard: u32,
+        run: RunBuilder,
+        level: u8,
+        dir: &mut Directory,
+    ) -> Result<()> {
+        let (id, len) = (run.id(), run.len());
+        let (parts, slices) = run.finish();
+        self.fence().await?;
+        let payload: PutPayload = parts.into_iter().collect();
+        store::put_create_output(&*self.store, &keys::run(shard, id), payload).await?;
+        dir.add_run(RunRef { id, level, len }, slices);
+        Ok(())
+    }
+
+    /// The batches of `slices` (of one partition, in order), fetched from their runs: one
+    /// `get_ranges` per run.
+    async fn fetch_slices(&self, shard: u32, slices: &[Slice]) -> Result<Vec<SliceBatch>> {
+        let mut by_run: Vec<(ObjectId, Vec<usize>)> = Vec::new();
+        for (i, s) in slices.iter().enumerate() {
+            match by_run.iter_mut().find(|(r, _)| *r == s.run) {
+                Some((_, v)) => v.push(i),
+                None => by_run.push((s.run, vec![i])),
+            }
+        }
+        let asks: Vec<(ObjectId, Vec<usize>, Vec<std::ops::Range<u64>>)> = by_run
+            .into_iter()
+            .map(|(run, idx)| {
+                let ranges = idx
+                    .iter()
+                    .map(|&i| slices[i].pos..slices[i].pos + slices[i].len as u64)
+                    .collect();
+                (run, idx, ranges)
+            })
+            .collect();
+        let store = self.store.clone();
+        let fetched: Vec<Vec<(usize, Bytes)>> = futures::stream::iter(asks)
+            .map(move |(run, idx, ranges)| {
+                let store = store.clone();
+                async move {
+                    let key = keys::run(shard, run);
+                    let got = store
+                        .get_ranges(&key, &ranges)
+                        .await
+                        .map_err(|e| Error::store("get", &key, e))?;
+                    Ok::<_, Error>(idx.into_iter().zip(got).collect())
+                }
+            })
+            .buffered(8)
+            .try_collect()
+            .await?;
+        let mut bytes = vec![Bytes::new(); slices.len()];
+        for (i, b) in fetched.into_iter().flatten() {
+            bytes[i] = b;
+        }
+        let mut out = Vec::new();
+        for (s, b) in slices.iter().zip(bytes) {
+            out.extend(slice_batches(shard, s, &b)?);
+        }
+        Ok(out)
+    }
+
+    /// Merge runs of the shard while `merge_fan_in` consecutive ones of one level fit in
+    /// `max_run_bytes`: each partition's slices in them become one slice of a run of the next
+    /// level (one PUT per merge, however many partitions).
+    async fn merge_runs(
+        &mut self,
+        shard: u32,
+        dir: &mut Directory,
+        through: u64,
+        report: &mut PassReport,
+    ) -> Result<()> {
+        while let Some(window) = dir.merge_window(self.cfg.merge_fan_in, self.cfg.max_run_bytes) {
+            let runs: Vec<RunRef> = dir.runs[window.clone()].to_vec();
+            let level = runs[0].level.saturating_add(1);
+            let store = self.store.clone();
+            let ids: Vec<ObjectId> = runs.iter().map(|r| r.id).collect();
+            let fetched: Vec<(ObjectId, Bytes)> = futures::stream::iter(ids)
+                .map(move |id| {
+                    let store = store.clone();
+                    async move {
+                        let key = keys::run(shard, id);
+                        let bytes = store::get_opt(&*store, &key).await?.ok_or_else(|| {
+                            Error::corrupt(
+                                &key,
+                                sluice_core::codec::invalid(
+                                    "run",
+                                    "named by the checkpoint, missing",
+                                ),
+                            )
+                        })?;
+                        Ok::<_, Error>((id, bytes))
+                    }
+                })
+                .buffered(4)
+                .try_collect()
+                .await?;
+            let bytes: HashMap<ObjectId, Bytes> = fetched.into_iter().collect();
+            let mut merged = RunBuilder::new(ObjectId::from_ulid(new_ulid(self.clock.now_ms())));
+            for (p, slices) in &dir.slices {
+                let mut batches = Vec::new();
+                for s in slices.iter().filter(|s| bytes.contains_key(&s.run)) {
+                    let key = keys::run(shard, s.run);
+                    let b = slice_of_run(&bytes[&s.run], s).map_err(|e| Error::corrupt(&key, e))?;
+                    batches.extend(slice_batches(shard, s, &b)?);
+                }
+                if !batches.is_empty() {
+                    let summary = summary_of(p, &batches);
+                    merged.push(*p, batches, summary, through);
+                }
+            }
+            dir.remove_runs(window);
+            if merged.is_empty() {
+                dir.insert_at = None;
+            } else {
+                self.write_run(shard, merged, level, dir).await?;
+            }
+            report.runs_merged += 1;
+        }
+        Ok(())
+    }
+
+    /// Delete shared runs no checkpoint names any more (merged, promoted, expired, or left by
+    /// a pass that did not finish) once older than `gc_grace_ms`: one LIST per shard whose
+    /// directory dropped a run since its last clean listing.
+    async fn gc_runs(&mut self, shards: &[u32], report: &mut PassReport) -> Result<()> {
+        let horizon = self.clock.now_ms() - self.cfg.gc_grace_ms;
+        for &shard in shards {
+            if self.cache.runs_clean.contains(&shard) {
+                continue;
+            }
+            let Some(cp) = self.cache.checkpoint.get(&shard).cloned() else {
+                continue; // not loaded this pass: next time
+            };
+            let named: HashSet<ObjectId> = cp
+                .iter()
+                .flat_map(|c| c.runs.iter().map(|r| r.id))
+                .collect();
+            let names = store::list_names(&*self.store, &keys::run_dir(shard), None).await?;
+            let mut clean = true;
+            for name in names {
+                let Some(id) = ObjectId::parse(&name) else {
+                    tracing::warn!(%name, "unexpected object under runs/; left alone");
+                    continue;
+                };
+                if named.contains(&id) {
+                    continue;
+                }
+                if id.created_ms() >= horizon {
+                    clean = false; // young: maybe a pass under way (ours or a predecessor's)
+                    continue;
+                }
+                self.fence().await?;
+                store::delete(&*self.store, &keys::run(shard, id)).await?;
+                report.runs_deleted += 1;
+            }
+            if clean {
+                self.cache.runs_clean.insert(shard);
+            }
         }
         Ok(())
     }
@@ -874,5 +1180,193 @@ impl Compactor {
             report.retention_deleted += 1;
         }
         Ok(())
+    }
+}
+
+/// The records of `batches` summarized for filtered reads (none when a batch does not decode
+/// or its record count differs from the journal's: such batches are copied as they are and
+/// readers report them).
+fn summary_of(p: &PartitionId, batches: &[SliceBatch]) -> Option<Summary> {
+    let mut decoded = Vec::with_capacity(batches.len());
+    let mut all = true;
+    for b in batches {
+        match decode_frame(&b.frame) {
+            Ok(records) if records.len() == b.record_count as usize => decoded.push(records),
+            Ok(records) => {
+                all = false;
+                tracing::error!(topic = %p.topic, partition = p.partition, base = b.base_offset,
+                    expected = b.record_count, found = records.len(),
+                    "batch record count differs from the journal; copied as is, readers will report it");
+            }
+            Err(e) => {
+                all = false;
+                tracing::error!(topic = %p.topic, partition = p.partition, base = b.base_offset,
+                    error = %e, "corrupt batch; copied as is, readers will report it");
+            }
+        }
+    }
+    all.then(|| Summary::of(decoded.iter().flatten())).flatten()
+}
+
+/// The batches of one slice of a run (its bytes fetched), checked against the checkpoint.
+fn slice_batches(shard: u32, s: &Slice, bytes: &Bytes) -> Result<Vec<SliceBatch>> {
+    let key = keys::run(shard, s.run);
+    let (index, frames) = decode_slice(bytes, s).map_err(|e| Error::corrupt(&key, e))?;
+    Ok(index
+        .entries
+        .iter()
+        .zip(frames)
+        .map(|(e, frame)| SliceBatch {
+            base_offset: e.base_offset,
+            record_count: e.record_count,
+            append_ts: e.append_ts,
+            frame,
+        })
+        .collect())
+}
+
+/// A shard's shared runs and what each partition has in them, as a pass changes them: read
+/// from the checkpoint, written into the next one. Pure bookkeeping; the compactor does the IO.
+#[derive(Debug, Default)]
+struct Directory {
+    /// Oldest first; a merged run takes the place of the runs it replaces, so along every
+    /// partition the runs of its slices are in this order too.
+    runs: Vec<RunRef>,
+    slices: BTreeMap<PartitionId, Vec<Slice>>,
+    /// Some run of the checkpoint is no longer named.
+    dropped: bool,
+    /// Where the next run added goes (the place of the runs a merge removed; else the end).
+    insert_at: Option<usize>,
+}
+
+impl Directory {
+    fn of(cp: Option<&Checkpoint>) -> Self {
+        let mut d = Self::default();
+        if let Some(cp) = cp {
+            d.runs = cp.runs.clone();
+            for s in &cp.slices {
+                d.slices.entry(s.partition).or_default().push(*s);
+            }
+        }
+        d
+    }
+
+    fn slices(&self, p: &PartitionId) -> &[Slice] {
+        self.slices.get(p).map_or(&[], Vec::as_slice)
+    }
+
+    /// The end of the partition's slices.
+    fn end(&self, p: &PartitionId) -> Option<u64> {
+        self.slices(p).last().map(|s| s.end)
+    }
+
+    /// Frame bytes the partition has in runs.
+    fn bytes(&self, p: &PartitionId) -> u64 {
+        self.slices(p)
+            .iter()
+            .map(|s| (s.len - s.index_len) as u64)
+            .sum()
+    }
+
+    /// Forget the partition's slices below `own_end` (its own objects hold them: a pass that
+    /// promoted them stopped before its checkpoint). A slice that straddles `own_end` is an
+    /// inconsistency: `Err(its base)`.
+    fn drop_copied(&mut self, p: &PartitionId, own_end: u64) -> std::result::Result<(), u64> {
+        let Some(v) = self.slices.get_mut(p) else {
+            return Ok(());
+        };
+        if let Some(s) = v.iter().find(|s| s.base < own_end && own_end < s.end) {
+            return Err(s.base);
+        }
+        v.retain(|s| s.base >= own_end);
+        if v.is_empty() {
+            self.slices.remove(p);
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, p: &PartitionId) {
+        self.slices.remove(p);
+    }
+
+    /// Drop slices whose records are all older than their topic's cutoff (`None`: kept).
+    /// Append times never decrease along a partition, so these are a prefix of its slices.
+    /// Returns how many were dropped.
+    fn expire(&mut self, cutoff: impl Fn(TopicId) -> Option<i64>) -> u64 {
+        let mut dropped = 0;
+        for (p, v) in self.slices.iter_mut() {
+            if let Some(c) = cutoff(p.topic) {
+                let before = v.len();
+                v.retain(|s| s.max_ts >= c);
+                dropped += (before - v.len()) as u64;
+            }
+        }
+        self.slices.retain(|_, v| !v.is_empty());
+        dropped
+    }
+
+    fn add_run(&mut self, run: RunRef, slices: Vec<Slice>) {
+        let at = self.insert_at.take().unwrap_or(self.runs.len());
+        self.runs.insert(at, run);
+        for s in slices {
+            let v = self.slices.entry(s.partition).or_default();
+            v.push(s);
+            v.sort_by_key(|s| s.base);
+        }
+    }
+
+    /// The first `fan_in` consecutive runs of one level (the lowest level first) whose total
+    /// length is at most `max_bytes`, ignoring runs no slice names any more.
+    fn merge_window(&mut self, fan_in: usize, max_bytes: u64) -> Option<std::ops::Range<usize>> {
+        self.prune();
+        if fan_in < 2 {
+            return None;
+        }
+        let mut levels: Vec<u8> = self.runs.iter().map(|r| r.level).collect();
+        levels.sort_unstable();
+        levels.dedup();
+        for level in levels {
+            for start in 0..self.runs.len().saturating_sub(fan_in - 1) {
+                let w = &self.runs[start..start + fan_in];
+                if w.iter().all(|r| r.level == level)
+                    && w.iter().map(|r| r.len).sum::<u64>() <= max_bytes
+                {
+                    return Some(start..start + fan_in);
+                }
+            }
+        }
+        None
+    }
+
+    /// Remove the runs at `window` and their slices; a merged run written next takes their
+    /// place with [`Self::add_run`], which inserts it at the window's start.
+    fn remove_runs(&mut self, window: std::ops::Range<usize>) {
+        let gone: HashSet<ObjectId> = self.runs.drain(window.clone()).map(|r| r.id).collect();
+        for v in self.slices.values_mut() {
+            v.retain(|s| !gone.contains(&s.run));
+        }
+        self.slices.retain(|_, v| !v.is_empty());
+        self.insert_at = Some(window.start);
+        self.dropped = true;
+    }
+
+    /// Forget runs no slice names.
+    fn prune(&mut self) {
+        let named: HashSet<ObjectId> = self.slices.values().flatten().map(|s| s.run).collect();
+        let before = self.runs.len();
+        self.runs.retain(|r| named.contains(&r.id));
+        self.dropped |= self.runs.len() != before;
+    }
+
+    /// Whether some run is no longer named (so the run GC has something to delete).
+    fn dropped_runs(&mut self) -> bool {
+        self.prune();
+        self.dropped
+    }
+
+    fn into_checkpoint(mut self, cp: &mut Checkpoint) {
+        self.prune();
+        cp.runs = self.runs;
+        cp.slices = self.slices.into_values().flatten().collect();
     }
 }

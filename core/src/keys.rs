@@ -10,6 +10,8 @@ pub const JOURNAL: &str = "journal";
 pub const CHECKPOINTS: &str = "checkpoints";
 pub const INDEX: &str = "index";
 pub const DATA: &str = "data";
+/// Shared runs: the records of many small partitions, one object per compactor pass or merge.
+pub const RUNS: &str = "runs";
 pub const LEASES: &str = "leases";
 pub const PRODUCERS: &str = "producers";
 /// Parquet tables, by topic *name* (what users glob): `tables/{topic}/...`.
@@ -49,6 +51,14 @@ pub fn checkpoint(shard: u32, seq: u64) -> Path {
 /// numbered checkpoints.)
 pub fn checkpoint_pointer(shard: u32) -> Path {
     Path::from(format!("{CHECKPOINTS}/latest/{shard:05}"))
+}
+
+pub fn run_dir(shard: u32) -> Path {
+    Path::from(format!("{RUNS}/{shard:05}"))
+}
+/// A shared run of `shard` (create-only, immutable; named in the shard's checkpoints).
+pub fn run(shard: u32, id: ObjectId) -> Path {
+    Path::from(format!("{RUNS}/{shard:05}/{id}"))
 }
 
 pub fn index_dir(topic: TopicId, partition: u32) -> Path {

@@ -6,10 +6,12 @@ use crate::clock::Clock;
 use crate::committer::{self, CommitForwarder, Committed, GroupCommitter, GroupConfig, HandOver};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
+use crate::format::checkpoint::Slice;
 use crate::format::index::IndexObject;
 use crate::format::journal::BatchRef;
 use crate::format::journal::ProducerStamp;
 use crate::format::record::Record;
+use crate::format::run::decode_slice;
 use crate::format::segment::{decode_frame, encode_frame, segment_header, split_frames, Codec};
 use crate::head::{self, Outcome, PendingAppend, SeqError};
 use crate::ids::{new_ulid, ObjectId, PartitionId};
@@ -172,6 +174,41 @@ struct IndexListing {
     keys: Vec<IndexKey>,
 }
 
+/// The index object found for an offset (the partition's own, or a shared run's slice), and
+/// where its frames are.
+struct Found {
+    /// The offset after its last record.
+    end: u64,
+    index: Arc<IndexObject>,
+    frames: Frames,
+}
+
+enum Frames {
+    /// In the partition's own data object (fetched by range when read).
+    Own(object_store::path::Path),
+    /// In a slice of a shared run, fetched with its index: one frame per index entry.
+    Loaded {
+        key: object_store::path::Path,
+        frames: Arc<[Bytes]>,
+    },
+}
+
+/// A slice of a shared run, fetched and checked.
+struct LoadedSlice {
+    index: Arc<IndexObject>,
+    frames: Arc<[Bytes]>,
+}
+
+/// Most bytes of fetched slices kept (the cache is emptied past this).
+const SLICE_CACHE_BYTES: usize = 64 << 20;
+
+/// Slices fetched lately, by (run, position), with their total length.
+#[derive(Default)]
+struct SliceCache {
+    slices: HashMap<(ObjectId, u64), Arc<LoadedSlice>>,
+    bytes: usize,
+}
+
 pub struct Log {
     store: DynStore,
     clock: Arc<dyn Clock>,
@@ -182,6 +219,7 @@ pub struct Log {
     shards: tokio::sync::Mutex<HashMap<u32, Arc<ShardLog>>>,
     listings: Mutex<HashMap<PartitionId, Arc<IndexListing>>>,
     index_cache: Mutex<HashMap<(PartitionId, IndexKey), Arc<IndexObject>>>,
+    slice_cache: Mutex<SliceCache>,
     sticky: AtomicU32,
     committers: Mutex<HashMap<u32, GroupCommitter>>,
     hand_overs: Mutex<HashMap<u32, HandOver>>,
@@ -203,6 +241,7 @@ impl Log {
             shards: tokio::sync::Mutex::new(HashMap::new()),
             listings: Mutex::new(HashMap::new()),
             index_cache: Mutex::new(HashMap::new()),
+            slice_cache: Mutex::new(SliceCache::default()),
             sticky: AtomicU32::new(0),
             committers: Mutex::new(HashMap::new()),
             hand_overs: Mutex::new(HashMap::new()),
@@ -237,11 +276,21 @@ impl Log {
 
     /// The live view of a shard, opened (checkpoint + catch-up) on first use.
     pub async fn shard(&self, shard: u32) -> Result<Arc<ShardLog>> {
+        let s = self.shard_at_checkpoint(shard).await?;
+        if !s.synced_once() {
+            s.sync().await?;
+        }
+        Ok(s)
+    }
+
+    /// The view of a shard, opened with its checkpoint only on first use (one GET): enough
+    /// for what is in index objects and shared runs; [`Self::shard`] reads the journal too.
+    async fn shard_at_checkpoint(&self, shard: u32) -> Result<Arc<ShardLog>> {
         let mut shards = self.shards.lock().await;
         if let Some(s) = shards.get(&shard) {
             return Ok(s.clone());
         }
-        let s = ShardLog::open(
+        let s = ShardLog::open_at_checkpoint(
             self.store.clone(),
             shard,
             self.clock.clone(),
@@ -556,8 +605,8 @@ impl Log {
                     break next;
                 }
                 Located::End { next } => break next,
-                Located::Indexed { covered, .. } => {
-                    self.read_indexed(&p, at, covered, limit - records.len(), max_bytes - bytes)
+                Located::Indexed { .. } => {
+                    self.read_indexed(&shard, &p, at, limit - records.len(), max_bytes - bytes)
                         .await
                 }
                 Located::Tail { batches, .. } => {
@@ -640,10 +689,15 @@ impl Log {
             let mut chunk = (budget.records - scanned).min(want);
             // In an index object: skip it whole when its summary proves nothing matches, else
             // read only within it (the next one may be skippable).
-            if let Located::Indexed { covered, .. } = shard.locate(&p, at) {
-                if let Ok((key, index)) = self.index_for_offset(&p, at, covered).await {
-                    if index.summary.as_ref().is_some_and(|s| !filter.may_match(s)) {
-                        at = key.end;
+            if let Located::Indexed { .. } = shard.locate(&p, at) {
+                if let Ok(found) = self.object_for_offset(&shard, &p, at).await {
+                    if found
+                        .index
+                        .summary
+                        .as_ref()
+                        .is_some_and(|s| !filter.may_match(s))
+                    {
+                        at = found.end;
                         high_watermark = high_watermark.max(at);
                         // What matched before says nothing about what follows a skip.
                         want = first_want;
@@ -653,7 +707,7 @@ impl Log {
                         }
                         continue;
                     }
-                    chunk = chunk.min((key.end - at) as usize);
+                    chunk = chunk.min((found.end - at) as usize);
                 }
                 // An error here (the object was deleted, …) is the read's to report.
             }
@@ -761,13 +815,14 @@ impl Log {
 
     async fn read_indexed(
         &self,
+        shard: &ShardLog,
         p: &PartitionId,
         offset: u64,
-        covered: u64,
         limit: usize,
         max_bytes: usize,
     ) -> Result<Vec<ReadRecord>> {
-        let (key, index) = self.index_for_offset(p, offset, covered).await?;
+        let found = self.object_for_offset(shard, p, offset).await?;
+        let index = &found.index;
         let i = index.entries.partition_point(|e| e.end_offset() <= offset);
         let entries = &index.entries[i..];
         // One ranged GET over consecutive frames, bounded by limit and bytes.
@@ -786,23 +841,32 @@ impl Log {
             return Err(Error::Inconsistent {
                 shard: 0,
                 source: crate::head::ApplyError::OutOfOrder {
-                    head: key.end,
+                    head: found.end,
                     got: offset,
                 },
             });
         };
-        let data_key = key.data_path(p.topic, p.partition);
-        let run = store::get_range(&*self.store, &data_key, first.pos..first.pos + len).await?;
-        let frames = split_frames(&run).map_err(|e| Error::corrupt(&data_key, e))?;
-        if frames.len() != take {
-            return Err(Error::corrupt(
-                &data_key,
-                crate::codec::invalid("data.frames", "frame boundaries differ from the index"),
-            ));
-        }
+        let (data_key, frames) = match &found.frames {
+            Frames::Own(data_key) => {
+                let run =
+                    store::get_range(&*self.store, data_key, first.pos..first.pos + len).await?;
+                let frames = split_frames(&run).map_err(|e| Error::corrupt(data_key, e))?;
+                if frames.len() != take {
+                    return Err(Error::corrupt(
+                        data_key,
+                        crate::codec::invalid(
+                            "data.frames",
+                            "frame boundaries differ from the index",
+                        ),
+                    ));
+                }
+                (data_key, frames)
+            }
+            Frames::Loaded { key, frames } => (key, frames[i..i + take].to_vec()),
+        };
         let mut out = Vec::new();
         for (e, frame) in entries[..take].iter().zip(frames) {
-            let records = decode_frame(&frame).map_err(|err| Error::corrupt(&data_key, err))?;
+            let records = decode_frame(&frame).map_err(|err| Error::corrupt(data_key, err))?;
             push_records(
                 &mut out,
                 records,
@@ -811,10 +875,39 @@ impl Log {
                 e.append_ts,
                 offset,
                 limit,
-                &data_key,
+                data_key,
             )?;
         }
         Ok(out)
+    }
+
+    /// A slice of a shared run of `shard`: one ranged GET (cached afterwards), checked
+    /// against the checkpoint's description of it.
+    async fn slice(&self, shard: u32, s: &Slice) -> Result<Arc<LoadedSlice>> {
+        let k = (s.run, s.pos);
+        if let Some(l) = self
+            .slice_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .slices
+            .get(&k)
+        {
+            return Ok(l.clone());
+        }
+        let key = keys::run(shard, s.run);
+        let bytes = store::get_range(&*self.store, &key, s.pos..s.pos + s.len as u64).await?;
+        let (index, frames) = decode_slice(&bytes, s).map_err(|e| Error::corrupt(&key, e))?;
+        let loaded = Arc::new(LoadedSlice {
+            index: Arc::new(index),
+            frames: frames.into(),
+        });
+        let mut cache = self.slice_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.bytes + s.len as usize > SLICE_CACHE_BYTES {
+            *cache = SliceCache::default();
+        }
+        cache.bytes += s.len as usize;
+        cache.slices.insert(k, loaded.clone());
+        Ok(loaded)
     }
 
     /// The cached listing of a partition's index objects; re-listed when it does not reach
@@ -890,13 +983,31 @@ impl Log {
         Ok(index)
     }
 
-    async fn index_for_offset(
+    /// The index object holding `offset` (below the shard's coverage of `p`): the slice of
+    /// a shared run that holds it (from the checkpoint), else one of the partition's own
+    /// objects (from the cached listing).
+    async fn object_for_offset(
         &self,
+        shard: &ShardLog,
         p: &PartitionId,
         offset: u64,
-        covered: u64,
-    ) -> Result<(IndexKey, Arc<IndexObject>)> {
-        let listing = self.listing(p, covered).await?;
+    ) -> Result<Found> {
+        let slices = shard.slices(p);
+        if let Some(s) = slices.iter().find(|s| s.base <= offset && offset < s.end) {
+            let l = self.slice(shard.shard(), s).await?;
+            return Ok(Found {
+                end: s.end,
+                index: l.index.clone(),
+                frames: Frames::Loaded {
+                    key: keys::run(shard.shard(), s.run),
+                    frames: l.frames.clone(),
+                },
+            });
+        }
+        let (own, covered) = (shard.own_covered(p), shard.covered(p));
+        let listing = self
+            .listing(p, if offset < own { own } else { covered })
+            .await?;
         let found = listing
             .keys
             .iter()
@@ -904,10 +1015,19 @@ impl Log {
             .find(|k| k.base <= offset && offset < k.end)
             .copied();
         match found {
-            Some(k) => Ok((k, self.index_object(p, k).await?)),
+            Some(k) => Ok(Found {
+                end: k.end,
+                index: self.index_object(p, k).await?,
+                frames: Frames::Own(k.data_path(p.topic, p.partition)),
+            }),
             None => Err(Error::OffsetOutOfRange {
                 offset,
-                earliest: listing.keys.first().map_or(covered, |k| k.base),
+                earliest: listing
+                    .keys
+                    .first()
+                    .map(|k| k.base)
+                    .or(slices.first().map(|s| s.base))
+                    .unwrap_or(covered),
                 next: covered,
             }),
         }
@@ -918,23 +1038,31 @@ impl Log {
         if covered == 0 {
             return Ok(0);
         }
-        let listing = self.listing(p, covered).await?;
+        let own = shard.own_covered(p);
+        let first_slice = shard.slices(p).first().map(|s| s.base);
+        if own == 0 {
+            return Ok(first_slice.unwrap_or(0));
+        }
+        let listing = self.listing(p, own).await?;
         Ok(listing
             .keys
             .first()
-            .map_or(covered, |k| k.base.min(covered)))
+            .map(|k| k.base.min(covered))
+            .or(first_slice)
+            .unwrap_or(covered))
     }
 
     /// The first offset whose append timestamp is at least `ts` (the next offset if none is).
     ///
-    /// Append timestamps never decrease along a partition, so when an index object holds a
-    /// record at or after `ts`, the first such record is the answer whatever the journal tail
-    /// holds: the index listing (cached) and one index object (cached) answer it without
-    /// touching the journal. Only when nothing indexed is that recent is the shard synced (and,
-    /// if it was never opened here, opened: one GET of the checkpoint pointer) and the tail
-    /// searched. So a cold look-up costs at most 3 requests (index LIST + index GET, or index
-    /// LIST + checkpoint GET + journal GET) and a warm one at most 2, whatever the partition's
-    /// size (plus one GET per journal entry not yet folded by the compactor).
+    /// Append timestamps never decrease along a partition, and its own index objects hold
+    /// older offsets than its slices of shared runs, which hold older ones than the journal
+    /// tail. So the first place with a record at or after `ts` answers: the own objects'
+    /// listing (cached) and one index object (cached); else the shard's checkpoint (one GET of
+    /// its pointer when the shard was never opened here) and one slice; only then is the
+    /// journal read and the tail searched. A cold look-up costs at most 3 requests (index
+    /// LIST + index GET; index LIST + checkpoint GET + slice GET; or index LIST + checkpoint
+    /// GET + journal GET) and a warm one at most 2, whatever the partition's size (plus one
+    /// GET per journal entry not yet folded by the compactor).
     pub async fn offset_for_timestamp(
         &self,
         topic: &TopicConfig,
@@ -949,10 +1077,15 @@ impl Log {
         let mut retried = false;
         loop {
             match self.offset_for_timestamp_once(&p, topic.shard, ts).await {
-                // An index object went (retention) after we listed it: list again once.
+                // An index object or run went (retention, a merge) after we listed it: list
+                // again once, and read the checkpoint from the listing.
                 Err(e) if store::is_not_found(&e) && !retried => {
                     retried = true;
                     self.forget_listing(&p);
+                    self.shard_at_checkpoint(topic.shard)
+                        .await?
+                        .refresh_checkpoint_listed()
+                        .await?;
                 }
                 r => return r,
             }
@@ -963,12 +1096,18 @@ impl Log {
         if let Some(o) = self.indexed_offset_for_timestamp(p, 0, ts).await? {
             return Ok(o);
         }
+        let shard = self.shard_at_checkpoint(shard).await?;
+        if let Some(o) = self.slice_offset_for_timestamp(&shard, p, ts).await? {
+            return Ok(o);
+        }
         let since = Instant::now();
-        let shard = self.shard(shard).await?;
         shard.sync_since(Some(since)).await?;
         // A fold may have indexed more since the listing was made.
-        let covered = shard.covered(p);
-        if let Some(o) = self.indexed_offset_for_timestamp(p, covered, ts).await? {
+        let own = shard.own_covered(p);
+        if let Some(o) = self.indexed_offset_for_timestamp(p, own, ts).await? {
+            return Ok(o);
+        }
+        if let Some(o) = self.slice_offset_for_timestamp(&shard, p, ts).await? {
             return Ok(o);
         }
         Ok(shard
@@ -994,6 +1133,25 @@ impl Log {
         let index = self.index_object(p, *k).await?;
         let i = index.entries.partition_point(|e| e.append_ts < ts);
         Ok(index.entries.get(i).map(|e| e.base_offset))
+    }
+
+    /// The first offset at or after `ts` in the shard's slices of `p` (at most one slice GET).
+    async fn slice_offset_for_timestamp(
+        &self,
+        shard: &ShardLog,
+        p: &PartitionId,
+        ts: i64,
+    ) -> Result<Option<u64>> {
+        let slices = shard.slices(p);
+        let Some(s) = slices.iter().find(|s| s.max_ts >= ts) else {
+            return Ok(None);
+        };
+        if s.min_ts >= ts {
+            return Ok(Some(s.base));
+        }
+        let l = self.slice(shard.shard(), s).await?;
+        let i = l.index.entries.partition_point(|e| e.append_ts < ts);
+        Ok(l.index.entries.get(i).map(|e| e.base_offset))
     }
 
     /// The offset a read from `start` begins at.

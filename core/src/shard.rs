@@ -17,7 +17,7 @@
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::format::checkpoint::Checkpoint;
+use crate::format::checkpoint::{Checkpoint, Slice};
 use crate::format::journal::JournalEntry;
 use crate::head::{HeadState, Outcome, PendingAppend};
 use crate::ids::{ObjectId, PartitionId};
@@ -90,6 +90,12 @@ struct State {
     last_sync: Instant,
     /// When the newest checkpoint was last looked for.
     checkpoint_checked: Option<Instant>,
+    /// Whether the journal head was ever read (a shard opened for its checkpoint alone, by a
+    /// timestamp look-up, has not been).
+    synced_once: bool,
+    /// Per partition, the checkpoint's slices of shared runs (offsets from the first one's
+    /// base up to `covered`), sorted.
+    slices: HashMap<PartitionId, Arc<[Slice]>>,
 }
 
 /// Where the records at an offset are.
@@ -130,6 +136,20 @@ impl ShardLog {
         cfg: ShardConfig,
         writer: [u8; 16],
     ) -> Result<Arc<Self>> {
+        let this = Self::open_at_checkpoint(store, shard, clock, cfg, writer).await?;
+        this.sync().await?;
+        Ok(this)
+    }
+
+    /// Load the newest checkpoint only (one GET of the pointer): enough to find what is in
+    /// index objects and shared runs. The journal is read by the first [`sync`](Self::sync).
+    pub async fn open_at_checkpoint(
+        store: DynStore,
+        shard: u32,
+        clock: Arc<dyn Clock>,
+        cfg: ShardConfig,
+        writer: [u8; 16],
+    ) -> Result<Arc<Self>> {
         let this = Arc::new(Self {
             state: RwLock::new(State {
                 head: HeadState::new(shard, cfg.dedup_window_ms),
@@ -139,6 +159,8 @@ impl ShardLog {
                 last_append: HashMap::new(),
                 last_sync: Instant::now(),
                 checkpoint_checked: None,
+                synced_once: false,
+                slices: HashMap::new(),
             }),
             store,
             shard,
@@ -152,8 +174,32 @@ impl ShardLog {
             metrics: std::sync::OnceLock::new(),
         });
         this.refresh_checkpoint().await?;
-        this.sync().await?;
         Ok(this)
+    }
+
+    /// Whether the journal head was read at least once since the shard was opened.
+    pub fn synced_once(&self) -> bool {
+        self.read_state().synced_once
+    }
+
+    /// The slices of shared runs holding offsets of `p` (from the newest checkpoint known),
+    /// sorted and dense; empty when none do.
+    pub fn slices(&self, p: &PartitionId) -> Arc<[Slice]> {
+        self.read_state()
+            .slices
+            .get(p)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(Vec::new()))
+    }
+
+    /// Offsets of `p` below this are in its own index objects: the first slice's base, or
+    /// all of [`covered`](Self::covered) when no slice holds any.
+    pub fn own_covered(&self, p: &PartitionId) -> u64 {
+        let st = self.read_state();
+        match st.slices.get(p).and_then(|s| s.first()) {
+            Some(s) => s.base,
+            None => st.covered.get(p).copied().unwrap_or(0),
+        }
     }
 
     pub fn shard(&self) -> u32 {
@@ -190,7 +236,8 @@ impl ShardLog {
 
     /// Whether the head was confirmed current (a sync or a commit of ours) within `d`.
     pub fn synced_within(&self, d: Duration) -> bool {
-        self.read_state().last_sync.elapsed() < d
+        let st = self.read_state();
+        st.synced_once && st.last_sync.elapsed() < d
     }
 
     /// Offsets below this are in index objects (per the newest checkpoint this process knows).
@@ -278,10 +325,19 @@ impl ShardLog {
     /// appeared beyond the head it read to, it jumps and reads on.
     pub async fn sync_since(&self, since: Option<Instant>) -> Result<()> {
         let _g = self.sync_lock.lock().await;
-        if since.is_some_and(|s| self.read_state().last_sync >= s) {
+        let (synced_once, last_sync, checked) = {
+            let st = self.read_state();
+            (st.synced_once, st.last_sync, st.checkpoint_checked)
+        };
+        if synced_once && since.is_some_and(|s| last_sync >= s) {
             return Ok(());
         }
-        let stale = self.read_state().last_sync.elapsed() > self.cfg.max_head_age;
+        // Never synced: the head is the checkpoint's, as old as the look for it.
+        let stale = if synced_once {
+            last_sync.elapsed() > self.cfg.max_head_age
+        } else {
+            checked.is_none_or(|t| t.elapsed() > self.cfg.max_head_age)
+        };
         if stale {
             self.refresh_checkpoint().await?;
         }
@@ -295,7 +351,12 @@ impl ShardLog {
                 }
             }
             let mut st = self.write_state();
-            st.last_sync = st.last_sync.max(confirmed);
+            st.last_sync = if st.synced_once {
+                st.last_sync.max(confirmed)
+            } else {
+                confirmed
+            };
+            st.synced_once = true;
             return Ok(());
         }
     }
@@ -396,6 +457,11 @@ impl ShardLog {
         }
         st.checkpoint_seq = cp.seq;
         st.covered = cp.next_offsets.iter().copied().collect();
+        st.slices = cp
+            .slices
+            .chunk_by(|a, b| a.partition == b.partition)
+            .map(|c| (c[0].partition, Arc::from(c)))
+            .collect();
         for q in st.tail.values_mut() {
             while q.front().is_some_and(|b| b.seq <= cp.seq) {
                 q.pop_front();

@@ -95,14 +95,21 @@ fn sample_run() -> (Vec<u8>, Vec<Slice>) {
     let mut run = RunBuilder::new(ObjectId([9; 16]));
     for partition in [0u32, 2] {
         let mut frame = BytesMut::new();
-        encode_frame(&[Record::new(Some(b"k"), &b"v"[..])], Codec::None, &mut frame);
+        encode_frame(
+            &[Record::new(Some(b"k"), &b"v"[..])],
+            Codec::None,
+            &mut frame,
+        );
         let batches = vec![SliceBatch {
             base_offset: 5,
             record_count: 1,
             append_ts: 9,
             frame: frame.freeze(),
         }];
-        let p = PartitionId { topic: t, partition };
+        let p = PartitionId {
+            topic: t,
+            partition,
+        };
         run.push(p, batches, None, 3);
     }
     let (parts, slices) = run.finish();

@@ -88,10 +88,19 @@ async fn an_idle_compactor_lists_once_per_shard_per_pass_and_writes_nothing() {
     assert_eq!(retention_passes, 1);
     let minute = diff(start, counted.counts());
     println!("idle compactor, one simulated minute, {shards} shards, 3 topics: {minute:?}");
-    // After the minute, `c`'s record expires: retention deletes it (and only then writes).
+    // After the minute, `c`'s record expires: retention drops it (and only then writes). It
+    // is in a shared run with the others' records: its slice leaves the checkpoint (an entry
+    // with no appends numbers the new checkpoint of the idle shard); the run stays.
     clock.advance(60_000);
     let r = c.run_once().await.unwrap();
-    assert_eq!(r.retention_deleted, 1, "{r:?}");
+    assert_eq!((r.retention_deleted, r.slices_expired), (0, 1), "{r:?}");
+    assert_eq!(r.runs_deleted, 0, "{r:?}");
+    let fresh = Log::new(bucket.clone(), clock.clone(), LogConfig::default());
+    let expired = fresh.read(&topics[2], 0, 0, 10, 1 << 20).await;
+    assert!(
+        matches!(expired, Err(sluice_core::Error::OffsetOutOfRange { .. })),
+        "{expired:?}"
+    );
     let b = &topics[1];
     let read = log.read(b, 0, 0, 10, 1 << 20).await.unwrap();
     assert_eq!(read.records.len(), 1, "inside retention: kept");

@@ -300,7 +300,10 @@ impl Checkpoint {
                     .checked_add(s.len as u64)
                     .is_some_and(|e| e <= run.len && s.pos >= 8);
                 if s.base >= s.end || s.min_ts > s.max_ts || s.index_len >= s.len || !inside {
-                    return Err(invalid("checkpoint.slice", "empty, inverted or outside its run"));
+                    return Err(invalid(
+                        "checkpoint.slice",
+                        "empty, inverted or outside its run",
+                    ));
                 }
                 if let Some(prev) = slices.last() {
                     let prev: &Slice = prev;
@@ -328,12 +331,18 @@ impl Checkpoint {
         };
         for s in &cp.slices {
             if cp.next_offset(&s.partition).is_none_or(|n| s.end > n) {
-                return Err(invalid("checkpoint.slice.end", "past the partition's next offset"));
+                return Err(invalid(
+                    "checkpoint.slice.end",
+                    "past the partition's next offset",
+                ));
             }
         }
         let named: HashSet<ObjectId> = cp.slices.iter().map(|s| s.run).collect();
         if named.len() != cp.runs.len() {
-            return Err(invalid("checkpoint.runs", "a run no slice names, or named twice"));
+            return Err(invalid(
+                "checkpoint.runs",
+                "a run no slice names, or named twice",
+            ));
         }
         Ok(cp)
     }

@@ -16,7 +16,7 @@ use crate::codec::{invalid, DecodeResult};
 use crate::format::checkpoint::Slice;
 use crate::format::index::{IndexEntry, IndexObject, Summary};
 use crate::ids::{ObjectId, PartitionId};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 pub const RUN_MAGIC: [u8; 4] = *b"SLRN";
 pub const RUN_VERSION: u16 = 1;
@@ -105,6 +105,10 @@ impl RunBuilder {
         self.len += len;
     }
 
+    pub fn id(&self) -> ObjectId {
+        self.id
+    }
+
     pub fn is_empty(&self) -> bool {
         self.slices.is_empty()
     }
@@ -141,7 +145,10 @@ pub fn decode_slice(bytes: &Bytes, slice: &Slice) -> DecodeResult<(IndexObject, 
     for e in &index.entries {
         let end = e.pos.checked_add(e.len as u64);
         if e.pos != at || end.is_none_or(|end| end > bytes.len() as u64) {
-            return Err(invalid("run.slice.frames", "not contiguous within the slice"));
+            return Err(invalid(
+                "run.slice.frames",
+                "not contiguous within the slice",
+            ));
         }
         let end = end.unwrap_or_default();
         frames.push(bytes.slice(at as usize..end as usize));
@@ -171,6 +178,7 @@ pub(crate) fn sample_run() -> (Bytes, Vec<Slice>) {
     use crate::format::record::Record;
     use crate::format::segment::{encode_frame, Codec};
     use crate::ids::TopicId;
+    use bytes::BytesMut;
     let frame = |v: &[u8]| {
         let mut b = BytesMut::new();
         encode_frame(&[Record::new(None, v.to_vec())], Codec::None, &mut b);
@@ -199,8 +207,7 @@ pub(crate) fn sample_run() -> (Bytes, Vec<Slice>) {
         run.push(p, batches, None, 7);
     }
     let (parts, slices) = run.finish();
-    let bytes: BytesMut = parts.iter().flat_map(|b| b.iter().copied()).collect();
-    (bytes.freeze(), slices)
+    (Bytes::from(parts.concat()), slices)
 }
 
 #[cfg(test)]
@@ -246,7 +253,10 @@ mod tests {
     #[test]
     fn bytes_are_pinned() {
         let (run, _) = sample_run();
-        assert_eq!(crate::format::hex::of(&run[..RUN_HEADER_LEN]), "534c524e01000000");
+        assert_eq!(
+            crate::format::hex::of(&run[..RUN_HEADER_LEN]),
+            "534c524e01000000"
+        );
         assert_eq!(run.len(), 340);
     }
 }

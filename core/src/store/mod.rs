@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
+use object_store::ObjectMeta;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use std::ops::Range;
 use std::sync::Arc;
@@ -272,6 +273,15 @@ pub async fn list_names(
         .collect();
     names.sort();
     Ok(names)
+}
+
+/// Every object under `prefix`, at any depth (one listing, paged by the store).
+pub async fn list_under(store: &dyn ObjectStore, prefix: &Path) -> Result<Vec<ObjectMeta>> {
+    store
+        .list(Some(prefix))
+        .try_collect()
+        .await
+        .map_err(|e| Error::store("list", prefix, e))
 }
 
 /// Names of the "directories" directly under `dir`, sorted.
