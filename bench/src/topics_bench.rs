@@ -33,6 +33,10 @@ pub struct Args {
     value_bytes: usize,
     #[arg(long, default_value_t = 4)]
     shards: u32,
+    /// Compactor layouts to run, by `own_object_bytes`: 0 is every partition in its own
+    /// objects (the layout before shared runs), 4194304 the default.
+    #[arg(long, value_delimiter = ',', default_value = "0,4194304")]
+    own_object_bytes: Vec<u64>,
 }
 
 impl Args {
@@ -56,6 +60,9 @@ pub(crate) struct Figures {
     pub puts_per_min: f64,
     pub data_objects: usize,
     pub index_objects: usize,
+    pub run_objects: usize,
+    /// Bytes of the shards' newest checkpoints (rewritten every pass that folds).
+    pub checkpoint_bytes: u64,
     pub lists: u64,
     pub gets: u64,
 }
@@ -66,8 +73,13 @@ async fn count_under(store: &DynStore, prefix: &str) -> usize {
         .map_or(0, |v| v.len())
 }
 
-/// The load of `args` over `n` single-partition topics: what the compactor wrote and read.
+/// The load of `args` over `n` single-partition topics: what the compactor (with its default
+/// layout) wrote and read.
 pub(crate) async fn run_one(args: &Args, n: usize) -> Figures {
+    run_layout(args, n, CompactorConfig::default().own_object_bytes).await
+}
+
+async fn run_layout(args: &Args, n: usize, own_object_bytes: u64) -> Figures {
     let bucket: DynStore = store::open("memory://", &Default::default()).expect("memory");
     let clock = ManualClock::new(1_764_633_600_000);
     let log = Log::new(bucket.clone(), clock.clone(), LogConfig::default());
@@ -82,7 +94,11 @@ pub(crate) async fn run_one(args: &Args, n: usize) -> Figures {
         topics.push(t);
     }
     let counted = Instrumented::new(bucket.clone(), 0);
-    let mut compactor = Compactor::new(counted.clone(), clock.clone(), CompactorConfig::default());
+    let cfg = CompactorConfig {
+        own_object_bytes,
+        ..Default::default()
+    };
+    let mut compactor = Compactor::new(counted.clone(), clock.clone(), cfg);
     let value = Bytes::from(vec![b'v'; args.value_bytes]);
     let per_flush = (args.rate * args.flush_ms / 1000).max(1);
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
@@ -122,6 +138,15 @@ pub(crate) async fn run_one(args: &Args, n: usize) -> Figures {
         puts_per_min: c.put as f64 / minutes,
         data_objects: count_under(&bucket, keys::DATA).await,
         index_objects: count_under(&bucket, keys::INDEX).await,
+        run_objects: count_under(&bucket, keys::RUNS).await,
+        checkpoint_bytes: store::list_under(&*bucket, &keys::CHECKPOINTS.into())
+            .await
+            .map_or(0, |v| {
+                v.iter()
+                    .filter(|m| m.location.as_ref().contains("/latest/"))
+                    .map(|m| m.size)
+                    .sum()
+            }),
         lists: c.list,
         gets: c.get,
     }
@@ -132,35 +157,49 @@ pub async fn run(args: Args) {
         "sluice-bench topics: {} records/s of {} B for {} simulated s, a flush every {} ms, {} shards, a compactor pass every second",
         args.rate, args.value_bytes, args.seconds, args.flush_ms, args.shards
     );
-    println!(
-        "{:>8} {:>9} {:>16} {:>12} {:>13} {:>9} {:>9} {:>10} {:>8}",
-        "topics",
-        "records",
-        "compactor PUT/min",
-        "data objs",
-        "index objs",
-        "LISTs",
-        "GETs",
-        "× 10 topics",
-        "wall s"
-    );
-    let mut baseline: Option<f64> = None;
-    for &n in &args.topics {
-        let started = Instant::now();
-        let f = run_one(&args, n).await;
-        let base = *baseline.get_or_insert(f.puts_per_min);
+    for &own in &args.own_object_bytes {
         println!(
-            "{:>8} {:>9} {:>16.0} {:>12} {:>13} {:>9} {:>9} {:>10.1} {:>8.1}",
-            f.topics,
-            f.records,
-            f.puts_per_min,
-            f.data_objects,
-            f.index_objects,
-            f.lists,
-            f.gets,
-            f.puts_per_min / base,
-            started.elapsed().as_secs_f64()
+            "layout: {}",
+            if own == 0 {
+                "every partition in its own objects (before shared runs)".to_string()
+            } else {
+                format!("shared runs, own objects from {own} B a partition")
+            }
         );
+        println!(
+            "{:>8} {:>9} {:>16} {:>10} {:>11} {:>9} {:>14} {:>9} {:>9} {:>10} {:>8}",
+            "topics",
+            "records",
+            "compactor PUT/min",
+            "data objs",
+            "index objs",
+            "run objs",
+            "checkpoint KiB",
+            "LISTs",
+            "GETs",
+            "× 10 topics",
+            "wall s"
+        );
+        let mut baseline: Option<f64> = None;
+        for &n in &args.topics {
+            let started = Instant::now();
+            let f = run_layout(&args, n, own).await;
+            let base = *baseline.get_or_insert(f.puts_per_min);
+            println!(
+                "{:>8} {:>9} {:>16.0} {:>10} {:>11} {:>9} {:>14.0} {:>9} {:>9} {:>10.2} {:>8.1}",
+                f.topics,
+                f.records,
+                f.puts_per_min,
+                f.data_objects,
+                f.index_objects,
+                f.run_objects,
+                f.checkpoint_bytes as f64 / 1024.0,
+                f.lists,
+                f.gets,
+                f.puts_per_min / base,
+                started.elapsed().as_secs_f64()
+            );
+        }
     }
     println!("target (issue #10): 100,000 topics within 1.5× of 10 topics' PUTs per minute");
 }

@@ -398,6 +398,19 @@ async fn retention_deletes_only_expired_data_and_gc_only_old_garbage() {
 /// end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timestamp_lookup_on_a_million_records_is_a_few_requests() {
+    // The default layout: the partition's records move to its own objects 4 MiB at a time,
+    // the newest stay in shared runs.
+    timestamp_lookups_cost(CompactorConfig::default().own_object_bytes).await;
+}
+
+/// The same partition never leaves the shared runs (they merge up to 64 MiB): look-ups answer
+/// from the checkpoint's slices and one slice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamp_lookup_on_a_million_records_in_shared_runs_is_a_few_requests() {
+    timestamp_lookups_cost(u64::MAX).await;
+}
+
+async fn timestamp_lookups_cost(own_object_bytes: u64) {
     let inner = memory();
     let counted = Instrumented::new(inner.clone(), 0);
     let clock = ManualClock::new(10_000_000);
@@ -438,10 +451,37 @@ async fn timestamp_lookup_on_a_million_records_is_a_few_requests() {
         clock.clone(),
         CompactorConfig {
             max_entries_per_pass: 50,
+            own_object_bytes,
             ..Default::default()
         },
     );
     compact_fully(&mut c).await;
+    let own = store::list_names(
+        &*inner,
+        &keys::index_dir(topic.topic_id().unwrap(), 0),
+        None,
+    )
+    .await
+    .unwrap()
+    .len();
+    let cp = sluice_core::shard::newest_checkpoint(&*inner, 0, 0, true)
+        .await
+        .unwrap()
+        .unwrap();
+    println!(
+        "own_object_bytes {own_object_bytes}: {own} own index objects, {} runs, {} slices",
+        cp.runs.len(),
+        cp.slices.len()
+    );
+    if own_object_bytes == u64::MAX {
+        assert_eq!(own, 0);
+        assert!(!cp.slices.is_empty());
+    } else {
+        assert!(
+            own > 0 && !cp.slices.is_empty(),
+            "both kinds: {own} own objects"
+        );
+    }
     // Three flushes more stay in the journal tail (not folded).
     for f in 1000..1003u64 {
         let ack = flush(f).await;
