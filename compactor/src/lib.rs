@@ -1370,3 +1370,118 @@ impl Directory {
         cp.slices = self.slices.into_values().flatten().collect();
     }
 }
+
+#[cfg(test)]
+mod directory_tests {
+    use super::*;
+
+    fn p(n: u32) -> PartitionId {
+        PartitionId {
+            topic: TopicId([n as u8; 16]),
+            partition: 0,
+        }
+    }
+
+    fn slice(part: u32, run: u8, base: u64, end: u64, ts: i64) -> Slice {
+        Slice {
+            partition: p(part),
+            run: ObjectId([run; 16]),
+            base,
+            end,
+            min_ts: ts,
+            max_ts: ts,
+            pos: 8,
+            index_len: 10,
+            len: 110,
+        }
+    }
+
+    fn run(id: u8, level: u8) -> RunRef {
+        RunRef {
+            id: ObjectId([id; 16]),
+            level,
+            len: 1000,
+        }
+    }
+
+    /// Runs 1..=n of `level`, each with a slice of partitions 1 and 2 (offsets per run).
+    fn dir_of(levels: &[u8]) -> Directory {
+        let mut d = Directory::default();
+        for (i, &level) in levels.iter().enumerate() {
+            let id = i as u8 + 1;
+            let (b, e) = (i as u64 * 10, i as u64 * 10 + 10);
+            d.add_run(
+                run(id, level),
+                vec![slice(1, id, b, e, b as i64), slice(2, id, b, e, b as i64)],
+            );
+        }
+        d
+    }
+
+    #[test]
+    fn the_lowest_level_merges_first_and_only_consecutive_runs_of_one_level() {
+        let mut d = dir_of(&[1, 0, 0, 1, 0]);
+        // Level 0: runs 2 and 3 are consecutive; 5 stands alone.
+        assert_eq!(d.merge_window(2, u64::MAX), Some(1..3));
+        // Level 1 runs 1 and 4 are not consecutive: no window with fan-in 2 at level 1.
+        let mut d2 = dir_of(&[1, 0, 1]);
+        assert_eq!(d2.merge_window(2, u64::MAX), None);
+        // Too long once merged.
+        assert_eq!(d.merge_window(2, 1999), None);
+        assert_eq!(
+            d.merge_window(1, u64::MAX),
+            None,
+            "fan-in below 2 never merges"
+        );
+    }
+
+    #[test]
+    fn a_merged_run_takes_the_place_of_the_runs_it_replaces() {
+        let mut d = dir_of(&[1, 0, 0, 0]);
+        let w = d.merge_window(2, u64::MAX).unwrap();
+        d.remove_runs(w);
+        d.add_run(
+            run(9, 1),
+            vec![slice(1, 9, 10, 30, 10), slice(2, 9, 10, 30, 10)],
+        );
+        let ids: Vec<u8> = d.runs.iter().map(|r| r.id.0[0]).collect();
+        assert_eq!(ids, [1, 9, 4]);
+        let bases: Vec<u64> = d.slices(&p(1)).iter().map(|s| s.base).collect();
+        assert_eq!(bases, [0, 10, 30], "slices stay in offset order");
+        assert!(d.dropped_runs());
+        let mut cp = Checkpoint::default();
+        d.into_checkpoint(&mut cp);
+        assert_eq!(cp.runs.len(), 3);
+        assert_eq!(cp.slices.len(), 6);
+    }
+
+    #[test]
+    fn expiry_drops_a_prefix_and_prunes_runs_no_slice_names() {
+        let mut d = dir_of(&[0, 0, 0]);
+        // Partition 1's topic keeps records from ts 15 on; partition 2 has no retention.
+        let dropped = d.expire(|t| (t == p(1).topic).then_some(15));
+        assert_eq!(dropped, 2, "the slices of times 0 and 10");
+        assert_eq!(d.slices(&p(1)).first().map(|s| s.base), Some(20));
+        assert_eq!(d.slices(&p(2)).len(), 3);
+        assert!(
+            !d.dropped_runs(),
+            "runs 1 and 2 still hold partition 2's slices"
+        );
+        d.expire(|_| Some(i64::MAX));
+        assert!(d.slices.is_empty());
+        assert!(d.dropped_runs());
+        assert!(d.runs.is_empty());
+    }
+
+    #[test]
+    fn slices_an_interrupted_pass_copied_are_dropped_and_a_straddling_one_is_refused() {
+        let mut d = dir_of(&[0, 0, 0]);
+        assert_eq!(d.bytes(&p(1)), 300);
+        d.drop_copied(&p(1), 20).unwrap();
+        assert_eq!(d.slices(&p(1)).first().map(|s| s.base), Some(20));
+        assert_eq!(d.end(&p(1)), Some(30));
+        assert_eq!(d.drop_copied(&p(2), 15), Err(10));
+        d.drop_copied(&p(2), 30).unwrap();
+        assert_eq!(d.end(&p(2)), None);
+    }
+}
