@@ -31,9 +31,9 @@ use object_store::PutPayload;
 use sluice_core::clock::Clock;
 use sluice_core::error::{Error, Result};
 use sluice_core::format::checkpoint::{Checkpoint, RunRef, Slice};
-use sluice_core::format::index::{IndexEntry, IndexObject, Summary};
+use sluice_core::format::index::{IndexObject, Summary};
 use sluice_core::format::journal::{BatchRef, JournalEntry};
-use sluice_core::format::run::{decode_slice, slice_of_run, RunBuilder, SliceBatch};
+use sluice_core::format::run::{decode_slice, index_entries, slice_of_run, RunBuilder, SliceBatch};
 use sluice_core::format::segment::{decode_frame, segment_header, SEGMENT_HEADER_LEN};
 use sluice_core::head::HeadState;
 use sluice_core::ids::{new_ulid, ObjectId, PartitionId, TopicId};
@@ -803,31 +803,25 @@ impl Compactor {
                 by_segment[k].1.push((i, j));
             }
         }
-        let store = &self.store;
-        let fetched: Vec<Vec<((usize, usize), Bytes)>> = futures::stream::iter(by_segment)
-            .map(|(segment, idx)| async move {
-                let key = keys::segment(segment);
-                let ranges: Vec<_> = idx
-                    .iter()
-                    .map(|&(i, j)| {
+        let asks = by_segment
+            .into_iter()
+            .map(|(segment, idx)| {
+                let wanted = idx
+                    .into_iter()
+                    .map(|(i, j)| {
                         let b = &plan[i].1[j].0;
-                        b.pos..b.pos + b.len as u64
+                        ((i, j), b.pos..b.pos + b.len as u64)
                     })
                     .collect();
-                let got = store
-                    .get_ranges(&key, &ranges)
-                    .await
-                    .map_err(|e| Error::store("get", &key, e))?;
-                Ok::<_, Error>(idx.into_iter().zip(got).collect())
+                (keys::segment(segment), wanted)
             })
-            .buffered(8)
-            .try_collect()
-            .await?;
+            .collect();
+        let fetched = store::get_ranges_tagged(&self.store, asks, 8).await?;
         let mut frames: Vec<Vec<Bytes>> = plan
             .iter()
             .map(|(_, b)| vec![Bytes::new(); b.len()])
             .collect();
-        for ((i, j), frame) in fetched.into_iter().flatten() {
+        for ((i, j), frame) in fetched {
             frames[i][j] = frame;
         }
         Ok(frames)
@@ -843,18 +837,7 @@ impl Compactor {
     ) -> Result<()> {
         let summary = summary_of(p, batches);
         // The data object is the header plus the frames as they are: no copy of the records.
-        let mut pos = SEGMENT_HEADER_LEN as u64;
-        let mut entries = Vec::with_capacity(batches.len());
-        for b in batches {
-            entries.push(IndexEntry {
-                base_offset: b.base_offset,
-                record_count: b.record_count,
-                append_ts: b.append_ts,
-                pos,
-                len: b.frame.len() as u32,
-            });
-            pos += b.frame.len() as u64;
-        }
+        let entries = index_entries(batches, SEGMENT_HEADER_LEN as u64);
         let data: PutPayload = std::iter::once(Bytes::copy_from_slice(&segment_header()))
             .chain(batches.iter().map(|b| b.frame.clone()))
             .collect();
@@ -914,34 +897,19 @@ impl Compactor {
                 None => by_run.push((s.run, vec![i])),
             }
         }
-        let asks: Vec<(ObjectId, Vec<usize>, Vec<std::ops::Range<u64>>)> = by_run
+        let asks = by_run
             .into_iter()
             .map(|(run, idx)| {
-                let ranges = idx
-                    .iter()
-                    .map(|&i| slices[i].pos..slices[i].pos + slices[i].len as u64)
+                let wanted = idx
+                    .into_iter()
+                    .map(|i| (i, slices[i].pos..slices[i].pos + slices[i].len as u64))
                     .collect();
-                (run, idx, ranges)
+                (keys::run(shard, run), wanted)
             })
             .collect();
-        let store = self.store.clone();
-        let fetched: Vec<Vec<(usize, Bytes)>> = futures::stream::iter(asks)
-            .map(move |(run, idx, ranges)| {
-                let store = store.clone();
-                async move {
-                    let key = keys::run(shard, run);
-                    let got = store
-                        .get_ranges(&key, &ranges)
-                        .await
-                        .map_err(|e| Error::store("get", &key, e))?;
-                    Ok::<_, Error>(idx.into_iter().zip(got).collect())
-                }
-            })
-            .buffered(8)
-            .try_collect()
-            .await?;
+        let fetched = store::get_ranges_tagged(&self.store, asks, 8).await?;
         let mut bytes = vec![Bytes::new(); slices.len()];
-        for (i, b) in fetched.into_iter().flatten() {
+        for (i, b) in fetched {
             bytes[i] = b;
         }
         let mut out = Vec::new();

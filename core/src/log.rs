@@ -22,7 +22,6 @@ use crate::shard::{Located, ShardConfig, ShardLog, TailBatch};
 use crate::store::{self, Created, DynStore};
 use crate::topic::{TopicConfig, Topics};
 use bytes::{Bytes, BytesMut};
-use futures::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -772,27 +771,18 @@ impl Log {
                 None => by_segment.push((b.segment, vec![i])),
             }
         }
-        let fetches = by_segment.into_iter().map(|(segment, idx)| {
-            let ranges: Vec<_> = idx
-                .iter()
-                .map(|&i| chosen[i].pos..chosen[i].pos + chosen[i].len as u64)
-                .collect();
-            async move {
-                let key = keys::segment(segment);
-                let got = self
-                    .store
-                    .get_ranges(&key, &ranges)
-                    .await
-                    .map_err(|e| Error::store("get", &key, e))?;
-                Ok::<_, Error>(idx.into_iter().zip(got).collect::<Vec<_>>())
-            }
-        });
+        let asks = by_segment
+            .into_iter()
+            .map(|(segment, idx)| {
+                let wanted = idx
+                    .into_iter()
+                    .map(|i| (i, chosen[i].pos..chosen[i].pos + chosen[i].len as u64))
+                    .collect();
+                (keys::segment(segment), wanted)
+            })
+            .collect();
         let mut frames: Vec<Bytes> = vec![Bytes::new(); chosen.len()];
-        let fetched: Vec<_> = futures::stream::iter(fetches)
-            .buffered(8)
-            .try_collect()
-            .await?;
-        for (i, frame) in fetched.into_iter().flatten() {
+        for (i, frame) in store::get_ranges_tagged(&self.store, asks, 8).await? {
             frames[i] = frame;
         }
         let mut out = Vec::new();

@@ -47,6 +47,28 @@ pub struct History {
     pub retry_mismatches: Vec<String>,
 }
 
+impl History {
+    /// Record what `ack` acknowledged of `req` (its records in request order), as `writer`'s
+    /// next sends.
+    pub fn record_ack(
+        &mut self,
+        writer: u32,
+        req: &sluice_core::log::ProduceRequest,
+        ack: &sluice_core::log::ProduceAck,
+    ) {
+        for ((_, r), (p, o)) in req.records.iter().zip(&ack.offsets) {
+            self.acked.push(Acked {
+                writer,
+                send_seq: self.acked.len() as u64,
+                topic: req.topic.name.clone(),
+                partition: *p,
+                offset: *o,
+                value: r.value.to_vec(),
+            });
+        }
+    }
+}
+
 pub fn check(h: &History) -> Vec<String> {
     let mut v = Vec::new();
     v.extend(h.read_errors.iter().map(|e| format!("I4 read failed: {e}")));

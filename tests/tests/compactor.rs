@@ -9,7 +9,7 @@ use sluice_core::format::record::Record;
 use sluice_core::keys;
 use sluice_core::log::{Log, LogConfig, ProduceRequest};
 use sluice_core::store::{self, DynStore, FaultConfig, Instrumented};
-use sluice_tests::checker::{check, Acked, History};
+use sluice_tests::checker::{check, History};
 use sluice_tests::{compact_fully, read_back, Rng};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,17 +53,7 @@ async fn produce(log: &Log, flushes: usize, seed: u64, writer: u32, history: &mu
             });
         }
         for (req, ack) in reqs.iter().zip(log.flush(reqs.clone()).await) {
-            let ack = ack.expect("produce");
-            for ((_, r), (p, o)) in req.records.iter().zip(ack.offsets) {
-                history.acked.push(Acked {
-                    writer,
-                    send_seq: history.acked.len() as u64,
-                    topic: req.topic.name.clone(),
-                    partition: p,
-                    offset: o,
-                    value: r.value.to_vec(),
-                });
-            }
+            history.record_ack(writer, req, &ack.expect("produce"));
         }
     }
 }

@@ -12,7 +12,7 @@ use sluice_core::keys;
 use sluice_core::log::{Log, LogConfig, ProduceRequest};
 use sluice_core::store::{self, DynStore, Instrumented};
 use sluice_core::topic::TopicConfig;
-use sluice_tests::checker::{check, Acked, History};
+use sluice_tests::checker::{check, History};
 use sluice_tests::{compact_fully, read_back};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,16 +38,7 @@ async fn produce_each(log: &Log, topics: &[Arc<TopicConfig>], size: usize, histo
         })
         .collect();
     for (req, ack) in reqs.iter().zip(log.flush(reqs.clone()).await) {
-        let ack = ack.expect("produce");
-        let (p, o) = ack.offsets[0];
-        history.acked.push(Acked {
-            writer: 0,
-            send_seq: history.acked.len() as u64,
-            topic: req.topic.name.clone(),
-            partition: p,
-            offset: o,
-            value: req.records[0].1.value.to_vec(),
-        });
+        history.record_ack(0, req, &ack.expect("produce"));
     }
 }
 

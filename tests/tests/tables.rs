@@ -10,7 +10,7 @@ use sluice_core::format::record::Record;
 use sluice_core::log::{Log, LogConfig, ProduceRequest};
 use sluice_core::store::{self, DynStore, FaultConfig, Instrumented};
 use sluice_core::topic::{TopicPatch, TopicSettings};
-use sluice_tests::checker::{check, Acked, History};
+use sluice_tests::checker::{check, History};
 use sluice_tests::tables::{manifest, read_glob, Row};
 use sluice_tests::{compact_fully, Rng};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -59,17 +59,7 @@ async fn produce(log: &Log, flushes: usize, seed: u64, history: &mut History) {
             });
         }
         for (req, ack) in reqs.iter().zip(log.flush(reqs.clone()).await) {
-            let ack = ack.expect("produce");
-            for ((_, r), (p, o)) in req.records.iter().zip(ack.offsets) {
-                history.acked.push(Acked {
-                    writer: 0,
-                    send_seq: history.acked.len() as u64,
-                    topic: req.topic.name.clone(),
-                    partition: p,
-                    offset: o,
-                    value: r.value.to_vec(),
-                });
-            }
+            history.record_ack(0, req, &ack.expect("produce"));
         }
     }
 }

@@ -38,6 +38,25 @@ pub struct SliceBatch {
     pub frame: Bytes,
 }
 
+/// The index entries of `batches` laid out one after another from `first_pos`.
+pub fn index_entries(batches: &[SliceBatch], first_pos: u64) -> Vec<IndexEntry> {
+    let mut pos = first_pos;
+    batches
+        .iter()
+        .map(|b| {
+            let e = IndexEntry {
+                base_offset: b.base_offset,
+                record_count: b.record_count,
+                append_ts: b.append_ts,
+                pos,
+                len: b.frame.len() as u32,
+            };
+            pos += b.frame.len() as u64;
+            e
+        })
+        .collect()
+}
+
 /// Builds the bytes of one run, slice by slice.
 pub struct RunBuilder {
     id: ObjectId,
@@ -69,26 +88,16 @@ impl RunBuilder {
             topic: p.topic,
             partition: p.partition,
             through_seq,
-            entries: Vec::with_capacity(batches.len()),
+            entries: index_entries(&batches, 0),
             summary,
         };
-        let mut pos = 0u64;
-        for b in &batches {
-            index.entries.push(IndexEntry {
-                base_offset: b.base_offset,
-                record_count: b.record_count,
-                append_ts: b.append_ts,
-                pos,
-                len: b.frame.len() as u32,
-            });
-            pos += b.frame.len() as u64;
-        }
         let index_len = index.encode().len() as u64;
-        for e in &mut index.entries {
-            e.pos += index_len;
-        }
+        index.entries = index_entries(&batches, index_len);
         let encoded = index.encode();
-        let len = index_len + pos;
+        let len = index
+            .entries
+            .last()
+            .map_or(index_len, |e| e.pos + e.len as u64);
         self.slices.push(Slice {
             partition: p,
             run: self.id,

@@ -11,7 +11,7 @@ pub use observed::{outcome, CallLabels, Observed};
 
 use crate::error::{Error, Result};
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::ObjectMeta;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -273,6 +273,36 @@ pub async fn list_names(
         .collect();
     names.sort();
     Ok(names)
+}
+
+/// The ranges wanted of one object, each with a tag to answer it with.
+pub type RangesOf<T> = (Path, Vec<(T, Range<u64>)>);
+
+/// Ranged GETs of several objects: one `get_ranges` per object (object_store coalesces nearby
+/// ranges of one object into few requests), `concurrency` objects at once. Each range is
+/// answered with its tag.
+pub async fn get_ranges_tagged<T: Send + 'static>(
+    store: &DynStore,
+    asks: Vec<RangesOf<T>>,
+    concurrency: usize,
+) -> Result<Vec<(T, Bytes)>> {
+    let store = store.clone();
+    let fetched: Vec<Vec<(T, Bytes)>> = futures::stream::iter(asks)
+        .map(move |(key, wanted)| {
+            let store = store.clone();
+            async move {
+                let (tags, ranges): (Vec<T>, Vec<Range<u64>>) = wanted.into_iter().unzip();
+                let got = store
+                    .get_ranges(&key, &ranges)
+                    .await
+                    .map_err(|e| Error::store("get", &key, e))?;
+                Ok::<_, Error>(tags.into_iter().zip(got).collect())
+            }
+        })
+        .buffered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    Ok(fetched.into_iter().flatten().collect())
 }
 
 /// Every object under `prefix`, at any depth (one listing, paged by the store).
