@@ -154,6 +154,9 @@ struct ShardWork {
     checkpoint: Option<Checkpoint>,
     /// Journal entry names after the checkpoint (one LIST).
     listed: Vec<String>,
+    /// The entry after the checkpoint exists: there is something to fold (else only the
+    /// pointer is behind).
+    folds: bool,
 }
 
 pub struct Compactor {
@@ -458,28 +461,26 @@ impl Compactor {
         Ok(self.cache.shards.clone().unwrap_or_default())
     }
 
+    /// Records of `topic` appended before this are past its retention (as of the last topic
+    /// listing; `None`: kept for ever).
+    fn retention_cutoff(&self, topic: TopicId, now: i64) -> Option<i64> {
+        self.retention_ms.get(&topic).map(|r| now - r)
+    }
+
     /// Shards with nothing to fold whose newest checkpoint has slices past their topic's
     /// retention (from the cached checkpoints and the last topic listing: no request).
     fn idle_shards_with_expired_slices(&self, shards: &[u32], work: &[ShardWork]) -> Vec<u32> {
         let now = self.clock.now_ms();
-        let folding = |shard: u32| {
-            work.iter().any(|w| {
-                let seq = w.checkpoint.as_ref().map_or(0, |c| c.seq);
-                w.shard == shard
-                    && w.listed.first().and_then(|n| keys::parse_seq(n)) == Some(seq + 1)
-            })
-        };
         shards
             .iter()
             .copied()
-            .filter(|&shard| !folding(shard))
+            .filter(|&shard| !work.iter().any(|w| w.shard == shard && w.folds))
             .filter(|shard| {
                 let cp = self.cache.checkpoint.get(shard).and_then(Option::as_ref);
                 cp.is_some_and(|cp| {
                     cp.slices.iter().any(|s| {
-                        self.retention_ms
-                            .get(&s.partition.topic)
-                            .is_some_and(|r| s.max_ts < now - r)
+                        self.retention_cutoff(s.partition.topic, now)
+                            .is_some_and(|c| s.max_ts < c)
                     })
                 })
             })
@@ -530,6 +531,7 @@ impl Compactor {
                     shard,
                     checkpoint: cp,
                     listed,
+                    folds: next,
                 });
             }
         }
@@ -581,6 +583,7 @@ impl Compactor {
             shard,
             checkpoint: cp,
             listed,
+            ..
         } = work;
         let mut head = match &cp {
             Some(cp) => HeadState::from_checkpoint(cp, self.cfg.dedup_window_ms),
@@ -678,7 +681,7 @@ impl Compactor {
         let now = self.clock.now_ms();
         // The shard's shared runs as of the checkpoint, less what is past retention.
         let mut dir = Directory::of(cp.as_ref());
-        report.slices_expired += dir.expire(|t| self.retention_ms.get(&t).map(|r| now - r));
+        report.slices_expired += dir.expire(|t| self.retention_cutoff(t, now));
         let mut plan = Vec::new();
         for (p, batches) in by_partition {
             self.folded_topics.insert(p.topic);
@@ -746,7 +749,8 @@ impl Compactor {
             report.index_objects += 1;
         }
         if !run.is_empty() {
-            self.write_run(shard, run, 0, &mut dir).await?;
+            let (written, slices) = self.write_run(shard, run, 0).await?;
+            dir.add_run(written, slices);
             report.runs_written += 1;
         }
         self.merge_runs(shard, &mut dir, through, report).await?;
@@ -792,31 +796,20 @@ impl Compactor {
     ) -> Result<Vec<Vec<Bytes>>> {
         // Segments in the order the plan first names them, so a pass's calls are the same
         // from run to run.
-        let mut by_segment: Vec<(ObjectId, Vec<(usize, usize)>)> = Vec::new();
-        let mut at: HashMap<ObjectId, usize> = HashMap::new();
-        for (i, (_, batches)) in plan.iter().enumerate() {
-            for (j, (b, _)) in batches.iter().enumerate() {
-                let k = *at.entry(b.segment).or_insert_with(|| {
-                    by_segment.push((b.segment, Vec::new()));
-                    by_segment.len() - 1
-                });
-                by_segment[k].1.push((i, j));
-            }
-        }
-        let asks = by_segment
-            .into_iter()
-            .map(|(segment, idx)| {
-                let wanted = idx
-                    .into_iter()
-                    .map(|(i, j)| {
-                        let b = &plan[i].1[j].0;
-                        ((i, j), b.pos..b.pos + b.len as u64)
-                    })
-                    .collect();
-                (keys::segment(segment), wanted)
+        let wanted = plan
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (_, batches))| {
+                batches.iter().enumerate().map(move |(j, (b, _))| {
+                    (
+                        keys::segment(b.segment),
+                        (i, j),
+                        b.pos..b.pos + b.len as u64,
+                    )
+                })
             })
             .collect();
-        let fetched = store::get_ranges_tagged(&self.store, asks, 8).await?;
+        let fetched = store::get_ranges_tagged(&self.store, wanted, 8).await?;
         let mut frames: Vec<Vec<Bytes>> = plan
             .iter()
             .map(|(_, b)| vec![Bytes::new(); b.len()])
@@ -869,45 +862,31 @@ impl Compactor {
         Ok(())
     }
 
-    /// Write `run` as a shared run of `shard` (create-only, a fresh name) and add it to the
-    /// directory.
+    /// Write `run` as a shared run of `shard` (create-only, a fresh name): what the
+    /// directory then names, the run and its slices.
     async fn write_run(
         &mut self,
         shard: u32,
         run: RunBuilder,
         level: u8,
-        dir: &mut Directory,
-    ) -> Result<()> {
+    ) -> Result<(RunRef, Vec<Slice>)> {
         let (id, len) = (run.id(), run.len());
         let (parts, slices) = run.finish();
         self.fence().await?;
         let payload: PutPayload = parts.into_iter().collect();
         store::put_create_output(&*self.store, &keys::run(shard, id), payload).await?;
-        dir.add_run(RunRef { id, level, len }, slices);
-        Ok(())
+        Ok((RunRef { id, level, len }, slices))
     }
 
     /// The batches of `slices` (of one partition, in order), fetched from their runs: one
     /// `get_ranges` per run.
     async fn fetch_slices(&self, shard: u32, slices: &[Slice]) -> Result<Vec<SliceBatch>> {
-        let mut by_run: Vec<(ObjectId, Vec<usize>)> = Vec::new();
-        for (i, s) in slices.iter().enumerate() {
-            match by_run.iter_mut().find(|(r, _)| *r == s.run) {
-                Some((_, v)) => v.push(i),
-                None => by_run.push((s.run, vec![i])),
-            }
-        }
-        let asks = by_run
-            .into_iter()
-            .map(|(run, idx)| {
-                let wanted = idx
-                    .into_iter()
-                    .map(|i| (i, slices[i].pos..slices[i].pos + slices[i].len as u64))
-                    .collect();
-                (keys::run(shard, run), wanted)
-            })
+        let wanted = slices
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (keys::run(shard, s.run), i, s.pos..s.pos + s.len as u64))
             .collect();
-        let fetched = store::get_ranges_tagged(&self.store, asks, 8).await?;
+        let fetched = store::get_ranges_tagged(&self.store, wanted, 8).await?;
         let mut bytes = vec![Bytes::new(); slices.len()];
         for (i, b) in fetched {
             bytes[i] = b;
@@ -968,12 +947,12 @@ impl Compactor {
                     merged.push(*p, batches, summary, through);
                 }
             }
-            dir.remove_runs(window);
-            if merged.is_empty() {
-                dir.insert_at = None;
+            let merged = if merged.is_empty() {
+                None
             } else {
-                self.write_run(shard, merged, level, dir).await?;
-            }
+                Some(self.write_run(shard, merged, level).await?)
+            };
+            dir.replace_runs(window, merged);
             report.runs_merged += 1;
         }
         Ok(())
@@ -1203,8 +1182,6 @@ struct Directory {
     slices: BTreeMap<PartitionId, Vec<Slice>>,
     /// Some run of the checkpoint is no longer named.
     dropped: bool,
-    /// Where the next run added goes (the place of the runs a merge removed; else the end).
-    insert_at: Option<usize>,
 }
 
 impl Directory {
@@ -1273,8 +1250,12 @@ impl Directory {
         dropped
     }
 
+    /// Add a run at the end (the newest).
     fn add_run(&mut self, run: RunRef, slices: Vec<Slice>) {
-        let at = self.insert_at.take().unwrap_or(self.runs.len());
+        self.insert_run(self.runs.len(), run, slices);
+    }
+
+    fn insert_run(&mut self, at: usize, run: RunRef, slices: Vec<Slice>) {
         self.runs.insert(at, run);
         for s in slices {
             let v = self.slices.entry(s.partition).or_default();
@@ -1306,16 +1287,23 @@ impl Directory {
         None
     }
 
-    /// Remove the runs at `window` and their slices; a merged run written next takes their
-    /// place with [`Self::add_run`], which inserts it at the window's start.
-    fn remove_runs(&mut self, window: std::ops::Range<usize>) {
-        let gone: HashSet<ObjectId> = self.runs.drain(window.clone()).map(|r| r.id).collect();
+    /// Replace the runs at `window` and their slices by `merged` (the run written from them,
+    /// none when nothing in them was left), in their place.
+    fn replace_runs(
+        &mut self,
+        window: std::ops::Range<usize>,
+        merged: Option<(RunRef, Vec<Slice>)>,
+    ) {
+        let at = window.start;
+        let gone: HashSet<ObjectId> = self.runs.drain(window).map(|r| r.id).collect();
         for v in self.slices.values_mut() {
             v.retain(|s| !gone.contains(&s.run));
         }
         self.slices.retain(|_, v| !v.is_empty());
-        self.insert_at = Some(window.start);
         self.dropped = true;
+        if let Some((run, slices)) = merged {
+            self.insert_run(at, run, slices);
+        }
     }
 
     /// Forget runs no slice names.
@@ -1407,11 +1395,8 @@ mod directory_tests {
     fn a_merged_run_takes_the_place_of_the_runs_it_replaces() {
         let mut d = dir_of(&[1, 0, 0, 0]);
         let w = d.merge_window(2, u64::MAX).unwrap();
-        d.remove_runs(w);
-        d.add_run(
-            run(9, 1),
-            vec![slice(1, 9, 10, 30, 10), slice(2, 9, 10, 30, 10)],
-        );
+        let merged = vec![slice(1, 9, 10, 30, 10), slice(2, 9, 10, 30, 10)];
+        d.replace_runs(w, Some((run(9, 1), merged)));
         let ids: Vec<u8> = d.runs.iter().map(|r| r.id.0[0]).collect();
         assert_eq!(ids, [1, 9, 4]);
         let bases: Vec<u64> = d.slices(&p(1)).iter().map(|s| s.base).collect();

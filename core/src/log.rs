@@ -275,9 +275,11 @@ impl Log {
 
     /// The live view of a shard, opened (checkpoint + catch-up) on first use.
     pub async fn shard(&self, shard: u32) -> Result<Arc<ShardLog>> {
+        // A first sync that finished after this call began is shared, not repeated.
+        let since = Instant::now();
         let s = self.shard_at_checkpoint(shard).await?;
         if !s.synced_once() {
-            s.sync().await?;
+            s.sync_since(Some(since)).await?;
         }
         Ok(s)
     }
@@ -604,7 +606,7 @@ impl Log {
                     break next;
                 }
                 Located::End { next } => break next,
-                Located::Indexed { .. } => {
+                Located::Indexed => {
                     self.read_indexed(&shard, &p, at, limit - records.len(), max_bytes - bytes)
                         .await
                 }
@@ -688,7 +690,7 @@ impl Log {
             let mut chunk = (budget.records - scanned).min(want);
             // In an index object: skip it whole when its summary proves nothing matches, else
             // read only within it (the next one may be skippable).
-            if let Located::Indexed { .. } = shard.locate(&p, at) {
+            if let Located::Indexed = shard.locate(&p, at) {
                 if let Ok(found) = self.object_for_offset(&shard, &p, at).await {
                     if found
                         .index
@@ -764,25 +766,13 @@ impl Log {
             bytes += b.len as usize;
             chosen.push(*b);
         }
-        let mut by_segment: Vec<(ObjectId, Vec<usize>)> = Vec::new();
-        for (i, b) in chosen.iter().enumerate() {
-            match by_segment.iter_mut().find(|(s, _)| *s == b.segment) {
-                Some((_, v)) => v.push(i),
-                None => by_segment.push((b.segment, vec![i])),
-            }
-        }
-        let asks = by_segment
-            .into_iter()
-            .map(|(segment, idx)| {
-                let wanted = idx
-                    .into_iter()
-                    .map(|i| (i, chosen[i].pos..chosen[i].pos + chosen[i].len as u64))
-                    .collect();
-                (keys::segment(segment), wanted)
-            })
+        let wanted = chosen
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (keys::segment(b.segment), i, b.pos..b.pos + b.len as u64))
             .collect();
         let mut frames: Vec<Bytes> = vec![Bytes::new(); chosen.len()];
-        for (i, frame) in store::get_ranges_tagged(&self.store, asks, 8).await? {
+        for (i, frame) in store::get_ranges_tagged(&self.store, wanted, 8).await? {
             frames[i] = frame;
         }
         let mut out = Vec::new();

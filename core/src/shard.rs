@@ -101,8 +101,9 @@ struct State {
 /// Where the records at an offset are.
 #[derive(Clone, Debug)]
 pub enum Located {
-    /// In index objects (offset below the checkpoint's coverage).
-    Indexed { covered: u64, next: u64 },
+    /// Folded: in index objects or slices of shared runs (offset below the checkpoint's
+    /// coverage).
+    Indexed,
     /// In the journal tail: the batches from the one holding the offset onwards.
     Tail { batches: Vec<TailBatch>, next: u64 },
     /// Exactly at the end: nothing to read yet.
@@ -265,7 +266,7 @@ impl ShardLog {
             return Located::End { next };
         }
         if offset < covered {
-            return Located::Indexed { covered, next };
+            return Located::Indexed;
         }
         let batches = st
             .tail

@@ -15,6 +15,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::ObjectMeta;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -275,23 +276,29 @@ pub async fn list_names(
     Ok(names)
 }
 
-/// The ranges wanted of one object, each with a tag to answer it with.
-pub type RangesOf<T> = (Path, Vec<(T, Range<u64>)>);
-
-/// Ranged GETs of several objects: one `get_ranges` per object (object_store coalesces nearby
-/// ranges of one object into few requests), `concurrency` objects at once. Each range is
-/// answered with its tag.
+/// Ranged GETs, grouped per object: one `get_ranges` per object for all the ranges wanted of
+/// it (object_store coalesces nearby ranges into few requests), objects in the order first
+/// named, `concurrency` at once. Each range is answered with its tag.
 pub async fn get_ranges_tagged<T: Send + 'static>(
     store: &DynStore,
-    asks: Vec<RangesOf<T>>,
+    wanted: Vec<(Path, T, Range<u64>)>,
     concurrency: usize,
 ) -> Result<Vec<(T, Bytes)>> {
+    let mut per_object: Vec<(Path, Vec<T>, Vec<Range<u64>>)> = Vec::new();
+    let mut at: HashMap<Path, usize> = HashMap::new();
+    for (key, tag, range) in wanted {
+        let k = *at.entry(key.clone()).or_insert_with(|| {
+            per_object.push((key, Vec::new(), Vec::new()));
+            per_object.len() - 1
+        });
+        per_object[k].1.push(tag);
+        per_object[k].2.push(range);
+    }
     let store = store.clone();
-    let fetched: Vec<Vec<(T, Bytes)>> = futures::stream::iter(asks)
-        .map(move |(key, wanted)| {
+    let fetched: Vec<Vec<(T, Bytes)>> = futures::stream::iter(per_object)
+        .map(move |(key, tags, ranges)| {
             let store = store.clone();
             async move {
-                let (tags, ranges): (Vec<T>, Vec<Range<u64>>) = wanted.into_iter().unzip();
                 let got = store
                     .get_ranges(&key, &ranges)
                     .await
