@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Clone)]
 pub struct Args {
-    /// Backends to run: `local` (a temp folder), `s3` (needs --endpoint), `memory`.
+    /// Backends to run: `local` (a temp folder with fsync, as `sluice dev`), `local-nofsync`
+    /// (the same without fsync, as `sluice dev --no-fsync`), `s3` (needs --endpoint), `memory`.
     #[arg(long, value_delimiter = ',', default_value = "local")]
     backends: Vec<String>,
     /// Independent writers (each its own store client and log, like separate gateways).
@@ -60,8 +61,14 @@ fn open_client(
 ) -> DynStore {
     match backend {
         "memory" => memory.clone(),
-        "local" => store::open(local.to_str().expect("utf-8"), &StoreOptions::default())
-            .expect("local store"),
+        "local" | "local-nofsync" => store::open(
+            local.to_str().expect("utf-8"),
+            &StoreOptions {
+                fsync: backend == "local",
+                ..Default::default()
+            },
+        )
+        .expect("local store"),
         "s3" => store::open(
             &format!("s3://{}/{prefix}", args.bucket),
             &StoreOptions {
@@ -235,6 +242,8 @@ pub async fn run(args: Args) {
             println!("backend s3: skipped, no --endpoint / SLUICE_TEST_S3_ENDPOINT given");
             continue;
         }
+        // No run pays for the writeback of the one before (`local-nofsync` above all).
+        crate::http_bench::flush_page_cache();
         let run_id = sluice_core::ids::new_ulid(clock::system().now_ms());
         let local = dir.path().join(format!("{backend}-{run_id}"));
         let memory = store::open("memory://", &StoreOptions::default()).expect("memory");
