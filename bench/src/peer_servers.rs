@@ -123,12 +123,13 @@ pub fn nats(dir: &Path) -> Result<Server, String> {
     let bin = find_binary("nats-server", &["/usr/sbin/nats-server"])
         .ok_or("no nats-server binary (apt-get install nats-server; scripts/bench.sh does)")?;
     let port = free_port().map_err(|e| e.to_string())?;
-    let data = dir.join("nats");
+    // A folder of its own per start: a system may be listed more than once (paired rounds).
+    let data = dir.join(format!("nats-{port}"));
     std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
     let mut cmd = Command::new(&bin);
     cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
         .arg(&data);
-    let log = dir.join("nats.log");
+    let log = dir.join(format!("nats-{port}.log"));
     let child = spawn(cmd, &log)?;
     Ok(Server {
         children: vec![child],

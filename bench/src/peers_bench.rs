@@ -35,7 +35,8 @@ pub const ALL: &str =
 
 #[derive(clap::Args, Clone)]
 pub struct Args {
-    /// Systems to run, in order.
+    /// Systems to run, in order; one may be listed more than once (paired rounds: no run pays
+    /// for the deletions of another, every folder is removed at the end).
     #[arg(long, value_delimiter = ',', default_value = ALL)]
     systems: Vec<String>,
     /// Concurrent producers, each with one batch in flight.
