@@ -89,7 +89,7 @@ data "aws_iam_policy_document" "execution" {
     content {
       sid       = "ReadTheTokens"
       actions   = ["secretsmanager:GetSecretValue"]
-      resources = [statement.value]
+      resources = compact([statement.value, var.internal_token_secret_arn])
     }
   }
 }

@@ -33,9 +33,13 @@ locals {
     [],
   )
 
-  # Environment shared by both containers. Gateways on Fargate commit directly to the journal
-  # (SLUICE_NO_COMMITTER): the committer election needs each gateway's own URL
-  # (--advertise-url), and a task definition cannot give every task its IP.
+  # Gateways elect a committer per journal shard and hand it their commits, at the address each
+  # reads from the ECS task metadata endpoint. With bearer tokens on, a hand-over carries
+  # SLUICE_INTERNAL_TOKEN; without that secret the gateways commit directly
+  # (SLUICE_NO_COMMITTER), which is correct but does not scale one hot topic.
+  committer_election = var.tokens_secret_arn == null || var.internal_token_secret_arn != null
+
+  # Environment shared by both containers.
   common_environment = merge(var.extra_environment, {
     AWS_REGION   = local.region
     SLUICE_LOG   = var.log_level
@@ -50,12 +54,15 @@ locals {
   gateway_environment = merge(
     local.common_environment,
     { for k, v in local.gateway_tuning : k => tostring(v) if v != null },
-    {
-      SLUICE_LISTEN       = "0.0.0.0:${local.gateway_port}"
-      SLUICE_NO_COMMITTER = "true"
-    },
+    { SLUICE_LISTEN = "0.0.0.0:${local.gateway_port}" },
+    local.committer_election ? {} : { SLUICE_NO_COMMITTER = "true" },
   )
-  gateway_secrets = var.tokens_secret_arn == null ? [] : [
-    { name = "SLUICE_TOKENS", valueFrom = var.tokens_secret_arn },
-  ]
+  gateway_secrets = concat(
+    var.tokens_secret_arn == null ? [] : [
+      { name = "SLUICE_TOKENS", valueFrom = var.tokens_secret_arn },
+    ],
+    var.tokens_secret_arn == null || var.internal_token_secret_arn == null ? [] : [
+      { name = "SLUICE_INTERNAL_TOKEN", valueFrom = var.internal_token_secret_arn },
+    ],
+  )
 }

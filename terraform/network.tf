@@ -59,6 +59,29 @@ resource "aws_vpc_security_group_ingress_rule" "gateway_from_alb" {
   tags                         = local.tags
 }
 
+# A gateway hands its commits to the shard's elected committer, another gateway task.
+resource "aws_vpc_security_group_ingress_rule" "gateway_from_gateways" {
+  count                        = local.committer_election ? 1 : 0
+  security_group_id            = aws_security_group.gateway.id
+  description                  = "Commit hand-overs from the other gateways"
+  ip_protocol                  = "tcp"
+  from_port                    = local.gateway_port
+  to_port                      = local.gateway_port
+  referenced_security_group_id = aws_security_group.gateway.id
+  tags                         = local.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "gateway_to_gateways" {
+  count                        = local.committer_election ? 1 : 0
+  security_group_id            = aws_security_group.gateway.id
+  description                  = "Commit hand-overs to the shard committer"
+  ip_protocol                  = "tcp"
+  from_port                    = local.gateway_port
+  to_port                      = local.gateway_port
+  referenced_security_group_id = aws_security_group.gateway.id
+  tags                         = local.tags
+}
+
 resource "aws_security_group" "compactor" {
   name_prefix = "${var.name}-compactor-"
   description = "Sluice ${var.name}: compactor task (no inbound)"

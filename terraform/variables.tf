@@ -307,6 +307,17 @@ variable "tokens_secret_arn" {
   }
 }
 
+variable "internal_token_secret_arn" {
+  description = "Secrets Manager secret whose value is one bearer token (a token of tokens_secret_arn with admin on *) that gateways present to each other when they hand commits to a shard committer (SLUICE_INTERNAL_TOKEN). Needed only with tokens_secret_arn: without it the gateways then commit directly and a hot topic's commit rate does not grow with their number."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.internal_token_secret_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$", var.internal_token_secret_arn))
+    error_message = "internal_token_secret_arn must be null or a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)."
+  }
+}
+
 variable "log_level" {
   description = "Log filter of the gateway and compactor (SLUICE_LOG, tracing's EnvFilter syntax), e.g. \"info\" or \"warn,sluice_gateway=debug\"."
   type        = string
@@ -325,10 +336,10 @@ variable "extra_environment" {
 
   validation {
     condition = alltrue([for k in keys(var.extra_environment) : can(regex("^[A-Z_][A-Z0-9_]*$", k))]) && length(setintersection(keys(var.extra_environment), [
-      "SLUICE_STORE", "SLUICE_LISTEN", "SLUICE_NO_COMMITTER", "SLUICE_TOKENS", "SLUICE_LOG", "AWS_REGION",
+      "SLUICE_STORE", "SLUICE_LISTEN", "SLUICE_NO_COMMITTER", "SLUICE_TOKENS", "SLUICE_INTERNAL_TOKEN", "SLUICE_LOG", "AWS_REGION",
       "SLUICE_LINGER_MS", "SLUICE_SHARDS", "SLUICE_MAX_PENDING_BYTES", "SLUICE_MAX_WAITING_READERS",
     ])) == 0
-    error_message = "extra_environment keys must be upper-case environment variable names and must not be one the module sets (SLUICE_STORE, SLUICE_LISTEN, SLUICE_NO_COMMITTER, SLUICE_TOKENS, SLUICE_LOG, AWS_REGION, SLUICE_LINGER_MS, SLUICE_SHARDS, SLUICE_MAX_PENDING_BYTES, SLUICE_MAX_WAITING_READERS)."
+    error_message = "extra_environment keys must be upper-case environment variable names and must not be one the module sets (SLUICE_STORE, SLUICE_LISTEN, SLUICE_NO_COMMITTER, SLUICE_TOKENS, SLUICE_INTERNAL_TOKEN, SLUICE_LOG, AWS_REGION, SLUICE_LINGER_MS, SLUICE_SHARDS, SLUICE_MAX_PENDING_BYTES, SLUICE_MAX_WAITING_READERS)."
   }
 }
 

@@ -3,6 +3,7 @@
 //! The client commands of `cli.md` (topics, produce, consume, bench) live in [`client`].
 
 mod client;
+mod ecs;
 
 use clap::{Args, Parser, Subcommand};
 use sluice_compactor::{Compactor, CompactorConfig};
@@ -143,8 +144,9 @@ struct StoreArgs {
 /// their commits, so a hot topic's commit rate grows with the number of gateways.
 #[derive(Args)]
 struct CommitArgs {
-    /// URL other gateways reach this one at (default: http://LISTEN-ADDRESS, unless that is
-    /// 0.0.0.0 / [::], which other machines cannot use: then give it).
+    /// URL other gateways reach this one at (default: on Amazon ECS the task's address, read
+    /// from the task metadata endpoint, with the listen port; elsewhere http://LISTEN-ADDRESS,
+    /// unless that is 0.0.0.0 / [::], which other machines cannot use: then give it).
     #[arg(long, env = "SLUICE_ADVERTISE_URL")]
     advertise_url: Option<String>,
     /// Commit directly to the journal; never act as, or hand commits to, a shard committer.
@@ -335,23 +337,41 @@ async fn run_gateway(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     eprintln!("sluice: serving http://{addr}");
     if let Some(c) = commit.filter(|c| !c.no_committer) {
-        let advertise = match &c.advertise_url {
-            Some(u) => Some(u.trim_end_matches('/').to_string()),
-            None if addr.ip().is_unspecified() => None,
-            None => Some(format!("http://{addr}")),
+        let ecs_endpoint = std::env::var(ecs::METADATA_ENV)
+            .ok()
+            .filter(|e| !e.is_empty());
+        let advertise = match (&c.advertise_url, ecs_endpoint) {
+            (Some(u), _) => Ok(u.trim_end_matches('/').to_string()),
+            // On ECS the task's own address, whatever the listen address says.
+            (None, Some(endpoint)) => match ecs::discover(&endpoint, addr.port()).await {
+                Ok(url) => {
+                    eprintln!(
+                        "sluice: advertising {url} to the other gateways (this task's address, \
+                         from the ECS task metadata endpoint)"
+                    );
+                    Ok(url)
+                }
+                Err(e) => Err(format!(
+                    "cannot learn this task's address from the ECS task metadata endpoint \
+                     ({e}): this gateway commits directly and takes no part in shard committer \
+                     election"
+                )),
+            },
+            (None, None) if addr.ip().is_unspecified() => Err(format!(
+                "listening on {addr} without --advertise-url: this gateway commits directly \
+                 and takes no part in shard committer election"
+            )),
+            (None, None) => Ok(format!("http://{addr}")),
         };
         match advertise {
-            Some(url) => {
+            Ok(url) => {
                 let mut cc = CommitterConfig::new(url);
                 cc.lease_duration = Duration::from_millis(c.committer_lease_ms.max(300));
                 // Another gateway's token, for the hand-over when auth is on (`admin` on `*`).
                 cc.token = std::env::var("SLUICE_INTERNAL_TOKEN").ok();
                 cfg.committer = Some(cc);
             }
-            None => eprintln!(
-                "sluice: listening on {addr} without --advertise-url: this gateway commits \
-                 directly and takes no part in shard committer election"
-            ),
+            Err(why) => eprintln!("sluice: {why}"),
         }
     }
     match &cfg.auth {

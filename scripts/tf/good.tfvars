@@ -9,6 +9,7 @@ bucket_name           = "acme-sluice-prod"
 prefix                = "prod/sluice"
 kms_key_arn           = "arn:aws:kms:eu-west-1:123456789012:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 tokens_secret_arn     = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:sluice-tokens-AbCdEf"
+internal_token_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:sluice-internal-AbCdEf"
 web_acl_arn           = "arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/sluice/0f1e2d3c"
 extra_environment     = { SLUICE_LOG_FORMAT = "json" }
 linger_ms             = 10

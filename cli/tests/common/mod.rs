@@ -51,6 +51,11 @@ impl Proc {
 
     /// A gateway with extra command-line arguments.
     pub fn gateway_with(backend: &Backend, port: u16, extra: &[&str]) -> Self {
+        Self::gateway_env(backend, port, extra, &[])
+    }
+
+    /// A gateway with extra command-line arguments and environment variables.
+    pub fn gateway_env(backend: &Backend, port: u16, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut args = vec!["gateway".to_string()];
         args.extend(store_args(backend));
         args.extend([
@@ -64,7 +69,10 @@ impl Proc {
             role: Role::Gateway { port },
             child: None,
             args,
-            env: Vec::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         p.start();
         p
