@@ -29,6 +29,8 @@ module "sluice" {
   allowed_cidr_blocks = var.allowed_cidr_blocks
   certificate_arn     = var.certificate_arn
   tokens_secret_arn   = var.tokens_secret_arn
+  # With tokens, one of them (admin on *) for the gateways' commit hand-overs.
+  internal_token_secret_arn = var.internal_token_secret_arn
 
   gateway_min_count = 2
   gateway_max_count = 8

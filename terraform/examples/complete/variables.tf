@@ -63,3 +63,9 @@ variable "tokens_secret_arn" {
   type        = string
   default     = null
 }
+
+variable "internal_token_secret_arn" {
+  description = "Secrets Manager secret holding one token of tokens_secret_arn with admin on *, for the gateways' commit hand-overs (SLUICE_INTERNAL_TOKEN); null with tokens on keeps committer election off."
+  type        = string
+  default     = null
+}
