@@ -584,6 +584,68 @@ def check_queues(page):
     expect(form).to_contain_text("redriven")
 
 
+def txn_rows(page):
+    return page.locator("section[aria-label='Transactions in progress'] table.grid tbody tr")
+
+
+@step("transactions: in progress live with staged counts; roll back and commit in the UI with a confirmation; look up by id")
+def check_transactions(page):
+    api("POST", "/v1/topics", {"name": "ledger", "partitions": 1})
+    goto(page, "#/transactions")
+    expect(page.locator("main h1")).to_have_text("Transactions")
+    expect(page.locator("main .empty")).to_contain_text("No transactions in progress")
+    shot(page, "transactions-empty")
+    # Two begun and staged through the API; the page shows them without a reload.
+    page.evaluate("window.__noReload = 1")
+    ids = []
+    for n in (2, 1):
+        _, t = api("POST", "/v1/transactions", {"timeout_ms": 600000})
+        ids.append(t["transaction_id"])
+        api("POST", f"/v1/topics/ledger/records?transaction={ids[-1]}", {"records": [{"value": f"v{i}"} for i in range(n)]})
+        time.sleep(0.01)  # ids are ULIDs: the list is oldest first
+    rows = txn_rows(page)
+    expect(rows).to_have_count(2)
+    assert page.evaluate("window.__noReload") == 1, "the page was reloaded"
+    assert rows.locator("td[data-label=Transaction]").all_inner_texts() == ids
+    assert rows.locator("td[data-label=Staged]").all_inner_texts() == ["2", "1"]
+    expect(rows.nth(0).locator("td[data-label=State]")).to_have_text("open")
+    expect(rows.nth(0).locator("td[data-label=Expires]")).to_contain_text(re.compile(r"in (9|10) min"))
+    expect(page.locator("main table.grid caption")).to_contain_text("2 transactions in progress")
+    shot(page, "transactions")
+    # Roll back the second: the dialog's Cancel keeps it open, its confirm rolls it back.
+    result = page.locator("main .form-result")
+    rollback = rows.nth(1).get_by_role("button", name=f"Roll back transaction {ids[1]}")
+    rollback.click()
+    dlg = page.locator("dialog.confirm")
+    expect(dlg).to_contain_text("Roll back this transaction?")
+    expect(dlg).to_contain_text("1 staged record")
+    dlg.get_by_role("button", name="Cancel", exact=True).click()
+    expect(result).to_contain_text("Kept open")
+    expect(rows).to_have_count(2)
+    rollback.click()
+    page.locator("dialog.confirm").get_by_role("button", name="Roll back", exact=True).click()
+    expect(result).to_contain_text(f"Rolled back {ids[1]}")
+    expect(rows).to_have_count(1)
+    # Commit the first: both its records become readable.
+    rows.nth(0).get_by_role("button", name=f"Commit transaction {ids[0]}").click()
+    shot(page, "transactions-commit-confirm")
+    page.locator("dialog.confirm").get_by_role("button", name="Commit", exact=True).click()
+    expect(result).to_contain_text(f"Committed {ids[0]}: 2 records readable")
+    expect(page.locator("main .empty")).to_contain_text("No transactions in progress")
+    _, read = api("GET", "/v1/topics/ledger/partitions/0/records?offset=0")
+    assert [r["value"] for r in read["records"]] == ["v0", "v1"], read
+    # Look up by id: the committed one, the rolled-back one, then an unknown id's problem.
+    lookup = page.locator("section[aria-label='Look up a transaction']")
+    for tid, state in ((ids[0], "committed (client)"), (ids[1], "rolled back (client)")):
+        page.fill("input[name=transaction-id]", tid)
+        lookup.get_by_role("button", name="Look up").click()
+        expect(lookup.locator("td[data-label=Transaction]")).to_have_text(tid)
+        expect(lookup.locator("td[data-label=State]")).to_have_text(state)
+    page.fill("input[name=transaction-id]", "01JDC0000000000000000000AA")
+    lookup.get_by_role("button", name="Look up").click()
+    expect(lookup.locator(".problem")).to_contain_text("transaction_not_found")
+
+
 @step("health: liveness, readiness, metrics")
 def check_health(page):
     goto(page, "#/health")
@@ -676,6 +738,7 @@ def main():
             lambda: check_delete(page),
             lambda: check_groups(page),
             lambda: check_queues(page),
+            lambda: check_transactions(page),
             lambda: check_health(page),
             lambda: check_unknown(page),
             lambda: watches.append(check_auth(ctx)),

@@ -1,7 +1,7 @@
 //! Transactions: half messages with check-back (`rest-api.md`, "Transactions").
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// `POST /v1/transactions`.
 #[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
@@ -78,6 +78,23 @@ pub struct TransactionInfo {
     /// answer); absent while open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<String>,
+}
+
+/// `GET /v1/transactions`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct TransactionListQuery {
+    /// Most transactions to list (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u64>,
+}
+
+/// `GET /v1/transactions`: the transactions not finished yet — open ones, and decided ones
+/// whose clean-up has not run — oldest first (by begin time, to the millisecond).
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct TransactionList {
+    pub transactions: Vec<TransactionInfo>,
 }
 
 /// What the gateway POSTs to `check_url`.

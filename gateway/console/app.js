@@ -10,6 +10,7 @@ import * as browser from "./browser.js";
 import * as delayed from "./delayed.js";
 import * as groups from "./groups.js";
 import * as queues from "./queues.js";
+import * as transactions from "./transactions.js";
 import * as health from "./health.js";
 
 export const POLL_MS = 2000;
@@ -35,6 +36,8 @@ function route(parts) {
       return { page: name ? groups.detail : groups, nav: "groups", name };
     case "queues":
       return { page: name ? queues.detail : queues, nav: "queues", name };
+    case "transactions":
+      return { page: transactions, nav: "transactions" };
     case "health":
       return { page: health, nav: "health" };
     default:

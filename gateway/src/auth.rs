@@ -13,7 +13,7 @@
 //! | `GET /v1/topics/{topic}` | any scope on the topic |
 //! | `GET /v1/topics` | any valid token; the list holds only the topics the token has some scope on |
 //! | `POST /v1/producers` | `produce` on some topic (the producer then writes only where the token may) |
-//! | `POST /v1/transactions`, `…/{id}/commit`, `…/{id}/rollback`, `GET /v1/transactions/{id}` | `produce` on some topic (staging, `POST /v1/topics/{topic}/records?transaction=`, needs `produce` on its topic) |
+//! | `POST /v1/transactions`, `…/{id}/commit`, `…/{id}/rollback`, `GET /v1/transactions` and `…/{id}` | `produce` on some topic (staging, `POST /v1/topics/{topic}/records?transaction=`, needs `produce` on its topic) |
 //! | `POST /v1/groups/{group}/members` | `consume` on every topic in the body |
 //! | heartbeat, leave, `GET /v1/groups/{group}/records`, `POST …/offsets`, `GET /v1/groups/{group}` | `consume` on every topic of the group |
 //! | `DELETE /v1/groups/{group}`, `POST /v1/groups/{group}/reset` | `admin` on every topic of the group (reset: and on the topic reset) |
@@ -592,7 +592,9 @@ pub fn need(method: &Method, route: &str) -> Need {
         {
             ScopeSomewhere(self::Scope::Produce)
         }
-        "/v1/transactions/{id}" if read => ScopeSomewhere(self::Scope::Produce),
+        "/v1/transactions" | "/v1/transactions/{id}" if read => {
+            ScopeSomewhere(self::Scope::Produce)
+        }
         "/v1/topics/{topic}/records" if *method == Method::POST => {
             Scope(self::Scope::Produce, TopicFrom::Path)
         }

@@ -48,6 +48,7 @@ pub static ASSETS: &[Asset] = &[
     asset!("delayed.js", JS),
     asset!("groups.js", JS),
     asset!("queues.js", JS),
+    asset!("transactions.js", JS),
     asset!("health.js", JS),
 ];
 

@@ -262,6 +262,7 @@ fn case(method: &str, path: &str) -> Case {
             format!("/v1/transactions/{}/rollback", txns().1),
             None,
         ),
+        ("get", "/v1/transactions") => (Needs::ProduceSomewhere, path.to_string(), None),
         ("get", "/v1/transactions/{id}") => (
             Needs::ProduceSomewhere,
             format!("/v1/transactions/{}", txns().0),

@@ -609,3 +609,72 @@ async fn a_commit_crashed_at_every_store_call_appears_once() {
         "the commit took only {n} store calls: nothing was crashed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_holds_the_unfinished_transactions_oldest_first() {
+    // No resolver: nothing decides a transaction behind the test's back.
+    let gw = Gateway::start(mem(), fast_cfg(false)).await;
+    let (url, http) = (gw.url.as_str(), reqwest::Client::new());
+    create_topic(&http, url, "a", 2).await;
+    let list = |q: &'static str| {
+        let http = http.clone();
+        async move { send(http.get(format!("{url}/v1/transactions{q}"))).await }
+    };
+    let (s, v) = list("").await;
+    assert_eq!((s, v), (200, json!({"transactions": []})));
+
+    let mut seen = TxnSeen::default();
+    // Ids are ULIDs: ordered by begin time to the millisecond.
+    let mut ids = Vec::new();
+    for body in [json!({}), json!({"timeout_ms": 600000}), json!({})] {
+        ids.push(begin(&http, url, body).await);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let [first, second, third] = <[String; 3]>::try_from(ids).unwrap();
+    stage(&http, url, &second, "a", &vals("s", 3), &mut seen).await;
+    let (s, v) = list("").await;
+    assert_eq!(s, 200, "{v}");
+    let listed: Vec<(&str, &str, u64)> = v["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["transaction_id"].as_str().unwrap(),
+                t["state"].as_str().unwrap(),
+                t["staged"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (first.as_str(), "open", 0),
+            (second.as_str(), "open", 3),
+            (third.as_str(), "open", 0)
+        ]
+    );
+    assert_eq!(
+        v["transactions"][1],
+        state(&http, url, &second).await,
+        "each entry is what GET /v1/transactions/{{id}} answers"
+    );
+
+    // Committed and rolled back ones are cleaned up and leave the list.
+    let (s, v) = send(http.post(format!("{url}/v1/transactions/{second}/commit"))).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = send(http.post(format!("{url}/v1/transactions/{first}/rollback"))).await;
+    assert_eq!(s, 204, "{v}");
+    let (_, v) = list("?limit=5").await;
+    assert_eq!(v["transactions"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["transactions"][0]["transaction_id"], third.as_str());
+    let (_, v) = list("?limit=1").await;
+    assert_eq!(v["transactions"].as_array().unwrap().len(), 1, "{v}");
+
+    // Bad input is a problem, not a clamp.
+    for q in ["?limit=0", "?limit=1001", "?limit=x", "?state=open"] {
+        let (s, v) = list(q).await;
+        assert_eq!(s, 400, "{q}: {v}");
+        assert_eq!(v["code"], "invalid_request", "{q}: {v}");
+    }
+}

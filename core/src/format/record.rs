@@ -23,6 +23,10 @@ pub struct Record {
 const FLAG_KEY: u8 = 1;
 const FLAG_TS: u8 = 2;
 
+/// The fewest bytes an encoded record takes: flags (1), value length (4) and header count (2) —
+/// no key, an empty value, no timestamp, no header. Decoders bound counts of records with it.
+pub const MIN_RECORD_BYTES: usize = 7;
+
 impl Record {
     pub fn new(key: Option<&[u8]>, value: impl Into<Bytes>) -> Self {
         Self {

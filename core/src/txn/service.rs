@@ -392,6 +392,37 @@ impl Transactions {
         Ok(())
     }
 
+    /// The transactions whose `txn-open/` marker is still there (open, or decided and not
+    /// cleaned up yet), oldest first (ids are ULIDs), at most `limit`: one LIST, then each
+    /// one's state as [`describe`](Self::describe) gives it. One that finished meanwhile is left
+    /// out.
+    pub async fn list_unfinished(&self, limit: usize) -> Result<Vec<(String, TxnState)>, TxnError> {
+        let names = store::list_names(&*self.store, &keys::txn_open_dir(), None).await?;
+        let ids: Vec<String> = names
+            .iter()
+            .filter(|n| ObjectId::parse(n).is_some())
+            .take(limit)
+            .cloned()
+            .collect();
+        let found: Vec<(String, Result<TxnState, TxnError>)> = futures::stream::iter(ids)
+            .map(|id| async move {
+                let s = self.describe(&id).await;
+                (id, s)
+            })
+            .buffered(16)
+            .collect()
+            .await;
+        let mut out = Vec::with_capacity(found.len());
+        for (id, s) in found {
+            match s {
+                Ok(s) => out.push((id, s)),
+                Err(TxnError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// The transaction's state, confirmed current.
     pub async fn describe(&self, id: &str) -> Result<TxnState, TxnError> {
         let (_, log) = self.existing(id).await?;

@@ -13,7 +13,7 @@
 //! is detected.
 
 use crate::codec::{invalid, open, put_bytes16, seal, Cursor, DecodeResult};
-use crate::format::record::Record;
+use crate::format::record::{Record, MIN_RECORD_BYTES};
 use crate::ids::ObjectId;
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -56,8 +56,9 @@ impl StagedBatch {
         let topic = std::str::from_utf8(c.bytes16()?)
             .map_err(|_| invalid("staged.topic", "not UTF-8"))?
             .to_string();
-        // A record takes at least 11 bytes (flags, value length, header count) + 4 (partition).
-        let n = c.count("staged.records", 15)?;
+        // A record takes at least 4 bytes (partition) + 7 (flags 1, value length 4, header
+        // count 2: no key, an empty value, no timestamp, no header).
+        let n = c.count("staged.records", 4 + MIN_RECORD_BYTES)?;
         let mut records = Vec::with_capacity(n);
         for _ in 0..n {
             let p = c.u32()?;
@@ -96,6 +97,21 @@ mod tests {
                     },
                 ),
             ],
+        }
+    }
+
+    #[test]
+    fn the_smallest_records_decode() {
+        // Regression: the count check once assumed 15 bytes a record, so two records with
+        // values of two bytes (13 bytes each) were refused as corrupt and their commit never
+        // finished.
+        for value in [&b""[..], b"v", b"v0"] {
+            let mut batch = sample();
+            batch.records = (0..3)
+                .map(|p| (p, Record::new(None, Bytes::copy_from_slice(value))))
+                .collect();
+            let b = batch.encode();
+            assert_eq!(StagedBatch::decode(&b).unwrap(), batch, "value {value:?}");
         }
     }
 

@@ -164,7 +164,10 @@ pub(crate) fn build(
         .route("/v1/openapi.json", get(openapi::serve))
         .route("/v1/topics", post(topics::create).get(topics::list))
         .route("/v1/producers", post(producers::create))
-        .route("/v1/transactions", post(transactions::begin))
+        .route(
+            "/v1/transactions",
+            post(transactions::begin).get(transactions::list),
+        )
         .route("/v1/transactions/{id}", get(transactions::describe))
         .route("/v1/transactions/{id}/commit", post(transactions::commit))
         .route(

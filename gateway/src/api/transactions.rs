@@ -4,7 +4,7 @@
 
 use super::AppState;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{optional_json, ApiPath, Body};
+use crate::extract::{optional_json, ApiPath, ApiQuery, Body};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +12,7 @@ use axum::Json;
 use bytes::Bytes;
 use sluice_api::{
     BeginTransaction, StagedAnswer, Transaction, TransactionCommitted, TransactionInfo,
-    TransactionOffset, TransactionState,
+    TransactionList, TransactionListQuery, TransactionOffset, TransactionState,
 };
 use sluice_core::format::record::Record;
 use sluice_core::topic::TopicConfig;
@@ -88,6 +88,27 @@ pub async fn rollback(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The transactions not finished yet (open, or decided and not cleaned up), oldest first.
+#[utoipa::path(get, path = "/v1/transactions", tag = "transactions",
+    params(TransactionListQuery),
+    responses(
+        (status = 200, description = "The transactions not finished yet, oldest first", body = TransactionList),
+        (status = 400, description = "Bad `limit` (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
+    State(st): State<AppState>,
+    ApiQuery(q): ApiQuery<TransactionListQuery>,
+) -> ApiResult<Json<TransactionList>> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::Invalid(format!("limit {limit}: give 1 to 1000")));
+    }
+    let found = st.txns.list_unfinished(limit as usize).await?;
+    Ok(Json(TransactionList {
+        transactions: found.into_iter().map(|(id, s)| info(id, &s)).collect(),
+    }))
+}
+
 /// A transaction's state, records staged and check-backs made.
 #[utoipa::path(get, path = "/v1/transactions/{id}", tag = "transactions",
     params(("id" = String, Path, description = "The transaction id", example = "01JDC0000000000000000000AA")),
@@ -100,6 +121,11 @@ pub async fn describe(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<TransactionInfo>> {
     let s = st.txns.describe(&id).await?;
+    Ok(Json(info(id, &s)))
+}
+
+/// The API's view of a transaction's state.
+fn info(id: String, s: &sluice_core::txn::TxnState) -> TransactionInfo {
     let state = match s.phase {
         Phase::Open => TransactionState::Open,
         Phase::Committing | Phase::Committed => TransactionState::Committed,
@@ -110,7 +136,7 @@ pub async fn describe(
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
     });
-    Ok(Json(TransactionInfo {
+    TransactionInfo {
         transaction_id: id,
         state,
         staged: s.staged_records(),
@@ -118,7 +144,7 @@ pub async fn describe(
         expires_at_ms: s.expires_at_ms,
         visible: s.phase == Phase::Committed,
         decided_by,
-    }))
+    }
 }
 
 /// The produce handler's `?transaction=` path: stage the request's records (already decoded
