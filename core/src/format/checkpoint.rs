@@ -3,18 +3,18 @@
 //! Writers and readers start from the newest checkpoint instead of replaying the journal.
 //!
 //! ```text
-//! envelope("SLCP", version 2, body)
+//! envelope("SLCP", version 3, body)
 //! body      := shard u32 | seq u64 | last_append_ts i64
 //!              | partition_count u32 | (topic_id [16] | partition u32 | next_offset u64)*
 //!              | dedup_count u32 | dedup*
-//!              | producer_count u32 | producer*             -- version 2 only
-//! dedup     := topic_id [16] | key (u16 len + bytes) | seq u64 | append_ts i64
+//!              | producer_count u32 | producer*             -- version 2 and later
+//!              | run_count u32 | run*                        -- version 3 only
+//!              | slice_count u32 | slice*                    -- version 3 only
+//! dedup     := topic_id [16] | key (u16 len + bytes, not empty) | seq u64 | append_ts i64
 //!              | partition_count u32 | batch_count u32
 //!              | (partition u32 | base_offset u64 | record_count u32)*
 //! producer  := topic_id [16] | producer_id [16] | epoch u32 | last_append_ts i64
-//!              | recent_count u8 | (producer_seq u64 | dedup)*   -- oldest first, at most 5
-//!              | run_count u32 | run*                        -- version 3 only
-//!              | slice_count u32 | slice*                    -- version 3 only
+//!              | recent_count u8 | (producer_seq u64 | dedup)*   -- oldest first, 1 to 5
 //! run       := run_id [16] | level u8 | len u64
 //! slice     := topic_id [16] | partition u32 | run u32 (index into the runs)
 //!              | base u64 | end u64 | min_ts i64 | max_ts i64 | pos u64 | index_len u32 | len u32
@@ -37,6 +37,24 @@ pub const CHECKPOINT_MAGIC: [u8; 4] = *b"SLCP";
 pub const CHECKPOINT_VERSION: u16 = 3;
 /// Most recent sequences a producer's state keeps answers for (the contract's "last 5").
 pub const PRODUCER_RECENT: usize = 5;
+
+// The fewest bytes one element of each list takes, to bound counts (`Cursor::count`). The same
+// in every version.
+/// A partition's next offset: topic_id 16 + partition 4 + next_offset 8.
+const PARTITION_BYTES: usize = 16 + 4 + 8;
+/// A dedup record's batch: partition 4 + base_offset 8 + record_count 4.
+const DEDUP_BATCH_BYTES: usize = 4 + 8 + 4;
+/// A dedup record: topic_id 16 + key length 2 + a 1-byte key (an empty one is refused)
+/// + seq 8 + append_ts 8 + partition_count 4 + batch_count 4, no batch.
+const MIN_DEDUP_BYTES: usize = 16 + 2 + 1 + 8 + 8 + 4 + 4;
+/// A producer: topic_id 16 + producer_id 16 + epoch 4 + last_append_ts 8 + recent_count 1
+/// + the one answer it must have (producer_seq 8 + a dedup record).
+const MIN_PRODUCER_BYTES: usize = 16 + 16 + 4 + 8 + 1 + 8 + MIN_DEDUP_BYTES;
+/// A run: run_id 16 + level 1 + len 8.
+const RUN_BYTES: usize = 16 + 1 + 8;
+/// A slice: topic_id 16 + partition 4 + run 4 + base 8 + end 8 + min_ts 8 + max_ts 8 + pos 8
+/// + index_len 4 + len 4.
+const SLICE_BYTES: usize = 16 + 4 + 4 + 8 + 8 + 8 + 8 + 8 + 4 + 4;
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Checkpoint {
@@ -116,7 +134,7 @@ fn dedup(c: &mut Cursor<'_>) -> DecodeResult<DedupRecord> {
     let seq = c.u64()?;
     let append_ts = c.i64()?;
     let partition_count = c.u32()?;
-    let nb = c.count("checkpoint.dedup.batches", 16)?;
+    let nb = c.count("checkpoint.dedup.batches", DEDUP_BATCH_BYTES)?;
     let mut batches = Vec::with_capacity(nb);
     for _ in 0..nb {
         batches.push((c.u32()?, c.u64()?, c.u32()?));
@@ -215,7 +233,7 @@ impl Checkpoint {
         let shard = c.u32()?;
         let seq = c.u64()?;
         let last_append_ts = c.i64()?;
-        let n = c.count("checkpoint.partitions", 28)?;
+        let n = c.count("checkpoint.partitions", PARTITION_BYTES)?;
         let mut next_offsets = Vec::with_capacity(n);
         for _ in 0..n {
             let p = PartitionId {
@@ -224,14 +242,14 @@ impl Checkpoint {
             };
             next_offsets.push((p, c.u64()?));
         }
-        let n = c.count("checkpoint.dedup", 46)?;
+        let n = c.count("checkpoint.dedup", MIN_DEDUP_BYTES)?;
         let mut dedups = Vec::with_capacity(n);
         for _ in 0..n {
             dedups.push(dedup(&mut c)?);
         }
         let mut producers = Vec::new();
         if version >= 2 {
-            let n = c.count("checkpoint.producers", 49)?;
+            let n = c.count("checkpoint.producers", MIN_PRODUCER_BYTES)?;
             producers.reserve(n);
             for _ in 0..n {
                 let topic = TopicId(c.array()?);
@@ -264,7 +282,7 @@ impl Checkpoint {
         }
         let (mut runs, mut slices) = (Vec::new(), Vec::new());
         if version >= 3 {
-            let n = c.count("checkpoint.runs", 25)?;
+            let n = c.count("checkpoint.runs", RUN_BYTES)?;
             runs.reserve(n);
             for _ in 0..n {
                 runs.push(RunRef {
@@ -273,7 +291,7 @@ impl Checkpoint {
                     len: c.u64()?,
                 });
             }
-            let n = c.count("checkpoint.slices", 72)?;
+            let n = c.count("checkpoint.slices", SLICE_BYTES)?;
             slices.reserve(n);
             for _ in 0..n {
                 let partition = PartitionId {
@@ -488,6 +506,126 @@ mod tests {
         assert_eq!(crate::format::hex::of(&sample_checkpoint().encode()),
             "534c43500300000061010000020000000700000000000000e8030000000000000100000001010101010101010101010101010101030000001404000000000000010000000101010101010101010101010101010105007265712d310700000000000000e80300000000000004000000010000000300000012040000000000000200000001000000010101010101010101010101010101010606060606060606060606060606060602000000e803000000000000012900000000000000010101010101010101010101010101010e0070726f64756365722d726f7574650700000000000000e8030000000000000400000001000000010000000a0000000000000001000000010000000909090909090909090909090909090900001000000000000001000000010101010101010101010101010101010300000000000000e80300000000000012040000000000008403000000000000de0300000000000008000000000000003c00000090010000f45f70a7"
         );
+    }
+
+    // In the current version the partitions are followed by 4 more counts (16 bytes), the
+    // dedup records by 3 (12 bytes), the producers by 2 (8 bytes) and the slices by nothing: each
+    // test below has enough of the smallest elements (k elements of m bytes, k * m + tail <
+    // k * (m + 1)) that a bound one byte above the true minimum refuses its checkpoint.
+
+    fn smallest_dedup(i: u8) -> DedupRecord {
+        DedupRecord {
+            topic: TopicId([1; 16]),
+            key: Bytes::copy_from_slice(&[i]),
+            seq: 0,
+            append_ts: 0,
+            partition_count: 1,
+            batches: Vec::new(),
+        }
+    }
+
+    fn partition(p: u32) -> PartitionId {
+        PartitionId {
+            topic: TopicId([1; 16]),
+            partition: p,
+        }
+    }
+
+    #[test]
+    fn the_smallest_partitions_decode() {
+        // 20 * 28 + 16 = 576 < 20 * 29.
+        let c = Checkpoint {
+            next_offsets: (0..20).map(|p| (partition(p), 0)).collect(),
+            ..Checkpoint::default()
+        };
+        assert_eq!(Checkpoint::decode(&c.encode()).unwrap(), c);
+    }
+
+    #[test]
+    fn the_smallest_dedup_records_decode() {
+        // A 1-byte key and no batch: 16 * 43 + 12 = 700 < 16 * 44.
+        let c = Checkpoint {
+            dedup: (0..16).map(smallest_dedup).collect(),
+            ..Checkpoint::default()
+        };
+        assert_eq!(Checkpoint::decode(&c.encode()).unwrap(), c);
+    }
+
+    #[test]
+    fn the_smallest_dedup_batches_decode() {
+        // 16 * 16 + 12 = 268 < 16 * 17.
+        let c = Checkpoint {
+            dedup: vec![DedupRecord {
+                batches: (0..16).map(|i| (0, i, 1)).collect(),
+                ..smallest_dedup(0)
+            }],
+            ..Checkpoint::default()
+        };
+        assert_eq!(Checkpoint::decode(&c.encode()).unwrap(), c);
+    }
+
+    #[test]
+    fn the_smallest_producers_decode() {
+        // One answer with the smallest dedup record: 10 * 96 + 8 = 968 < 10 * 97.
+        let c = Checkpoint {
+            producers: (0..10)
+                .map(|i| ProducerRecord {
+                    topic: TopicId([1; 16]),
+                    id: ProducerId([i; 16]),
+                    epoch: 0,
+                    last_append_ts: 0,
+                    recent: vec![(0, smallest_dedup(i))],
+                })
+                .collect(),
+            ..Checkpoint::default()
+        };
+        assert_eq!(Checkpoint::decode(&c.encode()).unwrap(), c);
+    }
+
+    /// `runs` runs of `slices_per_run` slices each, all of partition 0, slice `i` holding
+    /// offset `i` in one byte.
+    fn smallest_slices(runs: u8, slices_per_run: u8) -> Checkpoint {
+        let n = runs as u64 * slices_per_run as u64;
+        let slices = (0..n)
+            .map(|i| Slice {
+                partition: partition(0),
+                run: ObjectId([(i / slices_per_run as u64) as u8; 16]),
+                base: i,
+                end: i + 1,
+                min_ts: 0,
+                max_ts: 0,
+                pos: 8 + i % slices_per_run as u64,
+                index_len: 0,
+                len: 1,
+            })
+            .collect();
+        Checkpoint {
+            next_offsets: vec![(partition(0), n)],
+            runs: (0..runs)
+                .map(|r| RunRef {
+                    id: ObjectId([r; 16]),
+                    level: 0,
+                    len: 8 + slices_per_run as u64,
+                })
+                .collect(),
+            slices,
+            ..Checkpoint::default()
+        }
+    }
+
+    #[test]
+    fn the_smallest_runs_decode() {
+        // Every run must be named by a slice, and the slices follow the runs, so no decodable
+        // checkpoint has runs close to the bound: this only checks the smallest runs decode.
+        let c = smallest_slices(3, 1);
+        assert_eq!(Checkpoint::decode(&c.encode()).unwrap(), c);
+    }
+
+    #[test]
+    fn the_smallest_slices_decode() {
+        // Nothing follows the slices: 3 * 72 = 216 < 3 * 73.
+        let c = smallest_slices(1, 3);
+        assert_eq!(Checkpoint::decode(&c.encode()).unwrap(), c);
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! again) before they are due are dropped, never delivered into the new topic.
 
 use crate::codec::{invalid, open, seal, Cursor, DecodeResult};
-use crate::format::record::Record;
+use crate::format::record::{Record, MIN_RECORD_BYTES};
 use bytes::{BufMut, Bytes, BytesMut};
 
 pub const DELAYED_MAGIC: [u8; 4] = *b"SDLY";
@@ -67,8 +67,8 @@ impl DelayedObject {
         let mut c = Cursor::new(body);
         let topic_id = c.array::<16>()?;
         let created_ms = c.i64()?;
-        // The smallest item: deliver_at, flags, and a record with an empty value, no headers.
-        let n = c.count("delayed.items", 8 + 1 + 1 + 4 + 2)?;
+        // The smallest item: deliver_at 8 + flags 1 (no partition) + the smallest record.
+        let n = c.count("delayed.items", 8 + 1 + MIN_RECORD_BYTES)?;
         let mut items = Vec::with_capacity(n);
         for _ in 0..n {
             let deliver_at_ms = c.i64()?;
@@ -143,6 +143,23 @@ mod tests {
         assert_eq!(hex::of(&bytes), pinned);
         let decoded = DelayedObject::decode(&Bytes::from(hex::bytes(pinned))).unwrap();
         assert_eq!(decoded, sample());
+    }
+
+    #[test]
+    fn the_smallest_items_decode() {
+        // No partition, no key, an empty value, no timestamp, no header: 16 bytes an item, and
+        // nothing follows the items, so 3 of them (48 bytes) are refused by a bound of 17.
+        let o = DelayedObject {
+            items: (0..3)
+                .map(|i| DelayedItem {
+                    deliver_at_ms: i,
+                    partition: None,
+                    record: Record::new(None, Bytes::new()),
+                })
+                .collect(),
+            ..sample()
+        };
+        assert_eq!(DelayedObject::decode(&o.encode()).unwrap(), o);
     }
 
     #[test]

@@ -227,6 +227,10 @@ impl FieldSummary {
     }
 }
 
+/// Bytes of one encoded entry (all fixed width): base_offset 8 + record_count 4 + append_ts 8
+/// + pos 8 + len 4.
+const ENTRY_BYTES: usize = 8 + 4 + 8 + 8 + 4;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IndexEntry {
     pub base_offset: u64,
@@ -285,7 +289,7 @@ impl IndexObject {
         let topic = TopicId(c.array()?);
         let partition = c.u32()?;
         let through_seq = c.u64()?;
-        let n = c.count("index.entries", 32)?;
+        let n = c.count("index.entries", ENTRY_BYTES)?;
         if n == 0 {
             return Err(invalid("index.entries", "empty index"));
         }
@@ -401,6 +405,26 @@ mod tests {
             ..sample_index()
         };
         assert_eq!(IndexObject::decode(&bytes).unwrap(), want);
+    }
+
+    #[test]
+    fn the_smallest_entries_decode() {
+        // Entries are fixed width (32 bytes) and only the summary flag (1 byte) follows them, so
+        // 3 entries leave 97 bytes after the count: a bound of 33 bytes an entry would refuse it.
+        let index = IndexObject {
+            entries: (0..3)
+                .map(|i| IndexEntry {
+                    base_offset: i,
+                    record_count: 1,
+                    append_ts: 0,
+                    pos: 0,
+                    len: 0,
+                })
+                .collect(),
+            summary: None,
+            ..sample_index()
+        };
+        assert_eq!(IndexObject::decode(&index.encode()).unwrap(), index);
     }
 
     #[test]

@@ -23,6 +23,13 @@ use bytes::{BufMut, Bytes, BytesMut};
 pub const JOURNAL_MAGIC: [u8; 4] = *b"SLJE";
 pub const JOURNAL_VERSION: u16 = 2;
 
+/// The fewest bytes an append takes, in version 1: topic_id 16 + partition_count 4 + an empty
+/// dedup key (its u16 length) 2 + batch_count 4, no batch (version 2 adds a producer flag byte).
+const MIN_APPEND_BYTES: usize = 16 + 4 + 2 + 4;
+/// Bytes of one batch (all fixed width): partition 4 + base_offset 8 + record_count 4
+/// + segment 16 + pos 8 + len 4.
+const BATCH_BYTES: usize = 4 + 8 + 4 + 16 + 8 + 4;
+
 /// An idempotent producer's request: who, which epoch, which sequence number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ProducerStamp {
@@ -125,7 +132,7 @@ impl JournalEntry {
         let seq = c.u64()?;
         let append_ts = c.i64()?;
         let writer = c.array()?;
-        let n = c.count("journal.appends", 26)?;
+        let n = c.count("journal.appends", MIN_APPEND_BYTES)?;
         let mut appends = Vec::with_capacity(n);
         for _ in 0..n {
             let topic = TopicId(c.array()?);
@@ -135,7 +142,7 @@ impl JournalEntry {
             }
             let key = c.bytes16()?;
             let dedup_key = (!key.is_empty()).then(|| Bytes::copy_from_slice(key));
-            let nb = c.count("journal.batches", 44)?;
+            let nb = c.count("journal.batches", BATCH_BYTES)?;
             let mut batches = Vec::with_capacity(nb);
             for _ in 0..nb {
                 let b = BatchRef {
@@ -236,6 +243,86 @@ mod tests {
         let mut want = sample_entry();
         want.appends[0].producer = None;
         assert_eq!(JournalEntry::decode(&bytes).unwrap(), want);
+    }
+
+    /// `e` encoded as version 1 (no producer stamps; `e` must have none).
+    fn encode_v1(e: &JournalEntry) -> Bytes {
+        let mut b = BytesMut::new();
+        b.put_u32_le(e.shard);
+        b.put_u64_le(e.seq);
+        b.put_i64_le(e.append_ts);
+        b.put_slice(&e.writer);
+        b.put_u32_le(e.appends.len() as u32);
+        for a in &e.appends {
+            assert!(a.producer.is_none());
+            b.put_slice(&a.topic.0);
+            b.put_u32_le(a.partition_count);
+            put_bytes16(&mut b, a.dedup_key.as_deref().unwrap_or_default());
+            b.put_u32_le(a.batches.len() as u32);
+            for x in &a.batches {
+                b.put_u32_le(x.partition);
+                b.put_u64_le(x.base_offset);
+                b.put_u32_le(x.record_count);
+                b.put_slice(&x.segment.0);
+                b.put_u64_le(x.pos);
+                b.put_u32_le(x.len);
+            }
+        }
+        seal(JOURNAL_MAGIC, 1, &b)
+    }
+
+    #[test]
+    fn encode_v1_writes_version_1_bytes() {
+        let mut e = sample_entry();
+        e.appends[0].producer = None;
+        assert_eq!(crate::format::hex::of(&encode_v1(&e)), V1);
+    }
+
+    fn smallest_append() -> Append {
+        Append {
+            topic: TopicId([1; 16]),
+            partition_count: 1,
+            dedup_key: None,
+            batches: Vec::new(),
+            producer: None,
+        }
+    }
+
+    #[test]
+    fn the_smallest_appends_decode() {
+        // In version 1 an append with no dedup key and no batch takes 26 bytes and nothing
+        // follows the appends: 3 of them leave 78 bytes after the count, which a bound of 27
+        // bytes an append would refuse. Version 2 adds the producer flag (27 bytes each).
+        let e = JournalEntry {
+            appends: vec![smallest_append(); 3],
+            ..sample_entry()
+        };
+        assert_eq!(JournalEntry::decode(&encode_v1(&e)).unwrap(), e);
+        assert_eq!(JournalEntry::decode(&e.encode()).unwrap(), e);
+    }
+
+    #[test]
+    fn the_smallest_batches_decode() {
+        // Batches are fixed width (44 bytes); in version 2 only the producer flag (1 byte)
+        // follows them, so 3 batches leave 133 bytes after the count: a bound of 45 refuses it.
+        let e = JournalEntry {
+            appends: vec![Append {
+                batches: (0..3)
+                    .map(|i| BatchRef {
+                        partition: 0,
+                        base_offset: i,
+                        record_count: 1,
+                        segment: ObjectId([5; 16]),
+                        pos: 0,
+                        len: 0,
+                    })
+                    .collect(),
+                ..smallest_append()
+            }],
+            ..sample_entry()
+        };
+        assert_eq!(JournalEntry::decode(&e.encode()).unwrap(), e);
+        assert_eq!(JournalEntry::decode(&encode_v1(&e)).unwrap(), e);
     }
 
     #[test]
