@@ -93,6 +93,11 @@ impl JournalEntry {
     }
 
     pub fn encode(&self) -> Bytes {
+        self.encode_as(JOURNAL_VERSION)
+    }
+
+    /// Encode as `version`: 1 has no producer stamps (tests pin that older layout with it).
+    fn encode_as(&self, version: u16) -> Bytes {
         let mut b = BytesMut::new();
         b.put_u32_le(self.shard);
         b.put_u64_le(self.seq);
@@ -113,6 +118,7 @@ impl JournalEntry {
                 b.put_u32_le(x.len);
             }
             match &a.producer {
+                _ if version < 2 => {}
                 None => b.put_u8(0),
                 Some(p) => {
                     b.put_u8(1);
@@ -122,7 +128,7 @@ impl JournalEntry {
                 }
             }
         }
-        seal(JOURNAL_MAGIC, JOURNAL_VERSION, &b)
+        seal(JOURNAL_MAGIC, version, &b)
     }
 
     pub fn decode(bytes: &[u8]) -> DecodeResult<Self> {
@@ -247,28 +253,8 @@ mod tests {
 
     /// `e` encoded as version 1 (no producer stamps; `e` must have none).
     fn encode_v1(e: &JournalEntry) -> Bytes {
-        let mut b = BytesMut::new();
-        b.put_u32_le(e.shard);
-        b.put_u64_le(e.seq);
-        b.put_i64_le(e.append_ts);
-        b.put_slice(&e.writer);
-        b.put_u32_le(e.appends.len() as u32);
-        for a in &e.appends {
-            assert!(a.producer.is_none());
-            b.put_slice(&a.topic.0);
-            b.put_u32_le(a.partition_count);
-            put_bytes16(&mut b, a.dedup_key.as_deref().unwrap_or_default());
-            b.put_u32_le(a.batches.len() as u32);
-            for x in &a.batches {
-                b.put_u32_le(x.partition);
-                b.put_u64_le(x.base_offset);
-                b.put_u32_le(x.record_count);
-                b.put_slice(&x.segment.0);
-                b.put_u64_le(x.pos);
-                b.put_u32_le(x.len);
-            }
-        }
-        seal(JOURNAL_MAGIC, 1, &b)
+        assert!(e.appends.iter().all(|a| a.producer.is_none()));
+        e.encode_as(1)
     }
 
     #[test]
