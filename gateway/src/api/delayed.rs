@@ -96,7 +96,7 @@ pub fn answer(
 }
 
 /// Pending delayed records of a topic, soonest first.
-#[utoipa::path(get, path = "/v1/topics/{topic}/delayed", tag = "delayed",
+#[utoipa::path(get, path = "/v1/topics/{topic}/delayed", tag = "delayed", operation_id = "list_delayed",
     params(
         ("topic" = String, Path, description = "Topic name", pattern = "^[A-Za-z0-9._-]{1,249}$", example = "orders"),
         DelayedQuery,

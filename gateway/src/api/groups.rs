@@ -525,7 +525,7 @@ pub async fn poll(
 }
 
 /// Commit offsets (the next offset to read) of the member's partitions.
-#[utoipa::path(post, path = "/v1/groups/{group}/offsets", tag = "groups",
+#[utoipa::path(post, path = "/v1/groups/{group}/offsets", tag = "groups", operation_id = "commit_offsets",
     params(("group" = String, Path, description = "Group name", example = "billing")),
     request_body = CommitOffsets,
     responses(
@@ -645,7 +645,7 @@ async fn detail(st: &AppState, group: &str, s: &GroupState) -> ApiResult<GroupDe
 }
 
 /// A group's members, assignments, committed offsets and lag.
-#[utoipa::path(get, path = "/v1/groups/{group}", tag = "groups",
+#[utoipa::path(get, path = "/v1/groups/{group}", tag = "groups", operation_id = "describe_group",
     params(("group" = String, Path, description = "Group name", example = "billing")),
     responses(
         (status = 200, description = "The group", body = GroupDetail),
@@ -675,7 +675,7 @@ pub async fn describe(
 }
 
 /// Every group (with auth: those whose topics the token may all consume).
-#[utoipa::path(get, path = "/v1/groups", tag = "groups",
+#[utoipa::path(get, path = "/v1/groups", tag = "groups", operation_id = "list_groups",
     responses((status = 200, description = "Groups, sorted by name, with their live members and total lag", body = GroupList)))]
 pub async fn list(State(st): State<AppState>, caller: MaybeCaller) -> ApiResult<Json<GroupList>> {
     let mut groups = Vec::new();
@@ -699,7 +699,7 @@ pub async fn list(State(st): State<AppState>, caller: MaybeCaller) -> ApiResult<
 }
 
 /// Delete a group: its members, assignments and committed offsets.
-#[utoipa::path(delete, path = "/v1/groups/{group}", tag = "groups",
+#[utoipa::path(delete, path = "/v1/groups/{group}", tag = "groups", operation_id = "delete_group",
     params(("group" = String, Path, description = "Group name", example = "billing")),
     responses(
         (status = 204, description = "Deleted"),

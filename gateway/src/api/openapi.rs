@@ -213,3 +213,34 @@ pub async fn openapi_json() -> Json<Doc> {
 }
 
 pub use openapi_json as serve;
+
+#[cfg(test)]
+mod tests {
+    use super::ApiDoc;
+    use std::collections::BTreeMap;
+    use utoipa::OpenApi;
+
+    /// OpenAPI requires unique operationIds, and tools that link operations by them (Schemathesis'
+    /// stateful phase, client generators) resolve a shared one to the wrong operation: utoipa's
+    /// default is the handler's name, which several modules share (`list`, `get`, …).
+    #[test]
+    fn every_operation_id_is_unique() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if let Some(id) = op.get("operationId").and_then(|v| v.as_str()) {
+                    seen.entry(id.to_string())
+                        .or_default()
+                        .push(format!("{} {path}", method.to_uppercase()));
+                }
+            }
+        }
+        let shared: Vec<_> = seen.iter().filter(|(_, ops)| ops.len() > 1).collect();
+        assert!(
+            shared.is_empty(),
+            "operationIds used more than once: {shared:?}"
+        );
+        assert!(seen.len() >= 40, "{} operations", seen.len());
+    }
+}

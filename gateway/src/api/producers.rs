@@ -17,7 +17,7 @@ pub fn producer_id(s: &str) -> ApiResult<ProducerId> {
 }
 
 /// Register an idempotent producer, or bump the epoch of an existing one.
-#[utoipa::path(post, path = "/v1/producers", tag = "records",
+#[utoipa::path(post, path = "/v1/producers", tag = "records", operation_id = "create_producer",
     request_body(content = Option<CreateProducer>, description = "Empty (or `{}`) for a new producer; `{\"producer_id\"}` to bump an existing producer's epoch"),
     responses(
         (status = 201, description = "The producer id and its new epoch", body = Producer),

@@ -83,7 +83,7 @@ pub async fn put(
 }
 
 /// A queue's config and backlog.
-#[utoipa::path(get, path = "/v1/queues/{queue}", tag = "queues",
+#[utoipa::path(get, path = "/v1/queues/{queue}", tag = "queues", operation_id = "get_queue",
     params(("queue" = String, Path, description = "Queue name", example = "orders-workers")),
     responses(
         (status = 200, description = "Config and backlog", body = QueueDetail),
@@ -103,7 +103,7 @@ pub async fn get(
 }
 
 /// Every queue (with auth: those the token has a scope on).
-#[utoipa::path(get, path = "/v1/queues", tag = "queues",
+#[utoipa::path(get, path = "/v1/queues", tag = "queues", operation_id = "list_queues",
     responses((status = 200, description = "Every live queue, sorted by name", body = QueueList)))]
 pub async fn list(
     State(st): State<AppState>,
@@ -121,7 +121,7 @@ pub async fn list(
 }
 
 /// Delete a queue and its state (its topic and dead-letter topic stay).
-#[utoipa::path(delete, path = "/v1/queues/{queue}", tag = "queues",
+#[utoipa::path(delete, path = "/v1/queues/{queue}", tag = "queues", operation_id = "delete_queue",
     params(("queue" = String, Path, description = "Queue name", example = "scratch")),
     responses(
         (status = 204, description = "Deleted"),

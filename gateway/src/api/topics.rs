@@ -19,7 +19,7 @@ fn known_name(name: &str) -> ApiResult<()> {
 }
 
 /// Create a topic.
-#[utoipa::path(post, path = "/v1/topics", tag = "topics",
+#[utoipa::path(post, path = "/v1/topics", tag = "topics", operation_id = "create_topic",
     request_body = CreateTopic,
     responses(
         (status = 201, description = "Created", body = Topic),
@@ -56,7 +56,7 @@ pub async fn create(
 }
 
 /// List all topics (with auth: those the token has some scope on).
-#[utoipa::path(get, path = "/v1/topics", tag = "topics",
+#[utoipa::path(get, path = "/v1/topics", tag = "topics", operation_id = "list_topics",
     responses((status = 200, description = "Every live topic, sorted by name; with auth, only those the token has a scope on", body = TopicList)))]
 pub async fn list(
     State(st): State<AppState>,
@@ -74,7 +74,7 @@ pub async fn list(
 }
 
 /// A topic's config and each partition's offsets.
-#[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics",
+#[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics", operation_id = "get_topic",
     params(("topic" = String, Path, description = "Topic name", pattern = "^[A-Za-z0-9._-]{1,249}$", example = "orders")),
     responses(
         (status = 200, description = "Config and per-partition offsets", body = TopicDetail),
@@ -141,7 +141,7 @@ pub async fn update(
 }
 
 /// Delete a topic and (eventually) its records.
-#[utoipa::path(delete, path = "/v1/topics/{topic}", tag = "topics",
+#[utoipa::path(delete, path = "/v1/topics/{topic}", tag = "topics", operation_id = "delete_topic",
     params(("topic" = String, Path, description = "Topic name", pattern = "^[A-Za-z0-9._-]{1,249}$", example = "scratch")),
     responses(
         (status = 204, description = "Deleted"),

@@ -48,7 +48,7 @@ pub async fn begin(
 
 /// Commit: every staged record, across topics and partitions, is appended (all or nothing,
 /// whichever process dies); answers once all are readable. Idempotent.
-#[utoipa::path(post, path = "/v1/transactions/{id}/commit", tag = "transactions",
+#[utoipa::path(post, path = "/v1/transactions/{id}/commit", tag = "transactions", operation_id = "commit_transaction",
     params(("id" = String, Path, description = "The transaction id", example = "01JDC0000000000000000000AA")),
     responses(
         (status = 200, description = "Committed: every staged record's offset, in staging order", body = TransactionCommitted),
@@ -89,7 +89,7 @@ pub async fn rollback(
 }
 
 /// The transactions not finished yet (open, or decided and not cleaned up), oldest first.
-#[utoipa::path(get, path = "/v1/transactions", tag = "transactions",
+#[utoipa::path(get, path = "/v1/transactions", tag = "transactions", operation_id = "list_transactions",
     params(TransactionListQuery),
     responses(
         (status = 200, description = "The transactions not finished yet, oldest first", body = TransactionList),
@@ -110,7 +110,7 @@ pub async fn list(
 }
 
 /// A transaction's state, records staged and check-backs made.
-#[utoipa::path(get, path = "/v1/transactions/{id}", tag = "transactions",
+#[utoipa::path(get, path = "/v1/transactions/{id}", tag = "transactions", operation_id = "describe_transaction",
     params(("id" = String, Path, description = "The transaction id", example = "01JDC0000000000000000000AA")),
     responses(
         (status = 200, description = "The transaction", body = TransactionInfo),
