@@ -11,7 +11,10 @@
 //! is what the gateway holds until the commit. When the request declares a `Content-Length`,
 //! [`reserve_early`] charges it *before* the body is read, so the bodies of requests that will
 //! be refused never occupy memory: with many more producers than the gateway can flush, memory
-//! stays near the budget instead of growing with the number of connections.
+//! stays near the budget instead of growing with the number of connections. The refused body
+//! is still read and dropped (up to [`DRAIN_MAX`] bytes, never held) before the answer goes out:
+//! a server that answers and closes while the client is still sending makes the client's socket
+//! fail with a broken pipe or reset, and the client never sees its 429 and `Retry-After`.
 
 use crate::api::AppState;
 use crate::error::ApiError;
@@ -168,8 +171,30 @@ pub async fn reserve_early(State(st): State<AppState>, mut req: Request, next: N
                 req.extensions_mut()
                     .insert(EarlyPermit(Arc::new(Mutex::new(Some(permit)))));
             }
-            Err(e) => return e.into_response(),
+            Err(e) => {
+                if len <= DRAIN_MAX {
+                    drain(req.into_body()).await;
+                }
+                return e.into_response();
+            }
         }
     }
     next.run(req).await
+}
+
+/// The largest refused body [`reserve_early`] reads to the end before answering; a larger one
+/// is answered at once (its sender may then see the connection reset instead of the answer).
+pub const DRAIN_MAX: usize = 1 << 20;
+
+/// Read a body to its end (at most [`DRAIN_MAX`] bytes), dropping each chunk as it comes.
+async fn drain(body: axum::body::Body) {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut read = 0usize;
+    while let Some(Ok(chunk)) = stream.next().await {
+        read += chunk.len();
+        if read > DRAIN_MAX {
+            break;
+        }
+    }
 }
