@@ -50,6 +50,9 @@ enum Command {
     /// Delayed records: list the pending ones of a topic, cancel one before it is due.
     #[command(subcommand)]
     Delayed(client::delayed::DelayedCmd),
+    /// Transactions: list the unfinished ones, describe, commit or roll back one.
+    #[command(subcommand)]
+    Transactions(client::transactions::TransactionsCmd),
     /// Produce and consume for a while; print throughput and latency percentiles.
     Bench(client::bench::BenchArgs),
     /// Gateway + compactor in one process on a local folder: no other service needed.
@@ -438,6 +441,7 @@ async fn run_client(global: client::Global, command: Command) -> Result<(), clie
         Command::Groups(cmd) => client::groups::run(&ctx, cmd).await,
         Command::Queues(cmd) => client::queues::run(&ctx, cmd).await,
         Command::Delayed(cmd) => client::delayed::run(&ctx, cmd).await,
+        Command::Transactions(cmd) => client::transactions::run(&ctx, cmd).await,
         _ => Ok(()),
     };
     match done {
@@ -549,7 +553,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         | Command::Bench(_)
         | Command::Groups(_)
         | Command::Queues(_)
-        | Command::Delayed(_) => Err("not a server command".into()),
+        | Command::Delayed(_)
+        | Command::Transactions(_) => Err("not a server command".into()),
     }
 }
 

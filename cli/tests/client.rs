@@ -764,3 +764,83 @@ async fn delayed_records_produced_listed_cancelled_and_delivered() {
     let o = sluice(u, &["delayed", "--help"], "");
     assert!(String::from_utf8(o.stdout).unwrap().contains("Usage"));
 }
+
+#[tokio::test]
+async fn transactions_listed_described_committed_and_rolled_back() {
+    let d = dev().await;
+    let u = &d.url;
+    ok(u, &["topics", "create", "ledger", "--partitions", "1"]);
+    assert_eq!(ok(u, &["transactions", "list"]), "");
+    // Two transactions begun and staged over REST (the CLI has no staging command).
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for n in [2, 1] {
+        let t: Value = http
+            .post(format!("{u}/v1/transactions"))
+            .json(&serde_json::json!({"timeout_ms": 600000}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = t["transaction_id"].as_str().unwrap().to_string();
+        let records: Vec<Value> = (0..n)
+            .map(|i| serde_json::json!({"value": format!("v{i}")}))
+            .collect();
+        let r = http
+            .post(format!("{u}/v1/topics/ledger/records?transaction={id}"))
+            .json(&serde_json::json!({ "records": records }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        ids.push(id);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // Piped: tab-separated lines, oldest first; JSON: the API's document.
+    let text = ok(u, &["transactions", "list"]);
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert_eq!(
+        rows.iter().map(|r| (r[0], r[1], r[2])).collect::<Vec<_>>(),
+        [
+            (ids[0].as_str(), "open", "2"),
+            (ids[1].as_str(), "open", "1")
+        ],
+        "{text}"
+    );
+    let l: Value = serde_json::from_str(&ok(
+        u,
+        &["transactions", "list", "--limit", "1", "--output", "json"],
+    ))
+    .unwrap();
+    assert_eq!(l["transactions"].as_array().unwrap().len(), 1, "{l}");
+    assert_eq!(l["transactions"][0]["transaction_id"], ids[0].as_str());
+    // Decide both by hand; the list empties, describe tells how each ended.
+    assert_eq!(
+        ok(u, &["transactions", "commit", &ids[0]]),
+        format!("committed {}: 2 records readable\n", ids[0])
+    );
+    assert_eq!(
+        ok(u, &["transactions", "rollback", &ids[1]]),
+        format!("rolled back {}\n", ids[1])
+    );
+    assert_eq!(ok(u, &["transactions", "list"]), "");
+    let t: Value = serde_json::from_str(&ok(
+        u,
+        &["transactions", "describe", &ids[1], "--output", "json"],
+    ))
+    .unwrap();
+    assert_eq!(t["state"], "rolled_back", "{t}");
+    // The server's refusals exit 1 with their code; a missing argument is a usage error (2).
+    assert!(fails(u, &["transactions", "commit", &ids[1]], 1).contains("(transaction_closed)"));
+    assert!(fails(
+        u,
+        &["transactions", "describe", "01JDC0000000000000000000AA"],
+        1
+    )
+    .contains("(transaction_not_found)"));
+    assert!(fails(u, &["transactions", "list", "--limit", "0"], 1).contains("(invalid_request)"));
+    fails(u, &["transactions", "commit"], 2);
+}

@@ -9,7 +9,7 @@ use reqwest::header::CONTENT_TYPE;
 use reqwest::Method;
 use sluice_api::{
     BeginTransaction, ProduceBody, StagedAnswer, Transaction, TransactionCommitted,
-    TransactionInfo, TransactionOffset,
+    TransactionInfo, TransactionList, TransactionOffset,
 };
 use sluice_core::format::record::Record;
 use std::time::Duration;
@@ -86,6 +86,19 @@ impl Client {
         ))
         .await?;
         Ok(())
+    }
+
+    /// `GET /v1/transactions`: the transactions not finished yet (open, or decided and not
+    /// cleaned up), oldest first; at most `limit` (the gateway's default 100, at most 1000).
+    pub async fn list_transactions(&self, limit: Option<u64>) -> Result<Vec<TransactionInfo>> {
+        let query: Vec<(&str, String)> = limit
+            .map(|l| ("limit", l.to_string()))
+            .into_iter()
+            .collect();
+        let l: TransactionList = self
+            .json(self.request_with(Method::GET, &["v1", "transactions"], &query))
+            .await?;
+        Ok(l.transactions)
     }
 
     /// `GET /v1/transactions/{id}`: state, records staged, check-backs made.

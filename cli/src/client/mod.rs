@@ -11,6 +11,7 @@ pub mod groups;
 pub mod produce;
 pub mod queues;
 pub mod topics;
+pub mod transactions;
 
 use clap::{Args, ValueEnum};
 use sluice_sdk::{Client, Error};
