@@ -545,9 +545,16 @@ impl Compactor {
             return Ok(cp.clone());
         }
         let cp = sluice_core::shard::newest_checkpoint(&*self.store, shard, 0, true).await?;
-        let pointer = match store::get_opt(&*self.store, &keys::checkpoint_pointer(shard)).await? {
-            Some(b) => Checkpoint::decode(&b).map_or(0, |c| c.seq),
-            None => 0,
+        // Unreadable counts as missing: the next checkpoint overwrites it (a pass that failed
+        // here instead would never replace a pointer that cannot be read).
+        let key = keys::checkpoint_pointer(shard);
+        let pointer = match store::get_opt(&*self.store, &key).await {
+            Ok(Some(b)) => Checkpoint::decode(&b).map_or(0, |c| c.seq),
+            Ok(None) => 0,
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "cannot read the checkpoint pointer; it will be rewritten");
+                0
+            }
         };
         self.cache.pointer.insert(shard, pointer);
         if let Some(cp) = &cp {

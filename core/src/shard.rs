@@ -622,7 +622,18 @@ pub async fn newest_checkpoint(
         // One GET with the body every time: no `If-None-Match`, because `LocalFileSystem`'s
         // ETags (inode, mtime, size) can repeat across overwrites of the pointer, so an
         // unchanged ETag proves nothing there (tried; a reader missed a new checkpoint).
-        if let Some(bytes) = store::get_opt(store, &key).await? {
+        // A pointer that cannot be read is skipped like a corrupt one: it is only a hint, and
+        // the listing below does not depend on it (seen on LocalStack: after a writer was
+        // killed during an overwrite, every GET of the pointer failed mid-body, and a shard
+        // that needed the pointer could not open at all).
+        let found = match store::get_opt(store, &key).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "cannot read the checkpoint pointer; listing");
+                None
+            }
+        };
+        if let Some(bytes) = found {
             match Checkpoint::decode(&bytes) {
                 Ok(cp) if cp.shard == shard => return Ok((cp.seq > known).then_some(cp)),
                 Ok(_) => tracing::error!(%key, "checkpoint pointer names another shard; listing"),
@@ -701,6 +712,13 @@ mod tests {
         store::put_overwrite(s, &pointer, cp(5, 9).encode())
             .await
             .unwrap();
+        assert_eq!(newest(false).await, Some(7));
+        // A pointer whose GET fails (every time): the listing, not an error.
+        counted.set_faults(crate::store::FaultConfig {
+            error_rate: 1.0,
+            only_prefix: Some(pointer.to_string()),
+            ..Default::default()
+        });
         assert_eq!(newest(false).await, Some(7));
     }
 
