@@ -545,17 +545,11 @@ impl Compactor {
             return Ok(cp.clone());
         }
         let cp = sluice_core::shard::newest_checkpoint(&*self.store, shard, 0, true).await?;
-        // Unreadable counts as missing: the next checkpoint overwrites it (a pass that failed
-        // here instead would never replace a pointer that cannot be read).
-        let key = keys::checkpoint_pointer(shard);
-        let pointer = match store::get_opt(&*self.store, &key).await {
-            Ok(Some(b)) => Checkpoint::decode(&b).map_or(0, |c| c.seq),
-            Ok(None) => 0,
-            Err(e) => {
-                tracing::warn!(%key, error = %e, "cannot read the checkpoint pointer; it will be rewritten");
-                0
-            }
-        };
+        // A pointer that is missing or unusable counts as 0: the next checkpoint overwrites it
+        // (a pass that failed here instead would never replace one that cannot be read).
+        let pointer = sluice_core::shard::pointed_checkpoint(&*self.store, shard)
+            .await
+            .map_or(0, |c| c.seq);
         self.cache.pointer.insert(shard, pointer);
         if let Some(cp) = &cp {
             let q = self.cache.checkpoints.entry(shard).or_default();

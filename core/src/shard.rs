@@ -606,10 +606,41 @@ impl ShardLog {
     }
 }
 
+/// The checkpoint the pointer (`checkpoints/latest/{shard}`) holds, one GET; `None` when it is
+/// missing, cannot be read, does not decode or names another shard (logged). It is only a
+/// hint: the numbered checkpoints are authoritative.
+pub async fn pointed_checkpoint(store: &dyn ObjectStore, shard: u32) -> Option<Checkpoint> {
+    let key = keys::checkpoint_pointer(shard);
+    // One GET with the body every time: no `If-None-Match`, because `LocalFileSystem`'s ETags
+    // (inode, mtime, size) can repeat across overwrites of the pointer, so an unchanged ETag
+    // proves nothing there (tried; a reader missed a new checkpoint). A pointer that cannot be
+    // read counts as missing (seen on LocalStack: after a writer was killed during an
+    // overwrite, every GET of the pointer failed mid-body, and a shard that needed the
+    // pointer could not open at all).
+    let bytes = match store::get_opt(store, &key).await {
+        Ok(found) => found?,
+        Err(e) => {
+            tracing::warn!(%key, error = %e, "cannot read the checkpoint pointer");
+            return None;
+        }
+    };
+    match Checkpoint::decode(&bytes) {
+        Ok(cp) if cp.shard == shard => Some(cp),
+        Ok(_) => {
+            tracing::error!(%key, "checkpoint pointer names another shard");
+            None
+        }
+        Err(e) => {
+            tracing::error!(%key, error = %e, "corrupt checkpoint pointer");
+            None
+        }
+    }
+}
+
 /// The newest checkpoint of `shard` if newer than `known`. From the pointer
-/// (`checkpoints/latest/{shard}`, one GET) unless `listed`; from the listing of the numbered
+/// ([`pointed_checkpoint`], one GET) unless `listed`; from the listing of the numbered
 /// checkpoints (a LIST and a GET) when asked, or when the pointer is missing (a bucket written
-/// before pointers existed) or unreadable. Checkpoints that do not decode or do not match their
+/// before pointers existed) or unusable. Checkpoints that do not decode or do not match their
 /// key are skipped for older ones (logged).
 pub async fn newest_checkpoint(
     store: &dyn ObjectStore,
@@ -618,27 +649,8 @@ pub async fn newest_checkpoint(
     listed: bool,
 ) -> Result<Option<Checkpoint>> {
     if !listed {
-        let key = keys::checkpoint_pointer(shard);
-        // One GET with the body every time: no `If-None-Match`, because `LocalFileSystem`'s
-        // ETags (inode, mtime, size) can repeat across overwrites of the pointer, so an
-        // unchanged ETag proves nothing there (tried; a reader missed a new checkpoint).
-        // A pointer that cannot be read is skipped like a corrupt one: it is only a hint, and
-        // the listing below does not depend on it (seen on LocalStack: after a writer was
-        // killed during an overwrite, every GET of the pointer failed mid-body, and a shard
-        // that needed the pointer could not open at all).
-        let found = match store::get_opt(store, &key).await {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::warn!(%key, error = %e, "cannot read the checkpoint pointer; listing");
-                None
-            }
-        };
-        if let Some(bytes) = found {
-            match Checkpoint::decode(&bytes) {
-                Ok(cp) if cp.shard == shard => return Ok((cp.seq > known).then_some(cp)),
-                Ok(_) => tracing::error!(%key, "checkpoint pointer names another shard; listing"),
-                Err(e) => tracing::error!(%key, error = %e, "corrupt checkpoint pointer; listing"),
-            }
+        if let Some(cp) = pointed_checkpoint(store, shard).await {
+            return Ok((cp.seq > known).then_some(cp));
         }
     }
     let names = store::list_names(store, &keys::checkpoint_dir(shard), None).await?;
