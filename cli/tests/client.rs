@@ -6,6 +6,7 @@ mod common;
 
 use common::{free_port, Proc};
 use serde_json::Value;
+use sluice_tests::http::send;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -775,26 +776,22 @@ async fn transactions_listed_described_committed_and_rolled_back() {
     let http = reqwest::Client::new();
     let mut ids = Vec::new();
     for n in [2, 1] {
-        let t: Value = http
-            .post(format!("{u}/v1/transactions"))
-            .json(&serde_json::json!({"timeout_ms": 600000}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (status, t) = send(
+            http.post(format!("{u}/v1/transactions"))
+                .json(&serde_json::json!({"timeout_ms": 600000})),
+        )
+        .await;
+        assert_eq!(status, 201, "{t}");
         let id = t["transaction_id"].as_str().unwrap().to_string();
         let records: Vec<Value> = (0..n)
             .map(|i| serde_json::json!({"value": format!("v{i}")}))
             .collect();
-        let r = http
-            .post(format!("{u}/v1/topics/ledger/records?transaction={id}"))
-            .json(&serde_json::json!({ "records": records }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 200);
+        let (status, v) = send(
+            http.post(format!("{u}/v1/topics/ledger/records?transaction={id}"))
+                .json(&serde_json::json!({ "records": records })),
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
         ids.push(id);
         tokio::time::sleep(Duration::from_millis(2)).await;
     }

@@ -23,6 +23,15 @@ function expiryCell(ms) {
   return h("time", { datetime: iso(ms), title: iso(ms) }, localTime(ms), h("span.muted", ` · ${ago(ms)}`));
 }
 
+/** The columns of a transaction, in the list and in a look-up. */
+const COLUMNS = [
+  { label: "Transaction", cell: (t) => h("code.id", t.transaction_id) },
+  { label: "State", cell: stateCell },
+  { label: "Staged", cell: (t) => num(t.staged) },
+  { label: "Check-backs", cell: (t) => num(t.checks) },
+  { label: "Expires", cell: (t) => expiryCell(t.expires_at_ms) },
+];
+
 function listView(res, onDecide) {
   if (!res.transactions.length) {
     return empty(
@@ -41,31 +50,14 @@ function listView(res, onDecide) {
           h("button.small.danger", { type: "button", "aria-label": `Roll back transaction ${t.transaction_id}`, on: { click: () => onDecide(t, "rollback") } }, "Roll back…"),
         );
   return table(
-    [
-      { label: "Transaction", cell: (t) => h("code.id", t.transaction_id) },
-      { label: "State", cell: stateCell },
-      { label: "Staged", cell: (t) => num(t.staged) },
-      { label: "Check-backs", cell: (t) => num(t.checks) },
-      { label: "Expires", cell: (t) => expiryCell(t.expires_at_ms) },
-      { label: "Decide", cell: actions },
-    ],
+    [...COLUMNS, { label: "Decide", cell: actions }],
     res.transactions,
     { caption: n >= LIMIT ? `The oldest ${num(n)} shown` : `${count(n, "transaction")} in progress, oldest first` },
   );
 }
 
 function lookupView(t) {
-  return table(
-    [
-      { label: "Transaction", cell: (x) => h("code.id", x.transaction_id) },
-      { label: "State", cell: stateCell },
-      { label: "Staged", cell: (x) => num(x.staged) },
-      { label: "Check-backs", cell: (x) => num(x.checks) },
-      { label: "Expires", cell: (x) => expiryCell(x.expires_at_ms) },
-    ],
-    [t],
-    { caption: "Looked up" },
-  );
+  return table(COLUMNS, [t], { caption: "Looked up" });
 }
 
 export function mount(root, ctx) {
