@@ -141,8 +141,13 @@ impl Transactions {
     /// Whether any `txn-open/` marker exists (one LIST): an idle resolver's periodic look for
     /// transactions begun by processes that are gone.
     pub async fn any_open(&self) -> Result<bool> {
+        Ok(!self.marked_open().await?.is_empty())
+    }
+
+    /// The ids of the `txn-open/` markers (one LIST), oldest first: ids are ULIDs.
+    async fn marked_open(&self) -> Result<Vec<ObjectId>> {
         let names = store::list_names(&*self.store, &keys::txn_open_dir(), None).await?;
-        Ok(names.iter().any(|n| ObjectId::parse(n).is_some()))
+        Ok(names.iter().filter_map(|n| ObjectId::parse(n)).collect())
     }
 
     fn now_ms(&self) -> i64 {
@@ -397,15 +402,11 @@ impl Transactions {
     /// one's state as [`describe`](Self::describe) gives it. One that finished meanwhile is left
     /// out.
     pub async fn list_unfinished(&self, limit: usize) -> Result<Vec<(String, TxnState)>, TxnError> {
-        let names = store::list_names(&*self.store, &keys::txn_open_dir(), None).await?;
-        let ids: Vec<String> = names
-            .iter()
-            .filter(|n| ObjectId::parse(n).is_some())
-            .take(limit)
-            .cloned()
-            .collect();
+        let mut ids = self.marked_open().await?;
+        ids.truncate(limit);
         let found: Vec<(String, Result<TxnState, TxnError>)> = futures::stream::iter(ids)
             .map(|id| async move {
+                let id = id.to_string();
                 let s = self.describe(&id).await;
                 (id, s)
             })
@@ -576,8 +577,7 @@ impl Transactions {
     /// ones checked back or rolled back, decided commits applied, finished ones cleaned up);
     /// finished transactions past their retention are deleted.
     pub async fn resolve_pass(&self, checker: &dyn CheckBack) -> Result<PassStats> {
-        let names = store::list_names(&*self.store, &keys::txn_open_dir(), None).await?;
-        let ids: Vec<ObjectId> = names.iter().filter_map(|n| ObjectId::parse(n)).collect();
+        let ids = self.marked_open().await?;
         let outcomes: Vec<(ObjectId, Result<Resolved, TxnError>)> = futures::stream::iter(ids)
             .map(|id| async move { (id, self.resolve_one(id, checker).await) })
             .buffer_unordered(16)
