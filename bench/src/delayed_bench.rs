@@ -88,7 +88,10 @@ async fn run_one(args: &Args, pending: u64) -> Figures {
                         record: Record::new(Some(format!("k{i}").as_bytes()), value.clone()),
                     })
                     .collect();
-                delayed.write(&topic, items).await.expect("write pending");
+                delayed
+                    .write(&topic, items, None)
+                    .await
+                    .expect("write pending");
                 r += 8;
             }
         }
@@ -119,7 +122,7 @@ async fn run_one(args: &Args, pending: u64) -> Figures {
             record: Record::new(None, Bytes::from(format!("probe-{i}-{at}"))),
         };
         delayed
-            .write(&topic, vec![item])
+            .write(&topic, vec![item], None)
             .await
             .expect("write probe");
         due.push(at);

@@ -1,6 +1,7 @@
 //! kill -9 over a real `sluice dev` process (gateway + compactor + delayed mover on a local
-//! folder): producers send delayed records (0–3 s ahead) and cancel some, while the process is
-//! SIGKILLed and restarted every 1.5 s. Afterwards `checker::delayed` must find every acked,
+//! folder): producers send delayed records (0–3 s ahead) with an `Idempotency-Key`, retry each
+//! request until it is answered, and cancel some, while the process is SIGKILLed and restarted
+//! every 1.5 s. Afterwards `checker::delayed` must find every acked,
 //! not-cancelled record delivered exactly once and never before it was due, and no record whose
 //! cancel was answered 204; `checker::check` that offsets are dense and unique.
 
@@ -45,9 +46,12 @@ async fn delayed_records_survive_kill_9() {
     // value -> delayed id, to say where a record that went missing was left.
     let ids: Arc<Mutex<HashMap<Vec<u8>, String>>> = Arc::default();
     let chaos_until = Instant::now() + Duration::from_secs(9);
+    // Requests answered only after a retry (their first try failed or got no answer).
+    let retried: Arc<std::sync::atomic::AtomicU64> = Arc::default();
     let mut producers = Vec::new();
     for w in 0..3u64 {
         let (acked, ids, url, http) = (acked.clone(), ids.clone(), url.clone(), http.clone());
+        let retried = retried.clone();
         producers.push(tokio::spawn(async move {
             let mut rng = Rng::new(w + 1);
             let mut n = 0u64;
@@ -56,21 +60,36 @@ async fn delayed_records_survive_kill_9() {
                 let records: Vec<Value> = (0..4)
                     .map(|i| json!({"value": format!("w{w}-{n}-{i}"), "delay_ms": rng.below(3000)}))
                     .collect();
-                let Ok(r) = http
-                    .post(format!("{url}/v1/topics/t/records"))
-                    .json(&json!({ "records": records }))
-                    .send()
-                    .await
-                else {
+                // Sent with an Idempotency-Key and retried as is until answered, across kills:
+                // the first answer's ids and times, the records delivered once.
+                let key = format!("w{w}-{n}");
+                let body = json!({ "records": records });
+                let give_up = chaos_until + Duration::from_secs(20);
+                let mut tries = 0;
+                let a = loop {
+                    tries += 1;
+                    let answer = match http
+                        .post(format!("{url}/v1/topics/t/records"))
+                        .header("Idempotency-Key", &key)
+                        .json(&body)
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status().as_u16() == 200 => r.json::<Value>().await.ok(),
+                        _ => None,
+                    };
+                    if let Some(a) = answer {
+                        break Some(a);
+                    }
+                    if Instant::now() > give_up {
+                        break None;
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
                 };
-                if r.status().as_u16() != 200 {
-                    continue;
+                let Some(a) = a else { continue };
+                if tries > 1 {
+                    retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
-                let Ok(a) = r.json::<Value>().await else {
-                    continue;
-                };
                 let mut mine = Vec::new();
                 for (i, o) in a["offsets"].as_array().unwrap().iter().enumerate() {
                     mine.push((
@@ -190,8 +209,9 @@ async fn delayed_records_survive_kill_9() {
     v.extend(check_delayed(&acked, &delivered));
     let cancelled = acked.iter().filter(|a| a.cancelled).count();
     eprintln!(
-        "{kills} kills, {} delayed records acked ({cancelled} cancelled), {} delivered, all read {} ms after nothing was pending",
+        "{kills} kills, {} delayed records acked ({cancelled} cancelled; {} requests answered after a retry), {} delivered, all read {} ms after nothing was pending",
         acked.len(),
+        retried.load(std::sync::atomic::Ordering::Relaxed),
         delivered.len(),
         reading.elapsed().as_millis()
     );

@@ -31,6 +31,7 @@ use sluice_core::delayed::state::{DelayedOp, DelayedState};
 use sluice_core::filter::Filter;
 use sluice_core::format::checkpoint::{Checkpoint, DedupRecord, ProducerRecord, RunRef, Slice};
 use sluice_core::format::delayed::{DelayedItem, DelayedObject};
+use sluice_core::format::delayed_key::{sample_marker, DelayedMarker};
 use sluice_core::format::index::{IndexEntry, IndexObject, Summary};
 use sluice_core::format::journal::{Append, BatchRef, JournalEntry, ProducerStamp};
 use sluice_core::format::record::Record;
@@ -53,7 +54,7 @@ use sluice_gateway::ApiError;
 use sluice_tables::manifest::{Manifest, OffsetRange, TableFile};
 use std::process::ExitCode;
 
-const TARGETS: [&str; 19] = [
+const TARGETS: [&str; 20] = [
     "segment",
     "journal",
     "index",
@@ -73,6 +74,7 @@ const TARGETS: [&str; 19] = [
     "txn",
     "delayed",
     "delayed-ops",
+    "delayed-marker",
 ];
 
 struct Rng(u64);
@@ -373,6 +375,7 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
         }
         .encode()
         .to_vec()],
+        "delayed-marker" => vec![sample_marker().encode().to_vec()],
         "delayed-ops" => vec![br#"[{"op":"cancel","object":"o","index":1},{"op":"take","objects":["o","p"],"cursor":5},{"op":"done","objects":["o"]}]"#.to_vec()],
         "table-manifest" => {
             let mut m = Manifest::new("orders", "01JDC0000000000000000000AA", 3);
@@ -716,6 +719,21 @@ fn run_delayed(input: &[u8]) -> bool {
     }
 }
 
+/// An idempotency marker of delayed records: decoding never panics; what decodes round-trips
+/// and plans every record in exactly one object.
+fn run_delayed_marker(input: &[u8]) -> bool {
+    match DelayedMarker::decode(input) {
+        Ok(m) => {
+            assert_eq!(DelayedMarker::decode(&m.encode()).as_ref(), Ok(&m));
+            let mut planned: Vec<u32> = m.objects.iter().flat_map(|o| o.members.clone()).collect();
+            planned.sort_unstable();
+            assert!(planned.iter().copied().eq(0..m.deliver_at_ms.len() as u32));
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// Delayed state-log ops and snapshots: any ops apply without panicking, and the state's
 /// snapshot restores to the same state.
 fn run_delayed_ops(input: &[u8]) -> bool {
@@ -880,6 +898,7 @@ fn run_one(target: &str, input: &[u8]) -> bool {
             .is_ok(),
         "txn" => run_txn(input),
         "delayed" => run_delayed(input),
+        "delayed-marker" => run_delayed_marker(input),
         "delayed-ops" => run_delayed_ops(input),
         _ => unreachable!(),
     }

@@ -185,8 +185,8 @@ pub struct ProduceOptions {
     /// One partition for every record (else the key hash, or anywhere).
     pub partition: Option<u32>,
     /// Deliver every record of the call later ([`Delay`](crate::Delay)): each is answered
-    /// with its `delayed_id` instead of an offset. Not with `idempotency_key` (the gateway
-    /// refuses the pair with 400).
+    /// with its `delayed_id` instead of an offset. With `idempotency_key`, a retry is answered
+    /// with the first try's ids and times.
     pub delay: Option<crate::Delay>,
 }
 

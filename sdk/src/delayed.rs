@@ -3,10 +3,9 @@
 //! produce answer gives its `delayed_id` instead. Pending ones are listed soonest first and can
 //! be cancelled until they are due.
 //!
-//! A delayed record cannot travel with an `Idempotency-Key` (the gateway refuses the pair), so
-//! a lost answer to a delayed produce cannot be retried safely: the
-//! [`Producer`](crate::Producer) retries a delayed batch only after an error that
-//! [had no side effects](crate::Error::has_no_side_effects).
+//! With an `Idempotency-Key` a delayed produce is retried safely (within the 10-minute window
+//! the retry gets the first answer and the records are delivered once), as the
+//! [`Producer`](crate::Producer) does.
 
 use crate::client::Client;
 use crate::error::{Error, Result};

@@ -6,10 +6,9 @@
 //! Backpressure: [`Producer::send`] waits while `queue_records` records are queued; the queue
 //! drains only as fast as requests are acked, and a gateway that answers 429 slows the requests.
 //!
-//! Delayed records ([`Producer::send_delayed`]) travel in batches of their own, sent without an
-//! `Idempotency-Key` (the gateway refuses a delayed record with one): such a batch is retried only
-//! after an error that [had no side effects](Error::has_no_side_effects) (never sent, refused,
-//! 429), and a lost answer fails its records rather than risk delivering them twice.
+//! Delayed records ([`Producer::send_delayed`]) travel in batches of their own, retried with
+//! their `Idempotency-Key` like any batch: the gateway answers a retry with the first try's
+//! delayed ids and times and delivers the records once.
 //!
 //! Order: with `max_in_flight = 1`, the records of one producer land in each partition in send
 //! order, retries included. With more requests in flight a retried batch may land after a
@@ -124,7 +123,7 @@ enum Msg {
     Record {
         wire: sluice_api::ProduceRecord,
         size: usize,
-        /// Sent with a delay: batched apart, without an idempotency key.
+        /// Sent with a delay: batched apart.
         delayed: bool,
         ack: oneshot::Sender<Answered>,
     },
@@ -294,20 +293,12 @@ struct Batch {
     records: Vec<sluice_api::ProduceRecord>,
     acks: Acks,
     bytes: usize,
-    /// Delayed records only (sent without an idempotency key).
-    delayed: bool,
 }
 
 impl Batcher {
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
         // [records sent now, delayed records]
-        let mut batches = [
-            Batch::default(),
-            Batch {
-                delayed: true,
-                ..Batch::default()
-            },
-        ];
+        let mut batches = [Batch::default(), Batch::default()];
         let mut deadline: Option<Instant> = None;
         let mut requests: JoinSet<()> = JoinSet::new();
         loop {
@@ -392,7 +383,7 @@ impl Batcher {
         while requests.len() >= self.cfg.max_in_flight.max(1) {
             requests.join_next().await;
         }
-        let key = (!batch.delayed).then(|| format!("{}-{}", self.id, self.seq));
+        let key = format!("{}-{}", self.id, self.seq);
         self.seq += 1;
         let body = match serde_json::to_vec(&ProduceBody { records }) {
             Ok(b) => Bytes::from(b),
@@ -436,8 +427,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 struct Request {
     client: Client,
     topic: String,
-    /// None for a batch of delayed records: retried only when the error had no side effects.
-    key: Option<String>,
+    key: String,
     body: Bytes,
     cfg: ProducerConfig,
     stats: Arc<Stats>,
@@ -457,7 +447,7 @@ impl Request {
             attempt += 1;
             let r = self
                 .client
-                .produce_body(&self.topic, self.body.clone(), self.key.as_deref())
+                .produce_body(&self.topic, self.body.clone(), Some(&self.key))
                 .await;
             let e = match r {
                 Ok(answer) => break Ok(answer),
@@ -467,8 +457,7 @@ impl Request {
                 self.stats.throttled.fetch_add(1, Relaxed);
             }
             let now = Instant::now();
-            let safe = self.key.is_some() || e.has_no_side_effects();
-            if !e.is_retryable() || !safe || now >= give_up {
+            if !e.is_retryable() || now >= give_up {
                 break Err(e);
             }
             let pause = e.retry_after().unwrap_or(backoff).min(give_up - now);

@@ -1,6 +1,6 @@
 //! The SDK's delayed records against a real gateway on `127.0.0.1:0`, on a manual clock with the
 //! mover driven tick by tick (no sleep decides anything): `Client::produce` with a delay and the
-//! `Producer`'s `send_delayed` answer delayed ids (a record without a delay in the same producer
+//! `Producer`'s `send_delayed` answer delayed ids (a keyed retry the same ones) (a record without a delay in the same producer
 //! still gets its offset), `list_delayed` lists them soonest first, `cancel_delayed` cancels once
 //! (then `delayed_not_found`), bad delays are typed 400s that the producer does not retry, and
 //! once due exactly the records not cancelled are read back through the client.
@@ -125,20 +125,45 @@ async fn delayed_records_through_the_client_and_the_producer() {
     assert!(e.has_no_side_effects());
     assert_eq!(producer.stats().retries, 0);
 
-    // A delay with an Idempotency-Key: the gateway refuses the pair, typed.
-    let e = c
+    // A delay with an Idempotency-Key: a retry gets the first answer (same id and time, even
+    // with a relative delay counted again), flagged duplicate; then cancelled.
+    let keyed = |delay| ProduceOptions {
+        idempotency_key: Some("k1".into()),
+        delay: Some(delay),
+        ..Default::default()
+    };
+    let first = c
         .produce(
             "t",
             &[Record::new(None, "x")],
-            Some(&ProduceOptions {
-                idempotency_key: Some("k1".into()),
-                delay: Some(Delay::Until(T0 + 1)),
-                ..Default::default()
-            }),
+            Some(&keyed(Delay::For(Duration::from_secs(30)))),
+        )
+        .await
+        .unwrap();
+    clock.advance(10);
+    let again = c
+        .produce(
+            "t",
+            &[Record::new(None, "x")],
+            Some(&keyed(Delay::For(Duration::from_secs(30)))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.offsets, first.offsets);
+    assert!(again.duplicate && !first.duplicate);
+    let e = c
+        .produce(
+            "t",
+            &[Record::new(None, "y")],
+            Some(&keyed(Delay::For(Duration::from_secs(30)))),
         )
         .await
         .unwrap_err();
-    assert_eq!(code(&e), ErrorCode::InvalidRequest, "{e}");
+    assert_eq!(code(&e), ErrorCode::IdempotencyKeyReused, "{e}");
+    let ProducedRecord::Delayed(d) = &first.offsets[0] else {
+        panic!("{first:?}");
+    };
+    c.cancel_delayed("t", &d.delayed_id).await.unwrap();
 
     // Listed soonest first; the limit is passed on.
     let listed = c.list_delayed("t", None).await.unwrap();

@@ -6,7 +6,7 @@
 //! cancels win) and `checker::check` (dense, unique offsets).
 
 use serde_json::{json, Value};
-use sluice_core::clock::ManualClock;
+use sluice_core::clock::{Clock, ManualClock};
 use sluice_core::delayed::mover::{Mover, MoverConfig};
 use sluice_core::delayed::Delayed;
 use sluice_core::format::delayed::DelayedItem;
@@ -153,14 +153,6 @@ async fn delayed_records_over_http() {
         assert_eq!(s, 400, "{v}");
         assert_eq!(v["code"], "invalid_request", "{v}");
     }
-    let r = reqwest::Client::new()
-        .post(format!("{url}/v1/topics/t/records"))
-        .header("Idempotency-Key", "k1")
-        .json(&json!({"records": [{"value": "x", "delay_ms": 10}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 400);
     assert!(topic_records(&url, "t", 2).await.is_empty());
     assert_eq!(delayed_objects(&store).await, 0);
 
@@ -303,6 +295,176 @@ async fn delayed_records_over_http() {
     assert_eq!(delayed_objects(&store).await, 1);
 }
 
+/// POST `body` to topic t with `Idempotency-Key: key`.
+async fn post_keyed(url: &str, key: &str, body: &Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{url}/v1/topics/t/records"))
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn markers(store: &DynStore) -> usize {
+    use futures::TryStreamExt;
+    let p = object_store::path::Path::from(sluice_core::delayed::MARKERS);
+    let all: Vec<_> = store.list(Some(&p)).try_collect().await.unwrap();
+    all.len()
+}
+
+/// Delayed records with an `Idempotency-Key`: a retry (later, with `delay_ms` counted again, on
+/// another gateway, after the first try's object PUTs failed, after delivery) gets the first
+/// answer and nothing is delivered twice; other records under the key are 422; past the window
+/// the key is new; old markers are collected.
+#[tokio::test]
+async fn idempotent_delayed_records_over_http() {
+    let inner = memory();
+    let faulty = Instrumented::new(inner.clone(), 7);
+    let store: DynStore = faulty.clone();
+    let clock = ManualClock::new(T0);
+    let log = Log::new(store.clone(), clock.clone(), LogConfig::default());
+    let gateway = Gateway::serve(log.clone(), GatewayConfig::default()).await;
+    let url = gateway.url.clone();
+    // A second gateway on the same bucket: a retry may reach any.
+    let log2 = Log::new(store.clone(), clock.clone(), LogConfig::default());
+    let gateway2 = Gateway::serve(log2, GatewayConfig::default()).await;
+    let mut mover = mover(&log);
+    let (s, v) = post(&url, "/v1/topics", json!({"name": "t", "partitions": 2})).await;
+    assert_eq!(s, 201, "{v}");
+    let body = json!({"records": [
+        {"value": "now", "partition": 0},
+        {"value": "a", "delay_ms": 60_000},
+        {"value": "b", "delay_ms": 30_000, "partition": 1},
+    ]});
+
+    // The first try's delayed-object PUTs fail (after its marker was written): 503, retryable.
+    faulty.set_faults(FaultConfig {
+        error_rate: 1.0,
+        only_prefix: Some("delayed/b/".into()),
+        ..Default::default()
+    });
+    let (s, v) = post_keyed(&url, "k1", &body).await;
+    assert_eq!(s, 503, "{v}");
+    assert_eq!(markers(&store).await, 1);
+    assert_eq!(delayed_objects(&store).await, 0);
+    faulty.set_faults(FaultConfig::default());
+
+    // The retry, 5 s later: its objects are written under the marker's names and times.
+    clock.set(T0 + 5_000);
+    let (s, first) = post_keyed(&url, "k1", &body).await;
+    assert_eq!(s, 200, "{first}");
+    let o = first["offsets"].as_array().unwrap();
+    assert_eq!(o[0]["offset"], 0);
+    assert_eq!(o[1]["deliver_at_ms"], T0 + 60_000, "the first try's time");
+    assert_eq!(o[2]["deliver_at_ms"], T0 + 30_000);
+    assert_eq!(delayed_objects(&store).await, 2);
+
+    // Retries on either gateway: the same answer, flagged duplicate, nothing written.
+    for u in [&url, &gateway2.url] {
+        clock.set(clock.now_ms() + 1_000);
+        let (s, again) = post_keyed(u, "k1", &body).await;
+        assert_eq!(s, 200, "{again}");
+        assert_eq!(again["offsets"], first["offsets"], "{again}");
+        assert_eq!(again["duplicate"], true, "{again}");
+    }
+    assert_eq!(delayed_objects(&store).await, 2);
+    assert_eq!(markers(&store).await, 1);
+    // Other records under the key: 422, nothing written.
+    for other in [
+        json!({"records": [{"value": "now", "partition": 0}, {"value": "a", "delay_ms": 60_001}, {"value": "b", "delay_ms": 30_000, "partition": 1}]}),
+        json!({"records": [{"value": "now", "partition": 0}, {"value": "A", "delay_ms": 60_000}, {"value": "b", "delay_ms": 30_000, "partition": 1}]}),
+        json!({"records": [{"value": "a", "delay_ms": 60_000}]}),
+    ] {
+        let (s, v) = post_keyed(&url, "k1", &other).await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (422, Some("idempotency_key_reused")),
+            "{v}"
+        );
+    }
+    assert_eq!(delayed_objects(&store).await, 2);
+    assert_eq!(values(&topic_records(&url, "t", 2).await), vec!["now"]);
+
+    // Delivered once due.
+    clock.set(T0 + 60_000);
+    let r = mover.tick().await.unwrap();
+    assert_eq!(r.records_delivered, 2, "{r:?}");
+    assert_eq!(delayed_objects(&store).await, 0);
+    // A retry after delivery: the same answer, and the delivered objects (the mover's done
+    // set has them) are not written again.
+    clock.set(T0 + 9 * 60_000);
+    let (s, again) = post_keyed(&url, "k1", &body).await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(again["offsets"], first["offsets"]);
+    assert_eq!(delayed_objects(&store).await, 0);
+    let r = mover.tick().await.unwrap();
+    assert_eq!(r.records_delivered, 0, "{r:?}");
+    assert_eq!(delayed_objects(&store).await, 0);
+    assert_eq!(
+        values(&topic_records(&url, "t", 2).await),
+        vec!["a", "b", "now"]
+    );
+
+    // Past the window the key names a new request.
+    clock.set(T0 + 5_000 + 11 * 60_000);
+    let later = json!({"records": [{"value": "a", "delay_ms": 60_000}]});
+    let (s, new) = post_keyed(&url, "k1", &later).await;
+    assert_eq!(s, 200, "{new}");
+    assert_eq!(new["duplicate"], false);
+    assert_ne!(
+        new["offsets"][0]["delayed_id"],
+        first["offsets"][1]["delayed_id"]
+    );
+    assert_eq!(new["offsets"][0]["deliver_at_ms"], T0 + 5_000 + 12 * 60_000);
+    assert_eq!(markers(&store).await, 1);
+    assert_eq!(delayed_objects(&store).await, 1);
+
+    // A Producer-Id with delayed records stays refused (400, nothing written).
+    let r = reqwest::Client::new()
+        .post(format!("{url}/v1/topics/t/records"))
+        .header("Producer-Id", "1")
+        .header("Producer-Epoch", "0")
+        .header("Producer-Seq", "0")
+        .json(&json!({"records": [{"value": "x", "delay_ms": 10}]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(r.status().as_u16(), 400 | 404), "{}", r.status());
+}
+
+/// Markers past the window (and its 5-minute margin) are deleted, younger ones kept: the
+/// store's own modification times, read with a clock at the real time.
+#[tokio::test]
+async fn old_idempotency_markers_are_collected() {
+    let store = memory();
+    let now = sluice_core::clock::system().now_ms();
+    let clock = ManualClock::new(now);
+    let log = Log::new(store.clone(), clock.clone(), LogConfig::default());
+    log.topics().create("t", 1, None, 0).await.unwrap();
+    let topic = log.topics().get("t").await.unwrap();
+    let delayed = Delayed::new(store.clone(), clock.clone(), log.writer());
+    let item = DelayedItem {
+        deliver_at_ms: now + 60_000,
+        partition: None,
+        record: Record::new(None, "x"),
+    };
+    let idem = sluice_core::delayed::Idempotent {
+        key: b"k",
+        fingerprint: [1; 32],
+    };
+    delayed.write(&topic, vec![item], Some(idem)).await.unwrap();
+    assert_eq!(markers(&store).await, 1);
+    clock.set(now + 14 * 60_000);
+    assert_eq!(delayed.collect_markers().await.unwrap(), 0);
+    assert_eq!(markers(&store).await, 1);
+    clock.set(now + 15 * 60_000 + 1_000);
+    assert_eq!(delayed.collect_markers().await.unwrap(), 1);
+    assert_eq!(markers(&store).await, 0);
+}
+
 /// A mover crashed at every store call of its round, then replaced by another (new process:
 /// new log, new state-log instance): every record is delivered once, never early, cancels win.
 #[tokio::test]
@@ -328,7 +490,7 @@ async fn mover_crashing_at_every_store_call_never_loses_or_duplicates() {
                 .collect();
             let times: Vec<i64> = items.iter().map(|i| i.deliver_at_ms).collect();
             let values: Vec<Vec<u8>> = items.iter().map(|i| i.record.value.to_vec()).collect();
-            let ids = delayed.write(&topic, items).await.unwrap();
+            let ids = delayed.write(&topic, items, None).await.unwrap().ids;
             for ((id, t), v) in ids.into_iter().zip(times).zip(values) {
                 acked.push((
                     id,
@@ -446,7 +608,7 @@ async fn a_backlog_over_the_round_cap_is_drained_by_ticks_and_across_a_restart()
                 cancelled: false,
             });
         }
-        delayed.write(&topic, items).await.unwrap();
+        delayed.write(&topic, items, None).await.unwrap();
     }
     assert_eq!(
         delayed_objects(&store).await,

@@ -28,6 +28,7 @@ pub mod state;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::format::delayed::{DelayedItem, DelayedObject};
+use crate::format::delayed_key::{DelayedMarker, PlannedObject};
 use crate::format::record::Record;
 use crate::ids::{new_ulid, TopicId};
 use crate::statelog::{StateLog, StateLogConfig};
@@ -165,6 +166,104 @@ pub fn plan_objects(deliver_at: &[(usize, i64)], now_ms: i64) -> Vec<(i64, Vec<u
     slots.into_values().collect()
 }
 
+/// Prefix of the idempotency markers of delayed records.
+pub const MARKERS: &str = "delayed/k";
+/// How long a marker answers retries: the dedup window of `Idempotency-Key`. It must stay
+/// below [`state::FORGET_AFTER_MS`]: a retry may write again an object that was delivered and
+/// deleted since, and only the done set, which remembers it that long, keeps it from a second
+/// delivery.
+pub const MARKER_WINDOW_MS: i64 = 10 * 60_000;
+const _: () = assert!(MARKER_WINDOW_MS < state::FORGET_AFTER_MS);
+
+/// `delayed/k/{topic}/{hex SHA-256 of the Idempotency-Key}`.
+pub fn marker_path(topic: &str, key: &[u8]) -> Path {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    Path::from(format!("{MARKERS}/{topic}/{hex}"))
+}
+
+/// A request's `Idempotency-Key` and the [`Fingerprint`] of its delayed records.
+#[derive(Clone, Copy, Debug)]
+pub struct Idempotent<'a> {
+    pub key: &'a [u8],
+    pub fingerprint: [u8; 32],
+}
+
+/// SHA-256 of a request's delayed records as the producer gave them (place in the request,
+/// delay as asked, partition, key, value, timestamp, headers), so that a retry sending a
+/// relative `delay_ms` again matches while one with other records does not.
+pub struct Fingerprint(aws_lc_rs::digest::Context);
+
+impl Default for Fingerprint {
+    fn default() -> Self {
+        Self(aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256))
+    }
+}
+
+impl Fingerprint {
+    pub fn add(
+        &mut self,
+        index: usize,
+        delay_ms: Option<i64>,
+        deliver_at_ms: Option<i64>,
+        partition: Option<u32>,
+        record: &Record,
+    ) {
+        let mut b = bytes::BytesMut::with_capacity(40 + record.encoded_len());
+        bytes::BufMut::put_u64_le(&mut b, index as u64);
+        for v in [delay_ms, deliver_at_ms, partition.map(i64::from)] {
+            bytes::BufMut::put_u8(&mut b, v.is_some() as u8);
+            bytes::BufMut::put_i64_le(&mut b, v.unwrap_or(0));
+        }
+        record.encode(&mut b);
+        self.0.update(&b);
+    }
+
+    pub fn finish(self) -> [u8; 32] {
+        let mut out = [0; 32];
+        out.copy_from_slice(self.0.finish().as_ref());
+        out
+    }
+}
+
+/// What [`Delayed::write`] answers: each record's id and due time in the order given, and
+/// whether a retry was answered from its marker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    pub ids: Vec<String>,
+    pub deliver_at_ms: Vec<i64>,
+    pub duplicate: bool,
+}
+
+/// The objects of `items` (slots of [`plan_objects`], a fresh ULID each) as a marker. Pure but
+/// for the ULIDs' randomness.
+pub fn plan_marker(
+    topic_id: [u8; 16],
+    fingerprint: [u8; 32],
+    items: &[DelayedItem],
+    now_ms: i64,
+) -> DelayedMarker {
+    let times: Vec<(usize, i64)> = items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| (i, it.deliver_at_ms))
+        .collect();
+    DelayedMarker {
+        topic_id,
+        created_ms: now_ms,
+        fingerprint,
+        deliver_at_ms: items.iter().map(|i| i.deliver_at_ms).collect(),
+        objects: plan_objects(&times, now_ms)
+            .into_iter()
+            .map(|(due_ms, members)| PlannedObject {
+                due_ms,
+                ulid: new_ulid(now_ms).to_bytes(),
+                members: members.into_iter().map(|i| i as u32).collect(),
+            })
+            .collect(),
+    }
+}
+
 /// One pending record as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pending {
@@ -217,39 +316,104 @@ impl Delayed {
     }
 
     /// Write delayed records of `topic` (in request order), one object per slot, every PUT
-    /// answered before this returns. Answers each record's id, in the order given.
-    pub async fn write(&self, topic: &TopicConfig, items: Vec<DelayedItem>) -> Result<Vec<String>> {
+    /// answered before this returns. Answers each record's id and due time, in the order given.
+    ///
+    /// With `idempotent` (a request's `Idempotency-Key`): the plan is first written create-only
+    /// as a marker ([`marker_path`]); a retry within [`MARKER_WINDOW_MS`] finds it, writes the
+    /// same objects under the same names (create-only: what is there already counts) and gets
+    /// the same answer, `duplicate` set. A retry with other records is
+    /// [`Error::IdempotencyConflict`].
+    pub async fn write(
+        &self,
+        topic: &TopicConfig,
+        items: Vec<DelayedItem>,
+        idempotent: Option<Idempotent<'_>>,
+    ) -> Result<Written> {
         let topic_id = topic_id(topic)?;
-        let now = self.clock.now_ms();
-        let times: Vec<(usize, i64)> = items
-            .iter()
-            .enumerate()
-            .map(|(i, it)| (i, it.deliver_at_ms))
-            .collect();
+        let Some(idem) = idempotent else {
+            let marker = plan_marker(topic_id, [0; 32], &items, self.clock.now_ms());
+            return self.write_planned(topic, &marker, items, None).await;
+        };
+        let path = marker_path(&topic.name, idem.key);
+        for _ in 0..3 {
+            let now = self.clock.now_ms();
+            let fresh = plan_marker(topic_id, idem.fingerprint, &items, now);
+            let marker = match store::put_create(&*self.store, &path, fresh.encode()).await? {
+                Created::Yes => return self.write_planned(topic, &fresh, items, None).await,
+                Created::AlreadyExists => {
+                    let Some(bytes) = store::get_opt(&*self.store, &path).await? else {
+                        continue; // collected meanwhile: plan again
+                    };
+                    DelayedMarker::decode(&bytes).map_err(|e| Error::corrupt(&path, e))?
+                }
+            };
+            if marker.topic_id != topic_id || now - marker.created_ms > MARKER_WINDOW_MS {
+                // Another incarnation's, or past the dedup window: a new request.
+                store::delete(&*self.store, &path).await?;
+                continue;
+            }
+            if marker.fingerprint != idem.fingerprint || marker.deliver_at_ms.len() != items.len() {
+                return Err(Error::IdempotencyConflict);
+            }
+            // Objects the mover took or delivered since are not written again (it deleted
+            // them); any other missing one was never written (the first try failed).
+            let state = self.state().await?.read(Duration::ZERO).await?.state;
+            let gone = |name: &str| state.taken.contains_key(name) || state.done.contains_key(name);
+            return self.write_planned(topic, &marker, items, Some(&gone)).await;
+        }
+        Err(Error::Stale(format!(
+            "the idempotency marker {path} changed under every try"
+        )))
+    }
+
+    /// PUT the objects `marker` plans for `items` (create-only) and answer the ids it gives
+    /// them. On a retry (`gone` given) what is there counts as written, and objects `gone` names
+    /// (taken or delivered by the mover) are not written again.
+    async fn write_planned(
+        &self,
+        topic: &TopicConfig,
+        marker: &DelayedMarker,
+        items: Vec<DelayedItem>,
+        gone: Option<&(dyn Fn(&str) -> bool + Sync)>,
+    ) -> Result<Written> {
+        let retry = gone.is_some();
         let mut ids = vec![String::new(); items.len()];
         let mut items: Vec<Option<DelayedItem>> = items.into_iter().map(Some).collect();
-        let mut puts = Vec::new();
-        for (due_ms, members) in plan_objects(&times, now) {
+        let mut puts = Vec::with_capacity(marker.objects.len());
+        for planned in &marker.objects {
             let key = ObjectKey {
-                due_ms,
+                due_ms: planned.due_ms,
                 topic: topic.name.clone(),
-                ulid: new_ulid(now),
+                ulid: Ulid::from_bytes(planned.ulid),
             };
             let mut object = DelayedObject {
-                topic_id,
-                created_ms: now,
-                items: Vec::with_capacity(members.len()),
+                topic_id: marker.topic_id,
+                created_ms: marker.created_ms,
+                items: Vec::with_capacity(planned.members.len()),
             };
-            for (n, i) in members.into_iter().enumerate() {
+            for (n, &i) in planned.members.iter().enumerate() {
+                let i = i as usize;
                 ids[i] = key.record_id(n as u32);
-                object.items.extend(items[i].take());
+                let mut item = items[i]
+                    .take()
+                    .ok_or_else(|| Error::Internal(format!("record {i} planned twice")))?;
+                item.deliver_at_ms = marker.deliver_at_ms[i];
+                object.items.push(item);
             }
-            puts.push((key.path(), object.encode()));
+            let path = key.path();
+            if !gone.is_some_and(|gone| gone(path.as_ref())) {
+                puts.push((path, object.encode()));
+            }
         }
         futures::stream::iter(puts)
             .map(|(path, bytes)| async move {
                 match store::put_create(&*self.store, &path, bytes).await? {
                     Created::Yes => Ok(()),
+                    // A retry's object the first try (or a concurrent retry) wrote: the same
+                    // name, so the same records. (One the mover delivered between the state
+                    // read and this PUT is written again, and deleted unsent by the mover: it
+                    // is in its done set, kept longer than the window.)
+                    Created::AlreadyExists if retry => Ok(()),
                     // A fresh ULID: never there before.
                     Created::AlreadyExists => Err(Error::Conflict(format!("{path} exists"))),
                 }
@@ -257,7 +421,25 @@ impl Delayed {
             .buffer_unordered(16)
             .try_collect::<Vec<()>>()
             .await?;
-        Ok(ids)
+        Ok(Written {
+            ids,
+            deliver_at_ms: marker.deliver_at_ms.clone(),
+            duplicate: retry,
+        })
+    }
+
+    /// Delete the idempotency markers last written more than [`MARKER_WINDOW_MS`] + 5 minutes
+    /// ago (they answer no retry any more). One LIST, and a DELETE per old marker.
+    pub async fn collect_markers(&self) -> Result<u64> {
+        let old = self.clock.now_ms() - MARKER_WINDOW_MS - 5 * 60_000;
+        let mut n = 0;
+        for meta in store::list_under(&*self.store, &Path::from(MARKERS)).await? {
+            if meta.last_modified.timestamp_millis() < old {
+                store::delete(&*self.store, &meta.location).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// GET and decode one object; `None` if it is gone (delivered) or not of this incarnation.

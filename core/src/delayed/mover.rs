@@ -50,6 +50,9 @@ pub struct MoverConfig {
     pub max_objects_per_round: usize,
     /// Most record bytes appended per flush.
     pub max_flush_bytes: usize,
+    /// How often the idempotency markers past their window are deleted (one LIST of
+    /// `delayed/k/`; no lease needed, deleting an old marker is harmless from anywhere).
+    pub marker_gc_every: Duration,
 }
 
 impl Default for MoverConfig {
@@ -59,11 +62,12 @@ impl Default for MoverConfig {
             lease_duration: Duration::from_secs(10),
             late_seconds: 2,
             sweep_every: Duration::from_secs(60),
-            sweep_seconds: 600,
+            sweep_seconds: 900,
             recent_every: Duration::from_secs(10),
             recent_seconds: 60,
             max_objects_per_round: 2000,
             max_flush_bytes: 8 << 20,
+            marker_gc_every: Duration::from_secs(300),
         }
     }
 }
@@ -79,6 +83,8 @@ pub struct TickReport {
     pub waiting: bool,
     pub records_delivered: u64,
     pub objects_done: u64,
+    /// Idempotency markers past their window deleted.
+    pub markers_deleted: u64,
 }
 
 pub struct Mover {
@@ -93,6 +99,7 @@ pub struct Mover {
     backlog_from: Option<i64>,
     last_sweep: Instant,
     last_recent: Instant,
+    last_marker_gc: Instant,
 }
 
 impl Mover {
@@ -113,6 +120,7 @@ impl Mover {
             backlog_from: None,
             last_sweep: Instant::now(),
             last_recent: Instant::now(),
+            last_marker_gc: Instant::now(),
         }
     }
 
@@ -171,6 +179,11 @@ impl Mover {
 
     async fn tick_once(&mut self) -> Result<TickReport> {
         let mut report = TickReport::default();
+        if self.last_marker_gc.elapsed() >= self.cfg.marker_gc_every {
+            self.last_marker_gc = Instant::now();
+            report.lists += 1;
+            report.markers_deleted = self.delayed.collect_markers().await?;
+        }
         let now = self.log.clock().now_ms();
         let second = now.div_euclid(1000);
         let state = self.delayed.state().await?.clone();

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 /// How long a delivered object's name is remembered after its deletion. A cancel whose GET of
 /// the object is older than half of this is refused as stale and retried, so a cancel can never
 /// be accepted for an object delivered and forgotten since it looked (see [`plan_cancel`]).
-pub const FORGET_AFTER_MS: i64 = 10 * 60_000;
+/// 20 minutes: above the 10-minute window of idempotency markers with margin (a retry may
+/// write a delivered object again; this set keeps it from a second delivery).
+pub const FORGET_AFTER_MS: i64 = 20 * 60_000;
 
 /// An object the mover has decided to deliver: the records cancelled before that decision
 /// are left out, and no cancel is accepted after it.

@@ -38,6 +38,7 @@ fn decode_all(bytes: &[u8]) {
     let _ = Checkpoint::decode(bytes);
     let _ = decode_segment(&b);
     let _ = decode_frame(&b);
+    let _ = super::delayed_key::DelayedMarker::decode(bytes);
     let (_, slices) = sample_run();
     for s in &slices {
         if let Ok(slice) = slice_of_run(&b, s) {

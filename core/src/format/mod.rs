@@ -4,6 +4,7 @@
 
 pub mod checkpoint;
 pub mod delayed;
+pub mod delayed_key;
 pub mod index;
 pub mod journal;
 pub mod record;

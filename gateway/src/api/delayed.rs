@@ -13,52 +13,66 @@ use base64::Engine;
 use sluice_api::{
     DelayedList, DelayedOut, DelayedQuery, DelayedRef, ProduceAnswer, ProducedRecord,
 };
-use sluice_core::delayed::deliver_at;
+use sluice_core::delayed::{deliver_at, Fingerprint, Idempotent};
 use sluice_core::format::delayed::DelayedItem;
 use sluice_core::format::record::Record;
 use sluice_core::topic::TopicConfig;
 use std::collections::BTreeMap;
 
 /// A request's records split into those appended now and the delayed ones (with their index in
-/// the request). Every delay is checked first, so a bad one writes nothing.
-pub type Split = (Vec<(Option<u32>, Record)>, Vec<(usize, DelayedItem)>);
+/// the request), and the fingerprint of the delayed ones as given. Every delay is checked first,
+/// so a bad one writes nothing.
+pub struct Split {
+    pub now: Vec<(Option<u32>, Record)>,
+    pub delayed: Vec<(usize, DelayedItem)>,
+    pub fingerprint: [u8; 32],
+}
 
 pub fn split(records: Vec<WithDelay>, now_ms: i64) -> ApiResult<Split> {
     let mut now = Vec::new();
     let mut later = Vec::new();
+    let mut fingerprint = Fingerprint::default();
     for (i, ((partition, record), d)) in records.into_iter().enumerate() {
         match deliver_at(d.delay_ms, d.deliver_at_ms, now_ms)
             .map_err(|e| ApiError::Invalid(format!("record {i}: {e}")))?
         {
             None => now.push((partition, record)),
-            Some(t) => later.push((
-                i,
-                DelayedItem {
-                    deliver_at_ms: t,
-                    partition,
-                    record,
-                },
-            )),
+            Some(t) => {
+                fingerprint.add(i, d.delay_ms, d.deliver_at_ms, partition, &record);
+                later.push((
+                    i,
+                    DelayedItem {
+                        deliver_at_ms: t,
+                        partition,
+                        record,
+                    },
+                ))
+            }
         }
     }
-    Ok((now, later))
+    Ok(Split {
+        now,
+        delayed: later,
+        fingerprint: fingerprint.finish(),
+    })
 }
 
-/// Write the delayed records (durably: every PUT answered) and answer their references.
+/// Write the delayed records (durably: every PUT answered) and answer their references, and
+/// whether they were a retry answered from the request's idempotency marker.
 pub async fn write(
     st: &AppState,
     topic: &TopicConfig,
     delayed: Vec<(usize, DelayedItem)>,
-) -> ApiResult<Vec<(usize, DelayedRef)>> {
+    idempotent: Option<Idempotent<'_>>,
+) -> ApiResult<(Vec<(usize, DelayedRef)>, bool)> {
     if delayed.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), false));
     }
     let (index, items): (Vec<usize>, Vec<DelayedItem>) = delayed.into_iter().unzip();
-    let times: Vec<i64> = items.iter().map(|i| i.deliver_at_ms).collect();
-    let ids = st.delayed.write(topic, items).await?;
-    Ok(index
+    let written = st.delayed.write(topic, items, idempotent).await?;
+    let refs = index
         .into_iter()
-        .zip(ids.into_iter().zip(times))
+        .zip(written.ids.into_iter().zip(written.deliver_at_ms))
         .map(|(i, (delayed_id, deliver_at_ms))| {
             (
                 i,
@@ -68,7 +82,8 @@ pub async fn write(
                 },
             )
         })
-        .collect())
+        .collect();
+    Ok((refs, written.duplicate))
 }
 
 /// The produce answer: the delayed references at their places in request order, the offsets
@@ -77,6 +92,7 @@ pub fn answer(
     delayed: Vec<(usize, DelayedRef)>,
     offsets: Vec<ProducedRecord>,
     append_timestamp_ms: i64,
+    duplicate: bool,
 ) -> ProduceAnswer {
     let total = delayed.len() + offsets.len();
     let mut delayed = delayed.into_iter().peekable();
@@ -91,7 +107,7 @@ pub fn answer(
     ProduceAnswer {
         offsets: out,
         append_timestamp_ms,
-        duplicate: false,
+        duplicate,
     }
 }
 

@@ -15,6 +15,7 @@ use axum::Json;
 use base64::Engine;
 use bytes::Bytes;
 use sluice_api::{Accepted, AckMode, ProduceAnswer, ProduceBody, ProduceQuery, ProduceRecord};
+use sluice_core::delayed::Idempotent;
 use sluice_core::format::journal::ProducerStamp;
 use sluice_core::format::record::Record;
 use sluice_core::log::ProduceRequest;
@@ -277,7 +278,7 @@ pub fn producer_of(headers: &HeaderMap) -> ApiResult<Option<ProducerStamp>> {
     responses(
         (status = 200, description = "Committed (`ack=durable`); with `?transaction=`, staged (`{\"staged\":N}`: no offsets until the transaction commits)", body = sluice_api::ProduceOutcome),
         (status = 202, description = "Queued, not yet durable (`ack=none`)", body = Accepted),
-        (status = 400, description = "Malformed body or parameters (`invalid_json`, `invalid_base64`, `invalid_request`; also a `delay_ms` that is negative or past 365 days, a `deliver_at_ms` more than 365 days ahead, a delayed record with `Idempotency-Key` / `Producer-Id` or in a transaction: nothing of the request is written)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed body or parameters (`invalid_json`, `invalid_base64`, `invalid_request`; also a `delay_ms` that is negative or past 365 days, a `deliver_at_ms` more than 365 days ahead, a delayed record with `Producer-Id` or in a transaction: nothing of the request is written)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such topic or partition, producer or transaction (`topic_not_found`, `partition_not_found`, `producer_not_found`, `transaction_not_found`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "A record or the request is too large (`record_too_large`, `request_too_large`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Unsupported content type (`unsupported_media_type`)", body = Problem, content_type = "application/problem+json"),
@@ -323,7 +324,8 @@ pub async fn produce(
         st.cfg.max_records_per_request,
     )?;
     // Delayed records (any with `delay_ms` / `deliver_at_ms`) go to the bucket; the others on.
-    let (records, delayed) = super::delayed::split(records, st.log.clock().now_ms())?;
+    let split = super::delayed::split(records, st.log.clock().now_ms())?;
+    let (records, delayed) = (split.now, split.delayed);
     if let Some(txn) = &q.transaction {
         if producer.is_some() || q.ack == Some(AckMode::None) || !delayed.is_empty() {
             return Err(ApiError::Invalid(
@@ -334,16 +336,26 @@ pub async fn produce(
         }
         return super::transactions::stage(&st, txn, &topic, records, dedup_key).await;
     }
-    if !delayed.is_empty() && (dedup_key.is_some() || producer.is_some()) {
+    if !delayed.is_empty() && producer.is_some() {
         return Err(ApiError::Invalid(
-            "delayed records cannot be produced with Idempotency-Key or Producer-Id: their \
-             offsets are assigned when they are due"
+            "delayed records cannot be produced with Producer-Id: their offsets are assigned \
+             when they are due (use Idempotency-Key for retries)"
                 .into(),
         ));
     }
-    let delayed = super::delayed::write(&st, &topic, delayed).await?;
+    let idempotent = dedup_key.as_deref().map(|key| Idempotent {
+        key,
+        fingerprint: split.fingerprint,
+    });
+    let (delayed, delayed_duplicate) =
+        super::delayed::write(&st, &topic, delayed, idempotent).await?;
     if records.is_empty() {
-        let answer = super::delayed::answer(delayed, Vec::new(), st.log.clock().now_ms());
+        let answer = super::delayed::answer(
+            delayed,
+            Vec::new(),
+            st.log.clock().now_ms(),
+            delayed_duplicate,
+        );
         return Ok(match q.ack.unwrap_or_default() {
             AckMode::Durable => Json(answer).into_response(),
             AckMode::None => (
@@ -374,8 +386,14 @@ pub async fn produce(
             observe_produce(&st, "durable", started);
             let mut answer = ProduceAnswer::from(ack);
             if !delayed.is_empty() {
-                answer =
-                    super::delayed::answer(delayed, answer.offsets, answer.append_timestamp_ms);
+                // A retry: both parts were answered from what the first try wrote.
+                let duplicate = answer.duplicate && delayed_duplicate;
+                answer = super::delayed::answer(
+                    delayed,
+                    answer.offsets,
+                    answer.append_timestamp_ms,
+                    duplicate,
+                );
             }
             Ok(Json(answer).into_response())
         }
