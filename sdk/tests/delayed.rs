@@ -127,38 +127,24 @@ async fn delayed_records_through_the_client_and_the_producer() {
 
     // A delay with an Idempotency-Key: a retry gets the first answer (same id and time, even
     // with a relative delay counted again), flagged duplicate; then cancelled.
-    let keyed = |delay| ProduceOptions {
+    let keyed = ProduceOptions {
         idempotency_key: Some("k1".into()),
-        delay: Some(delay),
+        delay: Some(Delay::For(Duration::from_secs(30))),
         ..Default::default()
     };
-    let first = c
-        .produce(
-            "t",
-            &[Record::new(None, "x")],
-            Some(&keyed(Delay::For(Duration::from_secs(30)))),
-        )
-        .await
-        .unwrap();
+    let produce = |value: &'static str| {
+        let (c, keyed) = (&c, &keyed);
+        async move {
+            c.produce("t", &[Record::new(None, value)], Some(keyed))
+                .await
+        }
+    };
+    let first = produce("x").await.unwrap();
     clock.advance(10);
-    let again = c
-        .produce(
-            "t",
-            &[Record::new(None, "x")],
-            Some(&keyed(Delay::For(Duration::from_secs(30)))),
-        )
-        .await
-        .unwrap();
+    let again = produce("x").await.unwrap();
     assert_eq!(again.offsets, first.offsets);
     assert!(again.duplicate && !first.duplicate);
-    let e = c
-        .produce(
-            "t",
-            &[Record::new(None, "y")],
-            Some(&keyed(Delay::For(Duration::from_secs(30)))),
-        )
-        .await
-        .unwrap_err();
+    let e = produce("y").await.unwrap_err();
     assert_eq!(code(&e), ErrorCode::IdempotencyKeyReused, "{e}");
     let ProducedRecord::Delayed(d) = &first.offsets[0] else {
         panic!("{first:?}");

@@ -297,15 +297,13 @@ async fn delayed_records_over_http() {
 
 /// POST `body` to topic t with `Idempotency-Key: key`.
 async fn post_keyed(url: &str, key: &str, body: &Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{url}/v1/topics/t/records"))
-        .header("Idempotency-Key", key)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    sluice_tests::http::send(
+        reqwest::Client::new()
+            .post(format!("{url}/v1/topics/t/records"))
+            .header("Idempotency-Key", key)
+            .json(body),
+    )
+    .await
 }
 
 async fn markers(store: &DynStore) -> usize {
