@@ -215,3 +215,74 @@ async fn delayed_records_through_the_client_and_the_producer() {
     assert_eq!(b.records[0].record.value, "c10");
     assert!(b.records[0].append_ts >= T0 + 10_000);
 }
+
+/// The `Producer` retries a delayed batch with its `Idempotency-Key`: with every delayed-object
+/// PUT's answer lost 30% of the time (the object written, an error answered), each record still
+/// resolves with one id, and once due each is delivered exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_producer_retries_delayed_batches_once_under_lost_answers() {
+    use sluice_core::store::{FaultConfig, Instrumented};
+    let inner = sluice_core::store::open("memory://", &Default::default()).unwrap();
+    let faulty = Instrumented::new(inner, 11);
+    let clock = ManualClock::new(T0);
+    let log = Log::new(faulty.clone(), clock.clone(), LogConfig::default());
+    let gw = Gateway::serve(log.clone(), GatewayConfig::default()).await;
+    let delayed = Delayed::new(log.store().clone(), log.clock().clone(), log.writer());
+    let mut mover = Mover::new(
+        log.clone(),
+        delayed,
+        MoverConfig {
+            lease_duration: Duration::from_millis(50),
+            ..Default::default()
+        },
+    );
+    let c = Client::new(&gw.url).unwrap();
+    c.create_topic("t", 2, None).await.unwrap();
+    faulty.set_faults(FaultConfig {
+        lost_reply_rate: 0.3,
+        only_prefix: Some("delayed/b/".into()),
+        ..Default::default()
+    });
+    let producer = Producer::new(
+        c.clone(),
+        "t",
+        ProducerConfig {
+            max_batch_records: 4,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+            ..Default::default()
+        },
+    );
+    let mut acks = Vec::new();
+    for i in 0..40u32 {
+        let delay = Delay::Until(T0 + 1_000 + i64::from(i % 5) * 200);
+        let ack = producer
+            .send_delayed(Some(i % 2), Record::new(None, format!("d{i}")), delay)
+            .await
+            .unwrap();
+        acks.push(ack);
+    }
+    let mut ids = Vec::new();
+    for a in acks {
+        ids.push(a.await.expect("every delayed record resolves").delayed_id);
+    }
+    let retries = producer.stats().retries;
+    assert!(retries > 0, "no lost answer was retried");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 40, "one id per record");
+    faulty.set_faults(FaultConfig::default());
+
+    clock.set(T0 + 10_000);
+    mover.tick().await.unwrap();
+    let want: Vec<String> = {
+        let mut v: Vec<String> = (0..40).map(|i| format!("d{i}")).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        values(&c, "t", 2).await,
+        want,
+        "each delivered once ({retries} retries)"
+    );
+}
