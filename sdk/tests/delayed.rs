@@ -24,6 +24,16 @@ fn code(e: &Error) -> ErrorCode {
     e.code().unwrap_or_else(|| panic!("no problem code: {e}"))
 }
 
+/// A mover over the log's store, driven tick by tick by the test.
+fn mover(log: &std::sync::Arc<Log>) -> Mover {
+    let delayed = Delayed::new(log.store().clone(), log.clock().clone(), log.writer());
+    let cfg = MoverConfig {
+        lease_duration: Duration::from_millis(50),
+        ..Default::default()
+    };
+    Mover::new(log.clone(), delayed, cfg)
+}
+
 /// Every value in the topic, sorted, read through the client.
 async fn values(c: &Client, topic: &str, partitions: u32) -> Vec<String> {
     let mut out = Vec::new();
@@ -46,15 +56,7 @@ async fn delayed_records_through_the_client_and_the_producer() {
     let log = Log::new(store, clock.clone(), LogConfig::default());
     let gw = Gateway::serve(log.clone(), GatewayConfig::default()).await;
     let url = gw.url.clone();
-    let delayed = Delayed::new(log.store().clone(), log.clock().clone(), log.writer());
-    let mut mover = Mover::new(
-        log.clone(),
-        delayed,
-        MoverConfig {
-            lease_duration: Duration::from_millis(50),
-            ..Default::default()
-        },
-    );
+    let mut mover = mover(&log);
     let c = Client::new(&url).unwrap();
     c.create_topic("t", 2, None).await.unwrap();
 
@@ -227,15 +229,7 @@ async fn the_producer_retries_delayed_batches_once_under_lost_answers() {
     let clock = ManualClock::new(T0);
     let log = Log::new(faulty.clone(), clock.clone(), LogConfig::default());
     let gw = Gateway::serve(log.clone(), GatewayConfig::default()).await;
-    let delayed = Delayed::new(log.store().clone(), log.clock().clone(), log.writer());
-    let mut mover = Mover::new(
-        log.clone(),
-        delayed,
-        MoverConfig {
-            lease_duration: Duration::from_millis(50),
-            ..Default::default()
-        },
-    );
+    let mut mover = mover(&log);
     let c = Client::new(&gw.url).unwrap();
     c.create_topic("t", 2, None).await.unwrap();
     faulty.set_faults(FaultConfig {
