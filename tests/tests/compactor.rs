@@ -911,3 +911,67 @@ async fn a_folding_pass_does_not_list_every_topic() {
         "the new topic's table is written: {r:?}"
     );
 }
+
+/// A checkpoint pointer that can be written but never read (a store that cannot serve the key,
+/// as LocalStack once did after a kill): a fresh compactor still folds, treats the pointer as
+/// missing and rewrites it with its next checkpoint, and readers open the shards from the
+/// listing meanwhile. Before 2026-12-07 the pass failed on the pointer's GET every time.
+#[tokio::test]
+async fn an_unreadable_checkpoint_pointer_is_rewritten_and_read_around() {
+    let store = memory();
+    let log = setup(store.clone(), clock::system()).await;
+    let mut history = History::default();
+    produce(&log, 3, 21, 0, &mut history).await;
+    // Short leases: the second compactor (a fresh one, no cached pointer) takes over at once.
+    let cfg = CompactorConfig {
+        lease_duration: Duration::from_millis(100),
+        ..Default::default()
+    };
+    compact_fully(&mut Compactor::new(
+        store.clone(),
+        clock::system(),
+        cfg.clone(),
+    ))
+    .await;
+    let shard = log.topics().get("a").await.unwrap().shard;
+    let before = sluice_core::shard::pointed_checkpoint(&*store, shard)
+        .await
+        .expect("a pointer after the first compaction")
+        .seq;
+
+    let faulty = Instrumented::new(store.clone(), 5);
+    faulty.set_faults(FaultConfig {
+        error_rate: 1.0,
+        only_reads: true,
+        only_prefix: Some(format!("{}", keys::checkpoint_pointer(shard))),
+        ..Default::default()
+    });
+    let faulty: DynStore = faulty;
+    assert!(sluice_core::shard::pointed_checkpoint(&*faulty, shard)
+        .await
+        .is_none());
+    produce(&log, 3, 22, 0, &mut history).await;
+    let mut c = Compactor::new(faulty.clone(), clock::system(), cfg);
+    let mut folded = 0;
+    for _ in 0..100 {
+        let r = c
+            .run_once()
+            .await
+            .expect("a pass despite the unreadable pointer");
+        if r.leader {
+            assert!(r.entries_folded > 0 && r.checkpoints > 0, "{r:?}");
+            folded = r.entries_folded;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(folded > 0, "the fresh compactor never led");
+    compact_fully(&mut c).await;
+    // Readers on the faulty store open the shard from the listing: everything reads back.
+    verify(faulty, history).await;
+    let after = sluice_core::shard::pointed_checkpoint(&*store, shard)
+        .await
+        .expect("the pointer, rewritten")
+        .seq;
+    assert!(after > before, "pointer {before} -> {after}");
+}

@@ -39,6 +39,8 @@ pub struct FaultConfig {
     pub timeout: Option<(f64, Duration)>,
     /// Only calls whose key starts with this are faulted (`None` = all).
     pub only_prefix: Option<String>,
+    /// Only reads (GET, HEAD) are faulted: a key that can be written but not read back.
+    pub only_reads: bool,
     /// Crash: every call numbered above this (1-based, counting all calls) fails.
     pub crash_after_calls: Option<u64>,
 }
@@ -251,6 +253,9 @@ impl State {
             .as_ref()
             .is_some_and(|p| !key.starts_with(p.as_str()))
         {
+            return Ok(Fate::Run);
+        }
+        if cfg.only_reads && kind != Kind::Get {
             return Ok(Fate::Run);
         }
         let dist = match kind {
