@@ -3,7 +3,7 @@
 // switches topics; the list refreshes with the rest of the console (app.js, every 2 s).
 
 import { api, ApiError } from "./api.js";
-import { confirmDialog, empty, field, gone, h, problemBox, put, snippet, table, unavailable } from "./dom.js";
+import { confirmThen, empty, field, gone, h, put, snippet, table, unavailable } from "./dom.js";
 import { ago, b64bytes, count, hex, iso, localTime, num } from "./format.js";
 import { headerChips } from "./topic.js";
 
@@ -81,8 +81,7 @@ export function mount(root, ctx) {
   );
 
   const cancel = async (d) => {
-    put(result);
-    const ok = await confirmDialog({
+    const dialog = {
       title: "Cancel this delayed record?",
       body: h(
         "p",
@@ -90,18 +89,12 @@ export function mount(root, ctx) {
       ),
       confirm: "Cancel delivery",
       danger: true,
-    });
-    if (!ok) {
-      put(result, h("p.muted", "Kept; nothing was changed."));
-      return;
-    }
-    try {
+    };
+    const ran = await confirmThen(result, dialog, "Kept; nothing was changed.", async () => {
       await api.cancelDelayed(topic, d.delayed_id);
-      put(result, h("p.ok", `Cancelled delayed record ${d.delayed_id}: it will never be delivered.`));
-    } catch (e) {
-      put(result, problemBox(e));
-    }
-    ctx.refresh();
+      return `Cancelled delayed record ${d.delayed_id}: it will never be delivered.`;
+    });
+    if (ran) ctx.refresh();
   };
 
   return {

@@ -137,6 +137,25 @@ export function table(columns, rows, opts = {}) {
   );
 }
 
+/**
+ * A confirmed action: clear `result`, ask with `dialog` (as confirmDialog takes it); if declined,
+ * show `kept` and resolve false; else run `act`, show the message it resolves with (or the
+ * problem it throws) and resolve true.
+ */
+export async function confirmThen(result, dialog, kept, act) {
+  put(result);
+  if (!(await confirmDialog(dialog))) {
+    put(result, h("p.muted", kept));
+    return false;
+  }
+  try {
+    put(result, h("p.ok", await act()));
+  } catch (e) {
+    put(result, problemBox(e));
+  }
+  return true;
+}
+
 /** Wire a <dialog> confirmation; resolves true when confirmed. */
 export function confirmDialog({ title, body, confirm = "Confirm", danger = false }) {
   return new Promise((resolve) => {

@@ -4,7 +4,7 @@
 // rest of the console (app.js, every 2 s).
 
 import { api, ApiError } from "./api.js";
-import { confirmDialog, empty, field, h, problemBox, put, snippet, table, unavailable } from "./dom.js";
+import { confirmThen, empty, field, h, problemBox, put, snippet, table, unavailable } from "./dom.js";
 import { ago, count, iso, localTime, num } from "./format.js";
 
 /** How many transactions one poll asks for (the API takes 1 to 1000). */
@@ -98,9 +98,8 @@ export function mount(root, ctx) {
   }
 
   const decide = async (t, how) => {
-    put(result);
     const commit = how === "commit";
-    const ok = await confirmDialog({
+    const dialog = {
       title: commit ? "Commit this transaction?" : "Roll back this transaction?",
       body: h(
         "p",
@@ -110,23 +109,16 @@ export function mount(root, ctx) {
       ),
       confirm: commit ? "Commit" : "Roll back",
       danger: !commit,
-    });
-    if (!ok) {
-      put(result, h("p.muted", "Kept open; nothing was changed."));
-      return;
-    }
-    try {
+    };
+    const ran = await confirmThen(result, dialog, "Kept open; nothing was changed.", async () => {
       if (commit) {
         const res = await api.commitTransaction(t.transaction_id);
-        put(result, h("p.ok", `Committed ${t.transaction_id}: ${count(res.offsets.length, "record")} readable.`));
-      } else {
-        await api.rollbackTransaction(t.transaction_id);
-        put(result, h("p.ok", `Rolled back ${t.transaction_id}: its records will never be visible.`));
+        return `Committed ${t.transaction_id}: ${count(res.offsets.length, "record")} readable.`;
       }
-    } catch (e) {
-      put(result, problemBox(e));
-    }
-    ctx.refresh();
+      await api.rollbackTransaction(t.transaction_id);
+      return `Rolled back ${t.transaction_id}: its records will never be visible.`;
+    });
+    if (ran) ctx.refresh();
   };
 
   return {
