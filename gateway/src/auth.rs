@@ -868,10 +868,7 @@ mod tests {
 
     #[test]
     fn json_form_debug_redacts() {
-        let hex: String = sha256(b"hashed-secret")
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hex = sluice_core::format::hex::of(&sha256(b"hashed-secret"));
         let text = format!(
             r#"{{"tokens": [
                 {{"name": "app", "token": "plain-secret-123", "grants": [

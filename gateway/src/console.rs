@@ -74,11 +74,7 @@ fn etags() -> &'static [String] {
 /// `"` + the first 16 bytes of the SHA-256 of `body` in hex + `"`.
 pub fn etag_of(body: &[u8]) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body);
-    let hex: String = d.as_ref()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("\"{hex}\"")
+    format!("\"{}\"", sluice_core::format::hex::of(&d.as_ref()[..16]))
 }
 
 /// RFC 9110 §13.1.2: does `If-None-Match` (a list of tags, or `*`) match `etag`? Weak

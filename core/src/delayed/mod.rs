@@ -178,7 +178,7 @@ const _: () = assert!(MARKER_WINDOW_MS < state::FORGET_AFTER_MS);
 /// `delayed/k/{topic}/{hex SHA-256 of the Idempotency-Key}`.
 pub fn marker_path(topic: &str, key: &[u8]) -> Path {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key);
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::format::hex::of(digest.as_ref());
     Path::from(format!("{MARKERS}/{topic}/{hex}"))
 }
 

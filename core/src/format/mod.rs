@@ -15,13 +15,14 @@ pub mod state;
 #[cfg(test)]
 mod fuzz_tests;
 
-/// Test helpers for pinned bytes: hex text of bytes and back.
-#[cfg(test)]
-pub(crate) mod hex {
+/// Lower-case hex text of bytes (object names, ETags, pinned test bytes), and back (tests).
+pub mod hex {
     pub fn of(b: &[u8]) -> String {
         b.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// Test helper: the bytes of pinned hex text (panics on bad input).
+    #[cfg(test)]
     pub fn bytes(s: &str) -> Vec<u8> {
         (0..s.len() / 2)
             .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())

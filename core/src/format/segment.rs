@@ -244,9 +244,8 @@ mod tests {
     fn frame_bytes_are_pinned() {
         let mut out = BytesMut::new();
         encode_frame(&sample(), Codec::None, &mut out);
-        let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
-            hex,
+            crate::format::hex::of(&out),
             "450000000100020000003700000001020000006b310500000068656c6c6f00000205000000776f726c640068e5cf8b01000001000400747970650700000063726561746564181a4e01"
         );
         assert_eq!(decode_frame(&out.freeze()).unwrap(), sample());
