@@ -15,6 +15,26 @@ pub mod state;
 #[cfg(test)]
 mod fuzz_tests;
 
+/// Test helper: every strict prefix of `bytes`, and `bytes` with any one byte flipped (bit 4),
+/// must be refused by `decodes` (which answers whether the bytes decoded).
+#[cfg(test)]
+pub(crate) fn assert_every_cut_and_flip_refused(
+    bytes: &[u8],
+    decodes: impl Fn(bytes::Bytes) -> bool,
+) {
+    for n in 0..bytes.len() {
+        assert!(
+            !decodes(bytes::Bytes::copy_from_slice(&bytes[..n])),
+            "prefix {n}"
+        );
+    }
+    for i in 0..bytes.len() {
+        let mut b = bytes.to_vec();
+        b[i] ^= 0x10;
+        assert!(!decodes(bytes::Bytes::from(b)), "flip at {i}");
+    }
+}
+
 /// Lower-case hex text of bytes (object names, ETags, pinned test bytes), and back (tests).
 pub mod hex {
     pub fn of(b: &[u8]) -> String {
