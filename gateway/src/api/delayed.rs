@@ -20,25 +20,27 @@ use sluice_core::topic::TopicConfig;
 use std::collections::BTreeMap;
 
 /// A request's records split into those appended now and the delayed ones (with their index in
-/// the request), and the fingerprint of the delayed ones as given. Every delay is checked first,
-/// so a bad one writes nothing.
+/// the request), and, when asked for (a request with an `Idempotency-Key`), the fingerprint of
+/// the delayed ones as given. Every delay is checked first, so a bad one writes nothing.
 pub struct Split {
     pub now: Vec<(Option<u32>, Record)>,
     pub delayed: Vec<(usize, DelayedItem)>,
-    pub fingerprint: [u8; 32],
+    pub fingerprint: Option<[u8; 32]>,
 }
 
-pub fn split(records: Vec<WithDelay>, now_ms: i64) -> ApiResult<Split> {
+pub fn split(records: Vec<WithDelay>, now_ms: i64, fingerprinted: bool) -> ApiResult<Split> {
     let mut now = Vec::new();
     let mut later = Vec::new();
-    let mut fingerprint = Fingerprint::default();
+    let mut fingerprint = fingerprinted.then(Fingerprint::default);
     for (i, ((partition, record), d)) in records.into_iter().enumerate() {
         match deliver_at(d.delay_ms, d.deliver_at_ms, now_ms)
             .map_err(|e| ApiError::Invalid(format!("record {i}: {e}")))?
         {
             None => now.push((partition, record)),
             Some(t) => {
-                fingerprint.add(i, d.delay_ms, d.deliver_at_ms, partition, &record);
+                if let Some(f) = &mut fingerprint {
+                    f.add(i, d.delay_ms, d.deliver_at_ms, partition, &record);
+                }
                 later.push((
                     i,
                     DelayedItem {
@@ -53,7 +55,7 @@ pub fn split(records: Vec<WithDelay>, now_ms: i64) -> ApiResult<Split> {
     Ok(Split {
         now,
         delayed: later,
-        fingerprint: fingerprint.finish(),
+        fingerprint: fingerprint.map(Fingerprint::finish),
     })
 }
 

@@ -324,7 +324,7 @@ pub async fn produce(
         st.cfg.max_records_per_request,
     )?;
     // Delayed records (any with `delay_ms` / `deliver_at_ms`) go to the bucket; the others on.
-    let split = super::delayed::split(records, st.log.clock().now_ms())?;
+    let split = super::delayed::split(records, st.log.clock().now_ms(), dedup_key.is_some())?;
     let (records, delayed) = (split.now, split.delayed);
     if let Some(txn) = &q.transaction {
         if producer.is_some() || q.ack == Some(AckMode::None) || !delayed.is_empty() {
@@ -343,10 +343,10 @@ pub async fn produce(
                 .into(),
         ));
     }
-    let idempotent = dedup_key.as_deref().map(|key| Idempotent {
-        key,
-        fingerprint: split.fingerprint,
-    });
+    let idempotent = dedup_key
+        .as_deref()
+        .zip(split.fingerprint)
+        .map(|(key, fingerprint)| Idempotent { key, fingerprint });
     let (delayed, delayed_duplicate) =
         super::delayed::write(&st, &topic, delayed, idempotent).await?;
     if records.is_empty() {
